@@ -1,0 +1,3 @@
+from unioncard.cli import main
+
+main()

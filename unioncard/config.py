@@ -1,0 +1,64 @@
+"""Settings from the environment (UNIONCARD_*), with the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path
+    database_url: str
+    secret_key: str
+    session_timeout_minutes: int = 30
+    login_lockout_threshold: int = 5
+    login_lockout_minutes: int = 15
+    max_upload_bytes: int = 10 * 1024 * 1024
+    default_locale: str = "ru"
+    # Secure cookies need HTTPS; the embedded demo runs on plain http://127.0.0.1.
+    secure_cookies: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+def _secret_key(instance_dir: Path) -> str:
+    """A per-installation secret kept in the instance folder (mode 0600), made on first use."""
+    value = os.environ.get("UNIONCARD_SECRET_KEY")
+    if value:
+        return value
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(**overrides) -> Settings:
+    instance_dir = Path(os.environ.get("UNIONCARD_INSTANCE_DIR", "var")).resolve()
+    database_url = os.environ.get("UNIONCARD_DATABASE_URL") or f"sqlite:///{instance_dir / 'unioncard.db'}"
+    settings = Settings(
+        instance_dir=instance_dir,
+        database_url=database_url,
+        secret_key=_secret_key(instance_dir),
+        session_timeout_minutes=_env_int("UNIONCARD_SESSION_TIMEOUT_MINUTES", 30),
+        login_lockout_threshold=_env_int("UNIONCARD_LOGIN_LOCKOUT_THRESHOLD", 5),
+        login_lockout_minutes=_env_int("UNIONCARD_LOGIN_LOCKOUT_MINUTES", 15),
+        max_upload_bytes=_env_int("UNIONCARD_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+        default_locale=os.environ.get("UNIONCARD_LOCALE", "ru"),
+        secure_cookies=os.environ.get("UNIONCARD_SECURE_COOKIES", "0") == "1",
+    )
+    return settings.with_overrides(**overrides) if overrides else settings

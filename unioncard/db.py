@@ -1,0 +1,120 @@
+"""Database engine, Alembic migrations and the unit of work.
+
+SQLite (WAL) is the embedded default; PostgreSQL is reached through psycopg 3. The schema is
+only ever built by Alembic migrations, never by ``create_all``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """Map plain postgres URLs to the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            # The stdlib driver opens transactions lazily; take the write lock at BEGIN
+            # instead (BEGIN IMMEDIATE) so concurrent writers queue rather than deadlock.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, future=True)
+
+
+class UnitOfWork:
+    """One business transaction: a session, commit or rollback, then events after commit.
+
+    Services add events with :meth:`announce`; subscribers run only once the data is durable,
+    so nothing downstream ever reacts to a change that was rolled back.
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], subscribers=None):
+        self._session_factory = session_factory
+        self._subscribers = subscribers if subscribers is not None else []
+        self.session: Session | None = None
+        self._events: list = []
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._session_factory()
+        self._events = []
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is not None:
+                self.session.rollback()
+            else:
+                # Anything not committed explicitly is thrown away.
+                self.session.rollback()
+        finally:
+            self.session.close()
+            self.session = None
+
+    def announce(self, event_obj) -> None:
+        self._events.append(event_obj)
+
+    def commit(self) -> None:
+        self.session.commit()
+        events, self._events = self._events, []
+        for event_obj in events:
+            for subscriber in self._subscribers:
+                subscriber(event_obj)
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._events = []

@@ -1,0 +1,42 @@
+"""Message translation usable both inside Flask (Flask-Babel) and outside it (CLI, importer).
+
+Messages are English msgids marked with :func:`N_`; the Russian catalogue lives in
+``checkin_web/translations``. Domain code never translates: it raises errors carrying a msgid
+and parameters, and the edge (web page, CLI, API) renders them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from babel.support import NullTranslations, Translations
+
+TRANSLATIONS_DIR = Path(__file__).parent / "checkin_web" / "translations"
+DEFAULT_LOCALE = "ru"
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it now."""
+    return message
+
+
+@lru_cache(maxsize=8)
+def catalogue(locale: str) -> NullTranslations:
+    return Translations.load(str(TRANSLATIONS_DIR), [locale], domain="messages")
+
+
+def translate(message: str, locale: str | None = None, **params) -> str:
+    """Translate with Flask-Babel inside a request, else with the given/default locale."""
+    if locale is None:
+        try:
+            from flask import has_request_context
+            from flask_babel import gettext
+
+            if has_request_context():
+                return gettext(message, **params)
+        except ImportError:  # pragma: no cover - flask is a hard dependency
+            pass
+        locale = DEFAULT_LOCALE
+    text = catalogue(locale).gettext(message)
+    return text % params if params else text

@@ -1,0 +1,1 @@
+"""Card orders, 16-digit card numbers and the card lifecycle (issue #4)."""

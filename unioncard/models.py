@@ -1,0 +1,6 @@
+"""Every part's tables, imported in one place so Alembic and tests see the whole schema."""
+
+from unioncard.orm import Base
+from unioncard.registry import models as registry_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Personalisation bureau: print batches, encoding, spoilage, manifests (issue #5)."""

@@ -1,0 +1,1 @@
+"""Offline check-in desks verifying cards against signed event bundles (issue #6)."""

@@ -1,0 +1,328 @@
+"""Registry rules in plain Python: levels, categories, consent sections, roles, validation.
+
+Nothing here touches the database or the web; adapters and services call these functions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from stdnum.exceptions import ValidationError as StdnumValidationError
+from stdnum.ru import inn as stdnum_inn
+
+from unioncard.errors import ValidationError
+from unioncard.i18n import N_
+
+
+class Level(StrEnum):
+    CENTRAL = "central"
+    REGIONAL = "regional"
+    TERRITORIAL = "territorial"
+    PRIMARY = "primary"
+    SUBDIVISION = "subdivision"
+
+
+# Which levels may sit directly under which. Primary organisations of universities and
+# colleges often report straight to the regional organisation, so both parents are allowed.
+ALLOWED_PARENTS: dict[Level, tuple[Level, ...]] = {
+    Level.CENTRAL: (),
+    Level.REGIONAL: (Level.CENTRAL,),
+    Level.TERRITORIAL: (Level.REGIONAL,),
+    Level.PRIMARY: (Level.REGIONAL, Level.TERRITORIAL),
+    Level.SUBDIVISION: (Level.PRIMARY,),
+}
+
+LEVEL_LABELS = {
+    Level.CENTRAL: N_("Central organisation"),
+    Level.REGIONAL: N_("Regional organisation"),
+    Level.TERRITORIAL: N_("Territorial organisation"),
+    Level.PRIMARY: N_("Primary organisation"),
+    Level.SUBDIVISION: N_("Subdivision"),
+}
+
+
+class OrgKind(StrEnum):
+    WORKERS = "workers"
+    STUDENTS = "students"
+    JOINT = "joint"
+
+
+ORG_KIND_LABELS = {
+    OrgKind.WORKERS: N_("of workers"),
+    OrgKind.STUDENTS: N_("of students"),
+    OrgKind.JOINT: N_("joint"),
+}
+
+
+class Category(StrEnum):
+    """Rows of the statistical forms (форма 1–5 СП)."""
+
+    WORKING = "working"
+    STUDENT = "student"
+    PENSIONER = "pensioner"
+    UNEMPLOYED = "unemployed"
+
+
+CATEGORY_LABELS = {
+    Category.WORKING: N_("working"),
+    Category.STUDENT: N_("student"),
+    Category.PENSIONER: N_("non-working pensioner"),
+    Category.UNEMPLOYED: N_("temporarily not working"),
+}
+
+
+class Sex(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+
+
+SEX_LABELS = {Sex.MALE: N_("male"), Sex.FEMALE: N_("female")}
+
+
+class LeaveReason(StrEnum):
+    OWN_WISH = "own_wish"
+    EXPELLED = "expelled"
+    LEFT_JOB_OR_STUDIES = "left_job_or_studies"
+    DIED = "died"
+    TRANSFERRED = "transferred"
+
+
+LEAVE_REASON_LABELS = {
+    LeaveReason.OWN_WISH: N_("left of own wish"),
+    LeaveReason.EXPELLED: N_("expelled"),
+    LeaveReason.LEFT_JOB_OR_STUDIES: N_("left the job or studies"),
+    LeaveReason.DIED: N_("died"),
+    LeaveReason.TRANSFERRED: N_("transferred to another organisation"),
+}
+
+
+class ConsentSection(StrEnum):
+    PROCESSING = "processing"
+    PARTNER_TRANSFER = "partner_transfer"
+    MESSAGING = "messaging"
+
+
+CONSENT_SECTION_LABELS = {
+    ConsentSection.PROCESSING: N_("1. Processing by union bodies"),
+    ConsentSection.PARTNER_TRANSFER: N_("2. Transfer to the bonus-programme partner"),
+    ConsentSection.MESSAGING: N_("3. SMS, PUSH and e-mail messages"),
+}
+
+
+class ConsentForm(StrEnum):
+    PAPER = "paper"
+    ELECTRONIC = "electronic"
+
+
+CONSENT_FORM_LABELS = {
+    ConsentForm.PAPER: N_("paper signature"),
+    ConsentForm.ELECTRONIC: N_("simple electronic signature"),
+}
+
+
+class Role(StrEnum):
+    CHAIRPERSON = "chairperson"
+    REGISTRAR = "registrar"
+    REGIONAL_STAFF = "regional_staff"
+    BUREAU_OPERATOR = "bureau_operator"
+    EVENT_STAFF = "event_staff"
+    ADMIN = "admin"
+
+
+ROLE_LABELS = {
+    Role.CHAIRPERSON: N_("chairperson"),
+    Role.REGISTRAR: N_("registry officer"),
+    Role.REGIONAL_STAFF: N_("regional staff"),
+    Role.BUREAU_OPERATOR: N_("card bureau operator"),
+    Role.EVENT_STAFF: N_("event staff"),
+    Role.ADMIN: N_("administrator"),
+}
+
+
+class Permission(StrEnum):
+    VIEW_MEMBERS = "view_members"
+    EDIT_MEMBERS = "edit_members"
+    EDIT_ORGANISATIONS = "edit_organisations"
+    MANAGE_USERS = "manage_users"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.CHAIRPERSON: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS}),
+    Role.REGISTRAR: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS}),
+    Role.REGIONAL_STAFF: frozenset(
+        {Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.EDIT_ORGANISATIONS}
+    ),
+    Role.BUREAU_OPERATOR: frozenset(),
+    Role.EVENT_STAFF: frozenset(),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+def has_permission(role: str, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS.get(Role(role), frozenset())
+
+
+# --- scope -------------------------------------------------------------------------------
+
+def child_path(parent_path: str | None, organisation_id: int) -> str:
+    """Materialised path: '/1/23/456/'. A subtree is every path starting with its root's."""
+    return f"{parent_path or '/'}{organisation_id}/"
+
+
+def in_scope(scope_path: str, object_path: str) -> bool:
+    return object_path.startswith(scope_path)
+
+
+# --- names ---------------------------------------------------------------------------------
+
+_HYPHENS = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+_SPACES = re.compile(r"\s+")
+_NAME_PATTERN = re.compile(r"^[A-Za-zА-Яа-яЁё]+(?:[ '\-][A-Za-zА-Яа-яЁё]+)*$")
+
+
+def clean_name(value: str | None) -> str:
+    """Tidy a name as typed: NFC, one kind of hyphen, single spaces, trimmed."""
+    if value is None:
+        return ""
+    value = unicodedata.normalize("NFC", str(value)).translate(_HYPHENS)
+    value = _SPACES.sub(" ", value).strip()
+    return re.sub(r"\s*-\s*", "-", value)
+
+
+def search_key(value: str | None) -> str:
+    """The form used for matching and sorting: lower case, ё as е, tidy hyphens and spaces."""
+    return clean_name(value).casefold().replace("ё", "е")
+
+
+def sort_name(surname: str, given_name: str, patronymic: str | None) -> str:
+    return " ".join(part for part in (search_key(surname), search_key(given_name), search_key(patronymic)) if part)
+
+
+def identity_key(surname: str, given_name: str, patronymic: str | None, birth_date: date) -> str:
+    """Who a person is for the registry: full name and birth date (the registry has no SNILS)."""
+    return f"{sort_name(surname, given_name, patronymic)}|{birth_date.isoformat()}"
+
+
+# --- validation -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PersonName:
+    surname: str
+    given_name: str
+    patronymic: str | None
+
+
+def validate_person_name(surname, given_name, patronymic) -> PersonName:
+    surname, given_name, patronymic = clean_name(surname), clean_name(given_name), clean_name(patronymic)
+    if not surname:
+        raise ValidationError(N_("Surname is required"), code="surname_required", field="surname")
+    if not given_name:
+        raise ValidationError(N_("Given name is required"), code="given_name_required", field="given_name")
+    for field_name, value in (("surname", surname), ("given_name", given_name), ("patronymic", patronymic)):
+        if value and (len(value) > 100 or not _NAME_PATTERN.match(value)):
+            raise ValidationError(
+                N_("The name “%(value)s” may contain only letters, spaces and hyphens"),
+                code="name_invalid",
+                field=field_name,
+                value=value,
+            )
+    return PersonName(surname, given_name, patronymic or None)
+
+
+def validate_inn(value: str | None) -> str | None:
+    """INN of an educational institution, checked with python-stdnum (10 or 12 digits)."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        return stdnum_inn.validate(str(value))
+    except StdnumValidationError:
+        raise ValidationError(
+            N_("INN “%(value)s” is not valid: it must be 10 or 12 digits with correct check digits"),
+            code="inn_invalid",
+            field="inn",
+            value=str(value).strip(),
+        ) from None
+
+
+def validate_birth_date(birth_date: date, today: date) -> date:
+    if birth_date > today:
+        raise ValidationError(
+            N_("Birth date %(value)s is in the future"), code="birth_date_future", field="birth_date",
+            value=birth_date.strftime("%d.%m.%Y"),
+        )
+    if birth_date.year < 1900:
+        raise ValidationError(
+            N_("Birth date %(value)s is too early"), code="birth_date_too_early", field="birth_date",
+            value=birth_date.strftime("%d.%m.%Y"),
+        )
+    return birth_date
+
+
+def validate_membership_dates(
+    birth_date: date | None, join_date: date, leave_date: date | None, today: date
+) -> None:
+    if join_date > today:
+        raise ValidationError(
+            N_("Join date %(value)s is in the future"), code="join_date_future", field="join_date",
+            value=join_date.strftime("%d.%m.%Y"),
+        )
+    if birth_date is not None and join_date < birth_date:
+        raise ValidationError(
+            N_("Join date %(value)s is before the birth date"), code="join_before_birth", field="join_date",
+            value=join_date.strftime("%d.%m.%Y"),
+        )
+    if leave_date is not None and leave_date < join_date:
+        raise ValidationError(
+            N_("Leave date %(leave)s is before the join date %(join)s"), code="leave_before_join",
+            field="leave_date", leave=leave_date.strftime("%d.%m.%Y"), join=join_date.strftime("%d.%m.%Y"),
+        )
+    if leave_date is not None and leave_date > today:
+        raise ValidationError(
+            N_("Leave date %(value)s is in the future"), code="leave_date_future", field="leave_date",
+            value=leave_date.strftime("%d.%m.%Y"),
+        )
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def validate_email(value: str | None) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not _EMAIL.match(value) or len(value) > 200:
+        raise ValidationError(N_("E-mail “%(value)s” is not valid"), code="email_invalid", field="email", value=value)
+    return value.lower()
+
+
+def validate_phone(value: str | None) -> str | None:
+    """Russian phone numbers, stored as +7XXXXXXXXXX; 8XXXXXXXXXX and 10 bare digits accepted."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    digits = re.sub(r"[\s()\-]", "", raw)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if not digits.isdigit():
+        raise ValidationError(N_("Phone “%(value)s” is not valid"), code="phone_invalid", field="phone", value=raw)
+    if len(digits) == 10:
+        digits = "7" + digits
+    elif len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    if len(digits) != 11 or digits[0] != "7":
+        raise ValidationError(N_("Phone “%(value)s” is not valid"), code="phone_invalid", field="phone", value=raw)
+    return "+" + digits
+
+
+def check_parent_level(level: Level, parent_level: Level | None) -> None:
+    allowed = ALLOWED_PARENTS[level]
+    if (parent_level is None and allowed) or (parent_level is not None and parent_level not in allowed):
+        raise ValidationError(
+            N_("An organisation of this level cannot be placed under that parent"),
+            code="parent_level_invalid",
+            field="parent",
+        )
