@@ -1,0 +1,114 @@
+"""Test set-up on a real database: SQLite by default, PostgreSQL with UNIONCARD_TEST_DB=postgresql.
+
+Each run makes its own PostgreSQL database (unioncard_test_<pid>_<random>) from the server in
+UNIONCARD_TEST_PG_URL, migrates it with Alembic and drops it afterwards, so parallel runs never
+collide. Between tests every table is emptied (TRUNCATE on PostgreSQL; a fresh copy of the
+migrated file on SQLite).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+
+from unioncard import db
+from unioncard.models import metadata
+from unioncard.registry.actor import Actor
+
+DB_KIND = os.environ.get("UNIONCARD_TEST_DB", "sqlite")
+PG_SERVER = os.environ.get("UNIONCARD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashes():
+    """scrypt at full cost takes ~50 ms a hash; tests make hundreds. Its use is tested on its own."""
+    from unioncard.registry import services
+
+    services.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
+    yield
+
+
+def pytest_report_header(config):
+    return f"unioncard database: {DB_KIND}"
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory):
+    if DB_KIND == "postgresql":
+        import psycopg
+
+        name = f"unioncard_test_{os.getpid()}_{secrets.token_hex(4)}"
+        server = db.normalise_url(PG_SERVER).replace("postgresql+psycopg", "postgresql")
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = server.rsplit("/", 1)[0] + "/" + name
+        db.upgrade(url)
+        yield url
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    elif DB_KIND == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        url = f"sqlite:///{path}"
+        db.upgrade(url)
+        yield url
+    else:
+        raise pytest.UsageError(f"UNIONCARD_TEST_DB must be sqlite or postgresql, not {DB_KIND!r}")
+
+
+@pytest.fixture
+def database_url(database_template, tmp_path):
+    if DB_KIND == "sqlite":
+        source = database_template.removeprefix("sqlite:///")
+        target = tmp_path / "unioncard.db"
+        shutil.copyfile(source, target)
+        yield f"sqlite:///{target}"
+    else:
+        yield database_template
+        engine = db.make_engine(database_template)
+        tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = db.make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine):
+    return db.make_session_factory(engine)
+
+
+@pytest.fixture
+def make_uow(session_factory):
+    def factory(subscribers=None):
+        return db.UnitOfWork(session_factory, subscribers)
+
+    return factory
+
+
+@pytest.fixture
+def system():
+    return Actor.system("test")
+
+
+@pytest.fixture
+def tree(make_uow, system):
+    """A small union: central → two regions → territorial → primaries, with a few members."""
+    from tests.support import build_tree
+
+    return build_tree(make_uow, system)
+
+
+@pytest.fixture
+def today():
+    return date.today()

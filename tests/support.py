@@ -1,0 +1,76 @@
+"""Shared builders for tests: a small organisation tree with members and users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from unioncard.registry import services
+from unioncard.registry.actor import Actor
+from unioncard.registry.services import PersonData
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Tree:
+    central: int
+    region_a: int
+    region_b: int
+    territorial_a: int
+    primary_a: int
+    primary_a2: int
+    primary_b: int
+    members: dict = field(default_factory=dict)  # name -> membership id
+    users: dict = field(default_factory=dict)  # login -> user id
+    actors: dict = field(default_factory=dict)  # login -> Actor
+
+
+def person(surname="Иванов", given="Иван", patronymic="Иванович", birth=date(1980, 5, 17), **kw) -> PersonData:
+    return PersonData(surname=surname, given_name=given, patronymic=patronymic, birth_date=birth, **kw)
+
+
+def build_tree(make_uow, system: Actor) -> Tree:
+    with make_uow() as uow:
+        central = services.create_organisation(uow, system, code="0", name="Общероссийский Профсоюз образования",
+                                               level="central")
+        region_a = services.create_organisation(uow, system, code="23", name="Краснодарская краевая организация",
+                                                level="regional", parent_id=central.id, region_code="23")
+        region_b = services.create_organisation(uow, system, code="21", name="Чувашская республиканская организация",
+                                                level="regional", parent_id=central.id, region_code="21")
+        territorial_a = services.create_organisation(uow, system, code="23-01", name="Сочинская городская организация",
+                                                     level="territorial", parent_id=region_a.id)
+        primary_a = services.create_organisation(uow, system, code="23-01-001", name="ППО школы № 1 г. Сочи",
+                                                 level="primary", parent_id=territorial_a.id, kind="workers",
+                                                 inn="7830002293")
+        primary_a2 = services.create_organisation(uow, system, code="23-01-002", name="ППО школы № 2 г. Сочи",
+                                                  level="primary", parent_id=territorial_a.id, kind="workers")
+        primary_b = services.create_organisation(uow, system, code="21-001", name="ППО Чувашского госуниверситета",
+                                                 level="primary", parent_id=region_b.id, kind="students")
+        uow.commit()
+        tree = Tree(central.id, region_a.id, region_b.id, territorial_a.id, primary_a.id, primary_a2.id, primary_b.id)
+    with make_uow() as uow:
+        for key, org_id, data in (
+            ("ivanov", tree.primary_a, person()),
+            ("shchyolokova", tree.primary_a, person("Щёлокова", "Анна", "Петровна", date(1975, 1, 2), sex="female")),
+            ("petrov", tree.primary_a2, person("Петров", "Пётр", None, date(1990, 3, 4))),
+            ("sidorova", tree.primary_b, person("Сидорова", "Мария", "Олеговна", date(2003, 9, 10))),
+        ):
+            membership = services.register_member(uow, system, org_id, data, category="working",
+                                                  join_date=date(2015, 9, 1))
+            tree.members[key] = membership.id
+        uow.commit()
+    with make_uow() as uow:
+        for login, role, org_id in (
+            ("admin", "admin", tree.central),
+            ("chair_a", "chairperson", tree.primary_a),
+            ("chair_a2", "chairperson", tree.primary_a2),
+            ("chair_b", "chairperson", tree.primary_b),
+            ("region_a", "regional_staff", tree.region_a),
+        ):
+            user = services.create_user(uow, system, login=login, password=PASSWORD, full_name=login, role=role,
+                                        organisation_id=org_id)
+            tree.users[login] = user.id
+            tree.actors[login] = services.actor_for(user)
+        uow.commit()
+    return tree

@@ -1,0 +1,26 @@
+"""Who is acting: a user (scoped to an organisation's subtree) or the system itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unioncard.registry.domain import Permission, Role, has_permission, in_scope
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int | None
+    login: str
+    role: str
+    scope_path: str
+    organisation_id: int | None = None
+
+    @classmethod
+    def system(cls, name: str = "system") -> "Actor":
+        return cls(user_id=None, login=name, role=Role.ADMIN, scope_path="/")
+
+    def can(self, permission: Permission) -> bool:
+        return has_permission(self.role, permission)
+
+    def sees(self, path: str) -> bool:
+        return in_scope(self.scope_path, path)

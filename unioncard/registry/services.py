@@ -1,0 +1,574 @@
+"""Registry use cases. Each takes a unit of work and an actor, checks scope and rights, changes
+data in one transaction and writes the audit log in that same transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from unioncard import clock
+from unioncard.db import UnitOfWork
+from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from unioncard.i18n import N_
+from unioncard.registry import audit
+from unioncard.registry import domain as d
+from unioncard.registry.actor import Actor
+from unioncard.registry.models import (
+    ChairpersonTerm,
+    Consent,
+    Membership,
+    Organisation,
+    OrganisationParentHistory,
+    Person,
+    UserAccount,
+)
+
+MEMBER_LEVELS = (d.Level.PRIMARY, d.Level.SUBDIVISION)
+
+
+# --- events (announced after commit) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class MembershipEnded:
+    membership_id: int
+    person_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConsentWithdrawn:
+    person_id: int
+    section: str
+
+
+# --- organisations ---------------------------------------------------------------------------
+
+def get_organisation(session: Session, actor: Actor, organisation_id: int) -> Organisation:
+    """An organisation the actor may see; anything else does not exist for them."""
+    org = session.get(Organisation, organisation_id)
+    if org is None or not actor.sees(org.path):
+        raise NotFound(N_("Organisation not found"), code="organisation_not_found")
+    return org
+
+
+def get_organisation_by_code(session: Session, actor: Actor, code: str) -> Organisation:
+    org = session.scalar(select(Organisation).where(Organisation.code == str(code).strip()))
+    if org is None or not actor.sees(org.path):
+        raise NotFound(N_("Unknown organisation code “%(org_code)s”"), code="organisation_code_unknown", org_code=code)
+    return org
+
+
+def create_organisation(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    code: str,
+    name: str,
+    level: str,
+    parent_id: int | None = None,
+    kind: str | None = None,
+    inn: str | None = None,
+    region_code: str | None = None,
+    added_on: date | None = None,
+) -> Organisation:
+    session = uow.session
+    level = d.Level(level)
+    code = str(code).strip()
+    name = d.clean_name(name) if name else ""
+    if not code or len(code) > 32:
+        raise ValidationError(N_("Organisation code is required (up to 32 characters)"), code="org_code_invalid", field="code")
+    if not name:
+        raise ValidationError(N_("Organisation name is required"), code="org_name_required", field="name")
+    parent = None
+    if parent_id is not None:
+        parent = get_organisation(session, actor, parent_id)
+    elif actor.scope_path != "/":
+        raise PermissionDenied()
+    if not actor.can(d.Permission.EDIT_ORGANISATIONS):
+        raise PermissionDenied()
+    d.check_parent_level(level, d.Level(parent.level) if parent else None)
+    if kind is not None:
+        kind = d.OrgKind(kind)
+    inn = d.validate_inn(inn)
+    if session.scalar(select(Organisation.id).where(Organisation.code == code)) is not None:
+        raise Conflict(N_("An organisation with code “%(org_code)s” already exists"), code="org_code_taken", field="code", org_code=code)
+    org = Organisation(
+        code=code, name=name, level=level, kind=kind, inn=inn, parent_id=parent.id if parent else None,
+        path="", region_code=region_code, added_on=added_on or clock.today(),
+    )
+    session.add(org)
+    session.flush()
+    org.path = d.child_path(parent.path if parent else None, org.id)
+    session.add(OrganisationParentHistory(organisation_id=org.id, parent_id=org.parent_id, valid_from=clock.now()))
+    audit.record(session, actor, "organisation.create", "organisation", org.id, org.id, code=code, name=name, level=level)
+    return org
+
+
+def move_organisation(uow: UnitOfWork, actor: Actor, organisation_id: int, new_parent_id: int) -> Organisation:
+    """Move a subtree under another parent. Paths below it are rewritten; the old placement stays
+    in the parent history, and memberships keep their own dates."""
+    session = uow.session
+    if not actor.can(d.Permission.EDIT_ORGANISATIONS):
+        raise PermissionDenied()
+    org = get_organisation(session, actor, organisation_id)
+    new_parent = get_organisation(session, actor, new_parent_id)
+    if new_parent.path.startswith(org.path):
+        raise ValidationError(N_("An organisation cannot be moved inside itself"), code="move_into_self", field="parent")
+    d.check_parent_level(d.Level(org.level), d.Level(new_parent.level))
+    old_prefix, old_parent_id = org.path, org.parent_id
+    new_prefix = d.child_path(new_parent.path, org.id)
+    moment = clock.now()
+    for table in (Organisation.__table__, Membership.__table__):
+        column = table.c.path if table is Organisation.__table__ else table.c.org_path
+        session.execute(
+            update(table)
+            .where(column.like(old_prefix + "%"))
+            .values({column.name: new_prefix + func.substr(column, len(old_prefix) + 1)})
+        )
+    session.execute(
+        update(OrganisationParentHistory)
+        .where(OrganisationParentHistory.organisation_id == org.id, OrganisationParentHistory.valid_to.is_(None))
+        .values(valid_to=moment)
+    )
+    session.add(OrganisationParentHistory(organisation_id=org.id, parent_id=new_parent.id, valid_from=moment))
+    org.parent_id = new_parent.id
+    session.flush()
+    session.refresh(org)
+    audit.record(session, actor, "organisation.move", "organisation", org.id, org.id,
+                 old_parent_id=old_parent_id, new_parent_id=new_parent.id)
+    return org
+
+
+def remove_organisation(uow: UnitOfWork, actor: Actor, organisation_id: int, removed_on: date, reason: str) -> None:
+    session = uow.session
+    if not actor.can(d.Permission.EDIT_ORGANISATIONS):
+        raise PermissionDenied()
+    org = get_organisation(session, actor, organisation_id)
+    active = session.scalar(
+        select(func.count()).select_from(Membership).where(Membership.org_path.like(org.path + "%"), Membership.is_active)
+    )
+    if active:
+        raise Conflict(
+            N_("The organisation still has %(count)s registered members: transfer or deregister them first"),
+            code="org_has_members", count=active,
+        )
+    org.removed_on, org.removal_reason = removed_on, reason
+    audit.record(session, actor, "organisation.remove", "organisation", org.id, org.id, removed_on=removed_on, reason=reason)
+
+
+def children(session: Session, actor: Actor, organisation_id: int | None) -> list[Organisation]:
+    if organisation_id is None:
+        # The roots of what the actor sees: their own organisation.
+        return list(session.scalars(select(Organisation).where(Organisation.path == actor.scope_path)))
+    parent = get_organisation(session, actor, organisation_id)
+    return list(session.scalars(select(Organisation).where(Organisation.parent_id == parent.id).order_by(Organisation.name)))
+
+
+def member_counts(session: Session, paths: list[str]) -> dict[str, int]:
+    """Active members below each path (one query per path; used for a page of children)."""
+    result = {}
+    for path in paths:
+        result[path] = session.scalar(
+            select(func.count()).select_from(Membership).where(Membership.org_path.like(path + "%"), Membership.is_active)
+        )
+    return result
+
+
+# --- people and memberships ------------------------------------------------------------------
+
+@dataclass
+class PersonData:
+    surname: str
+    given_name: str
+    patronymic: str | None
+    birth_date: date
+    sex: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def validated(self, today: date) -> "PersonData":
+        name = d.validate_person_name(self.surname, self.given_name, self.patronymic)
+        return PersonData(
+            surname=name.surname,
+            given_name=name.given_name,
+            patronymic=name.patronymic,
+            birth_date=d.validate_birth_date(self.birth_date, today),
+            sex=d.Sex(self.sex).value if self.sex else None,
+            phone=d.validate_phone(self.phone),
+            email=d.validate_email(self.email),
+        )
+
+    @property
+    def identity_key(self) -> str:
+        return d.identity_key(self.surname, self.given_name, self.patronymic, self.birth_date)
+
+
+PERSON_FIELDS = ("surname", "given_name", "patronymic", "birth_date", "sex", "phone", "email")
+
+
+def find_person(session: Session, data: PersonData) -> Person | None:
+    return session.scalars(select(Person).where(Person.identity_key == data.identity_key).order_by(Person.id)).first()
+
+
+def active_membership(session: Session, person_id: int) -> Membership | None:
+    return session.scalar(select(Membership).where(Membership.person_id == person_id, Membership.is_active))
+
+
+def _member_org(session: Session, actor: Actor, organisation_id: int) -> Organisation:
+    org = get_organisation(session, actor, organisation_id)
+    if not actor.can(d.Permission.EDIT_MEMBERS):
+        raise PermissionDenied()
+    if d.Level(org.level) not in MEMBER_LEVELS:
+        raise ValidationError(
+            N_("Members are registered only in primary organisations and their subdivisions"),
+            code="org_not_primary", field="organisation",
+        )
+    if org.removed_on is not None:
+        raise ValidationError(N_("The organisation has been removed from the registry"), code="org_removed")
+    return org
+
+
+def register_member(
+    uow: UnitOfWork,
+    actor: Actor,
+    organisation_id: int,
+    person: PersonData,
+    *,
+    category: str,
+    join_date: date,
+    transfer: bool = False,
+    today: date | None = None,
+) -> Membership:
+    """Put a person on the register of a primary organisation.
+
+    A person is on exactly one register at a time: if they are on another one, this is refused,
+    unless ``transfer`` is set, in which case the old membership ends («transferred») the day
+    before and a new one starts here, in one transaction.
+    """
+    session = uow.session
+    today = today or clock.today()
+    org = _member_org(session, actor, organisation_id)
+    person = person.validated(today)
+    category = d.Category(category)
+    d.validate_membership_dates(person.birth_date, join_date, None, today)
+    existing = find_person(session, person)
+    if existing is not None:
+        current = active_membership(session, existing.id)
+        if current is not None:
+            if current.organisation_id == org.id:
+                raise Conflict(N_("This person is already registered in this organisation"), code="already_member_here")
+            if not transfer:
+                other = session.get(Organisation, current.organisation_id)
+                raise Conflict(
+                    N_("This person is already registered in another primary organisation: “%(name)s” (code %(org_code)s). "
+                       "A person can be registered in only one organisation; transfer them instead."),
+                    code="registered_elsewhere", name=other.name, org_code=other.code,
+                )
+            _end_membership(session, actor, current, join_date, d.LeaveReason.TRANSFERRED, uow)
+        for field_name in PERSON_FIELDS:
+            new_value = getattr(person, field_name)
+            if new_value is not None:
+                setattr(existing, field_name, new_value)
+        record = existing
+    else:
+        record = Person(**{f: getattr(person, f) for f in PERSON_FIELDS}, identity_key=person.identity_key,
+                        created_at=clock.now())
+        session.add(record)
+        session.flush()
+    membership = Membership(
+        person_id=record.id, organisation_id=org.id, org_path=org.path,
+        sort_name=d.sort_name(record.surname, record.given_name, record.patronymic),
+        category=category, join_date=join_date, is_active=True,
+    )
+    session.add(membership)
+    session.flush()
+    audit.record(session, actor, "member.transfer_in" if transfer and existing else "member.register", "membership",
+                 membership.id, org.id, person_id=record.id, category=category, join_date=join_date)
+    return membership
+
+
+def _end_membership(session, actor, membership: Membership, leave_date: date, reason: str, uow: UnitOfWork) -> None:
+    d.validate_membership_dates(None, membership.join_date, leave_date, clock.today())
+    membership.leave_date, membership.leave_reason, membership.is_active = leave_date, reason, False
+    session.flush()
+    audit.record(session, actor, "member.deregister", "membership", membership.id, membership.organisation_id,
+                 person_id=membership.person_id, leave_date=leave_date, reason=reason)
+    uow.announce(MembershipEnded(membership.id, membership.person_id, reason))
+
+
+def get_membership(session: Session, actor: Actor, membership_id: int) -> Membership:
+    membership = session.get(Membership, membership_id)
+    if membership is None or not actor.sees(membership.org_path) or not actor.can(d.Permission.VIEW_MEMBERS):
+        raise NotFound(N_("Member not found"), code="member_not_found")
+    return membership
+
+
+def view_member(uow: UnitOfWork, actor: Actor, membership_id: int) -> Membership:
+    """Read a member's personal data; every such view is audited."""
+    membership = get_membership(uow.session, actor, membership_id)
+    audit.record(uow.session, actor, "member.view", "membership", membership.id, membership.organisation_id,
+                 person_id=membership.person_id)
+    return membership
+
+
+def update_member(
+    uow: UnitOfWork, actor: Actor, membership_id: int, person: PersonData, *, category: str, join_date: date,
+    today: date | None = None,
+) -> dict:
+    """Correct a member's record; returns the changes {field: (old, new)}."""
+    session = uow.session
+    today = today or clock.today()
+    membership = get_membership(session, actor, membership_id)
+    _member_org(session, actor, membership.organisation_id)
+    person = person.validated(today)
+    d.validate_membership_dates(person.birth_date, join_date, membership.leave_date, today)
+    record = membership.person
+    clash = find_person(session, person)
+    if clash is not None and clash.id != record.id:
+        raise Conflict(N_("Another person with the same name and birth date is already in the registry"),
+                       code="person_duplicate")
+    changes = {}
+    for field_name in PERSON_FIELDS:
+        old, new = getattr(record, field_name), getattr(person, field_name)
+        if old != new:
+            changes[field_name] = (old, new)
+            setattr(record, field_name, new)
+    record.identity_key = person.identity_key
+    if membership.category != category:
+        changes["category"] = (membership.category, d.Category(category).value)
+        membership.category = d.Category(category)
+    if membership.join_date != join_date:
+        changes["join_date"] = (membership.join_date, join_date)
+        membership.join_date = join_date
+    # Every membership of this person carries the sort key.
+    session.execute(update(Membership).where(Membership.person_id == record.id)
+                    .values(sort_name=d.sort_name(record.surname, record.given_name, record.patronymic)))
+    if changes:
+        audit.record(session, actor, "member.update", "membership", membership.id, membership.organisation_id,
+                     fields=sorted(changes))
+    return changes
+
+
+def deregister_member(uow: UnitOfWork, actor: Actor, membership_id: int, leave_date: date, reason: str) -> Membership:
+    session = uow.session
+    membership = get_membership(session, actor, membership_id)
+    _member_org(session, actor, membership.organisation_id)
+    if not membership.is_active:
+        raise Conflict(N_("This member has already been deregistered"), code="already_deregistered")
+    _end_membership(session, actor, membership, leave_date, d.LeaveReason(reason), uow)
+    return membership
+
+
+def list_members(
+    session: Session, actor: Actor, organisation_id: int, *, query: str = "", page: int = 1, per_page: int = 50,
+    include_former: bool = False,
+) -> tuple[list[Membership], int]:
+    """Members of an organisation's subtree, sorted by name; ``query`` matches the start of the
+    surname (or of «surname given-name»), ё and е alike, any case."""
+    org = get_organisation(session, actor, organisation_id)
+    if not actor.can(d.Permission.VIEW_MEMBERS):
+        raise NotFound(N_("Organisation not found"), code="organisation_not_found")
+    conditions = [Membership.org_path.like(org.path + "%")]
+    if not include_former:
+        conditions.append(Membership.is_active)
+    key = d.search_key(query)
+    if key:
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Membership.sort_name.like(escaped + "%", escape="\\"))
+    total = session.scalar(select(func.count()).select_from(Membership).where(*conditions))
+    page = max(1, page)
+    rows = list(session.scalars(
+        select(Membership).where(*conditions).order_by(Membership.sort_name, Membership.id)
+        .offset((page - 1) * per_page).limit(per_page)
+    ))
+    return rows, total
+
+
+# --- consents --------------------------------------------------------------------------------
+
+def current_consents(session: Session, person_id: int) -> dict[str, Consent]:
+    rows = session.scalars(
+        select(Consent).where(Consent.person_id == person_id, Consent.withdrawn_on.is_(None)).order_by(Consent.id)
+    )
+    return {row.section: row for row in rows}
+
+
+def consent_history(session: Session, person_id: int) -> list[Consent]:
+    return list(session.scalars(select(Consent).where(Consent.person_id == person_id).order_by(Consent.id)))
+
+
+def has_consent(session: Session, person_id: int, section: str) -> bool:
+    return d.ConsentSection(section) in current_consents(session, person_id)
+
+
+def give_consent(uow: UnitOfWork, actor: Actor, membership_id: int, section: str, given_on: date, form: str) -> Consent:
+    session = uow.session
+    membership = get_membership(session, actor, membership_id)
+    _member_org(session, actor, membership.organisation_id)
+    section, form = d.ConsentSection(section), d.ConsentForm(form)
+    if given_on > clock.today():
+        raise ValidationError(N_("The consent date is in the future"), code="consent_date_future", field="given_on")
+    if section in current_consents(session, membership.person_id):
+        raise Conflict(N_("This consent has already been given"), code="consent_already_given")
+    consent = Consent(person_id=membership.person_id, section=section, given_on=given_on, form=form,
+                      recorded_at=clock.now(), recorded_by=actor.user_id)
+    session.add(consent)
+    session.flush()
+    audit.record(session, actor, "consent.give", "consent", consent.id, membership.organisation_id,
+                 person_id=membership.person_id, section=section, form=form, given_on=given_on)
+    return consent
+
+
+def withdraw_consent(uow: UnitOfWork, actor: Actor, membership_id: int, section: str, withdrawn_on: date) -> Consent:
+    session = uow.session
+    membership = get_membership(session, actor, membership_id)
+    _member_org(session, actor, membership.organisation_id)
+    section = d.ConsentSection(section)
+    consent = current_consents(session, membership.person_id).get(section)
+    if consent is None:
+        raise Conflict(N_("This consent has not been given"), code="consent_not_given")
+    if withdrawn_on < consent.given_on or withdrawn_on > clock.today():
+        raise ValidationError(N_("The withdrawal date must be between the consent date and today"),
+                              code="consent_withdrawal_date_invalid", field="withdrawn_on")
+    consent.withdrawn_on = withdrawn_on
+    audit.record(session, actor, "consent.withdraw", "consent", consent.id, membership.organisation_id,
+                 person_id=membership.person_id, section=section, withdrawn_on=withdrawn_on)
+    uow.announce(ConsentWithdrawn(membership.person_id, section))
+    return consent
+
+
+# --- chairpersons and users ---------------------------------------------------------------------
+
+def appoint_chairperson(uow: UnitOfWork, actor: Actor, organisation_id: int, person_id: int,
+                        starts_on: date, ends_on: date) -> ChairpersonTerm:
+    session = uow.session
+    org = get_organisation(session, actor, organisation_id)
+    if not actor.can(d.Permission.MANAGE_USERS):
+        raise PermissionDenied()
+    if ends_on <= starts_on:
+        raise ValidationError(N_("The term must end after it starts"), code="term_dates_invalid", field="ends_on")
+    if session.get(Person, person_id) is None:
+        raise NotFound(N_("Member not found"), code="member_not_found")
+    # A new term ends the previous chairperson's term the day before, and with it their login.
+    for previous in session.scalars(select(ChairpersonTerm).where(
+            ChairpersonTerm.organisation_id == org.id, ChairpersonTerm.ends_on >= starts_on)):
+        previous.ends_on = min(previous.ends_on, starts_on)
+    term = ChairpersonTerm(organisation_id=org.id, person_id=person_id, starts_on=starts_on, ends_on=ends_on)
+    session.add(term)
+    session.flush()
+    audit.record(session, actor, "chairperson.appoint", "chairperson_term", term.id, org.id,
+                 person_id=person_id, starts_on=starts_on, ends_on=ends_on)
+    return term
+
+
+def current_chairperson(session: Session, organisation_id: int, on: date | None = None) -> ChairpersonTerm | None:
+    on = on or clock.today()
+    return session.scalars(select(ChairpersonTerm).where(
+        ChairpersonTerm.organisation_id == organisation_id, ChairpersonTerm.starts_on <= on,
+        ChairpersonTerm.ends_on >= on).order_by(ChairpersonTerm.starts_on.desc())).first()
+
+
+PASSWORD_MIN_LENGTH = 10
+
+
+def create_user(uow: UnitOfWork, actor: Actor, *, login: str, password: str, full_name: str, role: str,
+                organisation_id: int, valid_until: date | None = None,
+                chairperson_term_id: int | None = None) -> UserAccount:
+    session = uow.session
+    if not actor.can(d.Permission.MANAGE_USERS):
+        raise PermissionDenied()
+    org = get_organisation(session, actor, organisation_id)
+    role = d.Role(role)
+    login = login.strip().lower()
+    if not login or len(login) > 64:
+        raise ValidationError(N_("Login is required"), code="login_required", field="login")
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise ValidationError(N_("The password must be at least %(length)s characters long"),
+                              code="password_too_short", field="password", length=PASSWORD_MIN_LENGTH)
+    if session.scalar(select(UserAccount.id).where(UserAccount.login == login)) is not None:
+        raise Conflict(N_("The login “%(login)s” is taken"), code="login_taken", field="login", login=login)
+    user = UserAccount(login=login, password_hash=hash_password(password), full_name=full_name, role=role,
+                       organisation_id=org.id, valid_until=valid_until, chairperson_term_id=chairperson_term_id,
+                       is_enabled=True, failed_logins=0, created_at=clock.now())
+    session.add(user)
+    session.flush()
+    audit.record(session, actor, "user.create", "user", user.id, org.id, login=login, role=role)
+    return user
+
+
+# Salted scrypt (n=2**15, r=8, p=1). Tests lower the cost; nothing else should.
+PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=PASSWORD_HASH_METHOD)
+
+
+# A fixed hash to compare against for unknown logins, so timing does not reveal which exist.
+_DUMMY_HASH = None
+
+
+def login_valid_until(user: UserAccount) -> date | None:
+    """The last day a login works: its own limit, and for a chairperson the end of the term."""
+    limits = [x for x in (user.valid_until, user.chairperson_term.ends_on if user.chairperson_term else None) if x]
+    return min(limits) if limits else None
+
+
+class LoginRefused(PermissionDenied):
+    code = "login_refused"
+    message = N_("Wrong login or password")
+
+
+def authenticate(uow: UnitOfWork, login: str, password: str, *, lockout_threshold: int,
+                 lockout_minutes: int) -> UserAccount:
+    """Check a password. Repeated failures lock the login for a while; an expired term of office
+    or a disabled account refuses the login with its own message. Every outcome is audited."""
+    global _DUMMY_HASH
+    from datetime import timedelta
+
+    session = uow.session
+    now = clock.now()
+    user = session.scalar(select(UserAccount).where(UserAccount.login == (login or "").strip().lower()))
+    if user is None:
+        _DUMMY_HASH = _DUMMY_HASH or hash_password("not a password")
+        check_password_hash(_DUMMY_HASH, password or "")
+        audit.record(session, Actor.system("anonymous"), "login.unknown_user", "user", None)
+        uow.commit()
+        raise LoginRefused()
+    actor = Actor(user.id, user.login, user.role, user.organisation.path, user.organisation_id)
+    if user.locked_until and user.locked_until > now:
+        audit.record(session, actor, "login.locked", "user", user.id)
+        uow.commit()
+        raise LoginRefused(N_("Too many failed attempts: the login is locked until %(until)s UTC"),
+                           code="login_locked", until=user.locked_until.strftime("%H:%M"))
+    if not check_password_hash(user.password_hash, password or ""):
+        user.failed_logins += 1
+        if user.failed_logins >= lockout_threshold:
+            user.locked_until = now + timedelta(minutes=lockout_minutes)
+            user.failed_logins = 0
+        audit.record(session, actor, "login.failed", "user", user.id)
+        uow.commit()
+        raise LoginRefused()
+    valid_until = login_valid_until(user)
+    if not user.is_enabled or (valid_until is not None and valid_until < clock.today()):
+        audit.record(session, actor, "login.expired", "user", user.id)
+        uow.commit()
+        raise LoginRefused(N_("This login is blocked: the term of office has ended or access was withdrawn"),
+                           code="login_blocked")
+    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    audit.record(session, actor, "login.success", "user", user.id)
+    uow.commit()
+    return user
+
+
+def actor_for(user: UserAccount) -> Actor:
+    return Actor(user.id, user.login, user.role, user.organisation.path, user.organisation_id)
+
+
+def user_is_active(user: UserAccount) -> bool:
+    valid_until = login_valid_until(user)
+    return user.is_enabled and (valid_until is None or valid_until >= clock.today())
