@@ -1,0 +1,139 @@
+"""The Flask web application: ``create_app(settings)`` builds everything; nothing at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Flask, g, render_template, request, session
+from flask_babel import Babel
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from unioncard import db
+from unioncard.config import Settings, load_settings
+from unioncard.i18n import TRANSLATIONS_DIR
+
+LOCALES = ("ru", "en")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker
+    subscribers: list
+
+    def uow(self) -> db.UnitOfWork:
+        return db.UnitOfWork(self.session_factory, self.subscribers)
+
+
+def create_app(settings: Settings | None = None, **overrides) -> Flask:
+    settings = settings or load_settings()
+    if overrides:
+        settings = settings.with_overrides(**overrides)
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SESSION_COOKIE_NAME="unioncard_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        REMEMBER_COOKIE_SECURE=settings.secure_cookies,
+        # Idle timeout: the permanent session's lifetime is renewed by every request.
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_timeout_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        WTF_CSRF_TIME_LIMIT=None,
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS_DIR),
+    )
+    engine = db.make_engine(settings.database_url)
+    runtime = Runtime(settings, engine, db.make_session_factory(engine), [])
+    app.extensions["unioncard"] = runtime
+
+    CSRFProtect(app)
+    Babel(app, locale_selector=_select_locale)
+    _init_login(app, runtime)
+
+    from unioncard.checkin_web import auth, home, registry_views
+
+    app.register_blueprint(home.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(registry_views.bp)
+
+    from unioncard.checkin_web import formatting
+
+    formatting.install(app)
+    _install_error_pages(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def runtime() -> Runtime:
+    from flask import current_app
+
+    return current_app.extensions["unioncard"]
+
+
+def _select_locale() -> str:
+    chosen = session.get("locale")
+    if chosen in LOCALES:
+        return chosen
+    return runtime().settings.default_locale
+
+
+def _init_login(app: Flask, rt: Runtime) -> None:
+    from unioncard.checkin_web.auth import load_user
+
+    manager = LoginManager(app)
+    manager.login_view = "auth.login"
+    manager.login_message = None
+    manager.session_protection = "strong"
+    manager.user_loader(load_user)
+
+
+def _security_headers(response):
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint and request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _install_error_pages(app: Flask) -> None:
+    from flask_babel import gettext as _
+
+    def page(status, title, text):
+        return render_template("error.html", title=title, text=text), status
+
+    @app.errorhandler(404)
+    def not_found(_e):
+        return page(404, _("Page not found"), _("There is no such page, or it is not available to you."))
+
+    @app.errorhandler(413)
+    def too_large(_e):
+        limit = runtime().settings.max_upload_bytes // (1024 * 1024)
+        return page(413, _("The file is too large"),
+                    _("Files up to %(limit)s MB can be uploaded. Split the list into several files.", limit=limit))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_e):
+        return page(400, _("The form has expired"),
+                    _("The page was open too long or was opened in another window. Go back, reload it and try again."))
+
+    @app.errorhandler(405)
+    def not_allowed(_e):
+        return page(405, _("Page not found"), _("There is no such page, or it is not available to you."))
+
+    @app.teardown_appcontext
+    def _drop_request_state(_exc):
+        g.pop("actor", None)

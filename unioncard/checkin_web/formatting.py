@@ -1,0 +1,45 @@
+"""Template helpers: Russian number and date formats, labels for codes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_babel import get_locale, gettext
+
+from unioncard.registry import domain as d
+
+
+def number(value) -> str:
+    """1 094 481 (non-breaking thin grouping as Russian typography writes it)."""
+    return f"{int(value):,}".replace(",", "\u00a0")
+
+
+def day(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%d.%m.%Y %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%d.%m.%Y")
+    return str(value)
+
+
+def label(mapping_name: str, value) -> str:
+    mapping = {
+        "level": d.LEVEL_LABELS, "kind": d.ORG_KIND_LABELS, "category": d.CATEGORY_LABELS, "sex": d.SEX_LABELS,
+        "leave_reason": d.LEAVE_REASON_LABELS, "consent_section": d.CONSENT_SECTION_LABELS,
+        "consent_form": d.CONSENT_FORM_LABELS, "role": d.ROLE_LABELS,
+    }[mapping_name]
+    if value is None:
+        return ""
+    try:
+        return gettext(mapping[type(next(iter(mapping)))(value)])
+    except (ValueError, KeyError):
+        return str(value)
+
+
+def install(app) -> None:
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["day"] = day
+    app.jinja_env.globals["label"] = label
+    app.jinja_env.globals["get_locale"] = lambda: str(get_locale() or "ru")
