@@ -112,3 +112,22 @@ def tree(make_uow, system):
 @pytest.fixture
 def today():
     return date.today()
+
+
+@pytest.fixture
+def app(database_url, tmp_path, tree):
+    from unioncard.checkin_web import create_app
+    from unioncard.config import Settings
+
+    settings = Settings(instance_dir=tmp_path / "instance", database_url=database_url, secret_key="test-secret",
+                        max_upload_bytes=256 * 1024)
+    app = create_app(settings)
+    yield app
+    app.extensions["unioncard"].engine.dispose()
+
+
+@pytest.fixture
+def web(app):
+    from tests.support import WebClient
+
+    return WebClient(app)

@@ -74,3 +74,32 @@ def build_tree(make_uow, system: Actor) -> Tree:
             tree.actors[login] = services.actor_for(user)
         uow.commit()
     return tree
+
+
+class WebClient:
+    """Flask's test client with CSRF tokens taken from the page, as a browser would."""
+
+    def __init__(self, app):
+        import re
+
+        self.app = app
+        self.client = app.test_client()
+        self._token_re = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
+                                    r'name="csrf_token" value="([^"]+)"')
+
+    def token(self, path: str = "/login") -> str:
+        page = self.client.get(path, follow_redirects=True)
+        match = self._token_re.search(page.get_data(as_text=True))
+        assert match, f"no CSRF token on {path}"
+        return match.group(1) or match.group(2)
+
+    def login(self, login: str, password: str = PASSWORD):
+        return self.client.post("/login", data={"csrf_token": self.token(), "login": login, "password": password})
+
+    def get(self, path, **kw):
+        return self.client.get(path, **kw)
+
+    def post(self, path, data=None, token_from: str | None = None, **kw):
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.token(token_from or "/login"))
+        return self.client.post(path, data=data, **kw)

@@ -371,13 +371,15 @@ def import_members(organisation_id: int):
 @login_required
 def import_confirm(organisation_id: int):
     form = ConfirmImportForm()
-    pending = _pending(organisation_id)
-    if not form.validate_on_submit() or pending is None or pending["token"] != form.token.data:
-        flash(_("Upload the file again: the preview is no longer valid"), "error")
-        return redirect(url_for(".import_members", organisation_id=organisation_id))
-    path = _upload_dir() / f"{pending['token']}.bin"
     with _rt().uow() as uow:
         org = _org_or_404(uow.session, organisation_id)
+        if not _actor().can(d.Permission.EDIT_MEMBERS) or d.Level(org.level) not in services.MEMBER_LEVELS:
+            abort(404)
+        pending = _pending(organisation_id)
+        if not form.validate_on_submit() or pending is None or pending["token"] != form.token.data:
+            flash(_("Upload the file again: the preview is no longer valid"), "error")
+            return redirect(url_for(".import_members", organisation_id=organisation_id))
+        path = _upload_dir() / f"{pending['token']}.bin"
         content = path.read_bytes() if path.exists() else b""
         # Planned again: someone may have changed the register since the preview.
         plan = importer.plan_import(uow.session, _actor(), org.id, content, pending["name"],

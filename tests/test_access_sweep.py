@@ -1,0 +1,106 @@
+"""Walk every route of the web app as the chairperson of one primary organisation and try every
+other organisation's and member's id: all must answer 404, exactly as for ids that do not exist,
+and nothing may change. Own objects must work, so the sweep cannot pass by accident."""
+
+from datetime import date
+
+from sqlalchemy import func, select
+
+from unioncard.registry.models import AuditEntry, Consent, Membership
+from tests.test_web import text_of
+
+KNOWN_PARAMS = {"organisation_id", "membership_id", "code", "filename"}
+FOREIGN_NAMES = ("Петров Пётр", "Сидорова", "ППО школы № 2", "ППО Чувашского")
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        yield rule
+
+
+def fill(rule, values):
+    path = rule.rule
+    for name, value in values.items():
+        path = path.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
+    return path
+
+
+def test_every_route_param_is_covered(app):
+    for rule in routes(app):
+        assert set(rule.arguments) <= KNOWN_PARAMS, f"{rule.rule}: add its parameters to the access sweep"
+
+
+def test_chairperson_cannot_reach_other_organisations_or_members(web, tree, session_factory):
+    web.login("chair_a")
+    own = {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"]}
+    foreign_orgs = [tree.central, tree.region_a, tree.territorial_a, tree.primary_a2, tree.region_b, tree.primary_b,
+                    987654]
+    foreign_members = [tree.members["petrov"], tree.members["sidorova"], 987654]
+    with session_factory() as s:
+        audit_before = s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action.notin_(["login.success"])))
+    token = web.token("/")
+    checked = 0
+    for rule in routes(app := web.app):
+        params = set(rule.arguments)
+        if not params & {"organisation_id", "membership_id"}:
+            continue
+        attempts = []
+        if "organisation_id" in params:
+            attempts += [{**own, "organisation_id": o} for o in foreign_orgs]
+        if "membership_id" in params:
+            attempts += [{**own, "membership_id": m} for m in foreign_members]
+        for values in attempts:
+            path = fill(rule, values)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                if method == "GET":
+                    response = web.client.get(path)
+                else:
+                    response = web.client.post(path, data={
+                        "csrf_token": token, "section_key": "processing", "processing-section": "processing",
+                        "processing-action": "give", "processing-on": "2020-01-01", "leave_date": "2024-01-01",
+                        "reason": "own_wish", "token": "x", "surname": "Взломов", "given_name": "Иван",
+                        "birth_date": "1980-01-01", "category": "working", "join_date": "2020-01-01"})
+                assert response.status_code == 404, f"{method} {path} answered {response.status_code}"
+                body = text_of(response)
+                assert not any(name in body for name in FOREIGN_NAMES), f"{method} {path} leaked data"
+                checked += 1
+    assert checked > 50
+    # Own objects answer normally: the sweep is not vacuous.
+    for rule in routes(app):
+        if set(rule.arguments) & {"organisation_id", "membership_id"} and "GET" in rule.methods:
+            assert web.client.get(fill(rule, own)).status_code in (200, 302), rule.rule
+    with session_factory() as s:
+        assert s.get(Membership, tree.members["petrov"]).is_active
+        assert s.get(Membership, tree.members["sidorova"]).is_active
+        assert s.scalar(select(func.count()).select_from(Consent)) == 0
+        views = s.scalars(select(AuditEntry).where(AuditEntry.action == "member.view")).all()
+        assert {v.object_id for v in views} <= {str(tree.members["ivanov"]), str(tree.members["shchyolokova"])}
+        audit_after = s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action.notin_(["login.success"])))
+    # Only own-object views and the export were audited; no write reached another organisation.
+    assert audit_after - audit_before == len([v for v in views]) + 1
+
+
+def test_find_by_code_does_not_reveal_foreign_organisations(web, tree):
+    web.login("chair_a")
+    for code in ("23-01-002", "21-001", "23", "0", "no-such"):
+        page = web.get("/registry/find", query_string={"code": code}, follow_redirects=True)
+        assert page.request.path == f"/registry/org/{tree.primary_a}"
+        assert "нет" in text_of(page)  # «Организации с кодом … нет», same as for an unknown code
+
+
+def test_member_lists_show_only_own_members(web, tree):
+    web.login("chair_a")
+    page = text_of(web.get(f"/registry/org/{tree.primary_a}/members", query_string={"q": ""}))
+    assert "Иванов" in page and not any(name in page for name in FOREIGN_NAMES[:2])
+
+
+def test_regional_staff_reach_their_region_only(web, tree):
+    web.login("region_a")
+    assert web.get(f"/registry/member/{tree.members['petrov']}").status_code == 200
+    assert web.get(f"/registry/member/{tree.members['sidorova']}").status_code == 404
+    assert web.get(f"/registry/org/{tree.region_b}/members").status_code == 404
+    assert web.get(f"/registry/org/{tree.central}").status_code == 404
