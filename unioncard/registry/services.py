@@ -255,6 +255,7 @@ def register_member(
     person = person.validated(today)
     category = d.Category(category)
     d.validate_membership_dates(person.birth_date, join_date, None, today)
+    _lock_identity(session, person.identity_key)
     existing = find_person(session, person)
     if existing is not None:
         current = active_membership(session, existing.id)
@@ -289,6 +290,14 @@ def register_member(
     audit.record(session, actor, "member.transfer_in" if transfer and existing else "member.register", "membership",
                  membership.id, org.id, person_id=record.id, category=category, join_date=join_date)
     return membership
+
+
+def _lock_identity(session: Session, key: str) -> None:
+    """Serialise registrations of the same person until commit, so two clerks registering one
+    person at the same moment cannot create two records. SQLite needs nothing: every write
+    transaction there starts with BEGIN IMMEDIATE and so holds the database's write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 def _end_membership(session, actor, membership: Membership, leave_date: date, reason: str, uow: UnitOfWork) -> None:
