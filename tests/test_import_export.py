@@ -178,3 +178,38 @@ def test_export_with_phone_round_trips_through_neutralisation(tree, make_uow, se
     before = snapshot(session_factory)
     assert do_import(make_uow, actor, tree.primary_a, content).count("unchanged") == 3
     assert snapshot(session_factory) == before
+
+
+def test_bulk_registration_writes_the_same_audit_trail(tree, make_uow, session_factory):
+    actor = tree.actors["chair_a"]
+    with session_factory() as s:
+        audit_before = s.scalar(select(func.count()).select_from(AuditEntry))
+    plan = do_import(make_uow, actor, tree.primary_a, xlsx(ROWS[:2]))
+    assert plan.count("create") == 2
+    with session_factory() as s:
+        actions = [a for (a,) in s.execute(select(AuditEntry.action).order_by(AuditEntry.id)).all()[audit_before:]]
+        # Two registrations, Olga's two consents, Smirnov's one, and the import itself.
+        assert sorted(actions) == sorted(["member.register"] * 2 + ["consent.give"] * 3 + ["member.import"])
+        olga = s.scalar(select(Person).where(Person.surname == "Кузнецова"))
+        consents = services.current_consents(s, olga.id)
+        assert {c: (v.given_on, v.form) for c, v in consents.items()} == {
+            "processing": (date(2010, 9, 1), "paper"), "messaging": (date(2010, 9, 1), "paper")}
+
+
+def test_person_registered_elsewhere_between_check_and_apply(tree, make_uow, session_factory):
+    """Someone registers one of the file's people after the preview: the import refuses as a
+    whole and the other rows are not half-imported."""
+    actor = tree.actors["admin"]
+    with make_uow() as uow:
+        plan = importer.plan_import(uow.session, actor, tree.primary_a, xlsx(ROWS[:2]), "m.xlsx")
+    assert plan.count("create") == 2
+    smirnov = services.PersonData("Смирнов", "Алексей", None, date(1979, 2, 28))
+    with make_uow() as uow:
+        services.register_member(uow, actor, tree.primary_b, smirnov, category="working", join_date=date(2020, 1, 1))
+        uow.commit()
+    before = snapshot(session_factory)
+    with make_uow() as uow:
+        with pytest.raises(Exception) as info:
+            importer.apply_import(uow, actor, plan)
+    assert getattr(info.value, "code", None) == "registry_changed"
+    assert snapshot(session_factory) == before

@@ -67,7 +67,8 @@ def test_demo_data_builds_the_37_regions_in_proportion(engine):
     from unioncard.registry import demo
 
     progress = []
-    result = demo.generate(engine, scale=0.002, progress=progress.append)
+    # A small batch makes the writer flush many times mid-way: children never before parents.
+    result = demo.generate(engine, scale=0.002, progress=progress.append, batch_size=97)
     figures = demo.coverage_figures()
     assert result.regions == 37 == len(figures)
     assert sum(progress) == result.members == sum(max(1, round(f.members * 0.002)) for f in figures)

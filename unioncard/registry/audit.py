@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from unioncard import clock
@@ -18,7 +19,15 @@ def record(
     organisation_id: int | None = None,
     **details,
 ) -> AuditEntry:
-    entry = AuditEntry(
+    entry = AuditEntry(**values(actor, action, object_type, object_id, organisation_id, **details))
+    session.add(entry)
+    return entry
+
+
+def values(actor: Actor, action: str, object_type: str, object_id=None, organisation_id: int | None = None,
+           **details) -> dict:
+    """One audit row as column values, for :func:`record` and for bulk writes."""
+    return dict(
         at=clock.now(),
         user_id=actor.user_id,
         actor=actor.login,
@@ -28,8 +37,12 @@ def record(
         organisation_id=organisation_id,
         details={k: _jsonable(v) for k, v in details.items()} or None,
     )
-    session.add(entry)
-    return entry
+
+
+def record_many(session: Session, rows: list[dict]) -> None:
+    """Write many rows made by :func:`values` in one statement."""
+    if rows:
+        session.execute(insert(AuditEntry), rows)
 
 
 def _jsonable(value):

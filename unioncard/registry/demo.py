@@ -107,12 +107,13 @@ class _Writer:
         buffer = self.buffers.setdefault(table, [])
         buffer.append(row)
         if len(buffer) >= self.batch:
-            self.flush(table)
+            # Everything buffered goes together, parents first, so a child row never reaches
+            # the database before the row it refers to.
+            self.flush()
 
-    def flush(self, table=None) -> None:
-        # Parents before children, whatever order rows were buffered in.
-        order = [t for t in (Organisation.__table__, OrganisationParentHistory.__table__, Person.__table__,
-                             Membership.__table__, Consent.__table__) if table is None or t is table]
+    def flush(self) -> None:
+        order = (Organisation.__table__, OrganisationParentHistory.__table__, Person.__table__,
+                 Membership.__table__, Consent.__table__)
         with self.engine.begin() as conn:
             for t in order:
                 rows = self.buffers.get(t)
@@ -132,7 +133,7 @@ class _Writer:
 
 def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: date | None = None,
              progress: Callable[[int], None] | None = None, total_callback: Callable[[int], None] | None = None,
-             ) -> DemoResult:
+             batch_size: int = 20_000) -> DemoResult:
     """Fill an empty registry. ``progress(n)`` is called with members written since the last call."""
     rng = random.Random(seed)
     today = today or clock.today()
@@ -145,7 +146,7 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
     targets = [max(1, round(r.members * scale)) for r in regions]
     if total_callback:
         total_callback(sum(targets))
-    writer = _Writer(engine)
+    writer = _Writer(engine, batch_size)
     result = DemoResult()
     ids = {"org": 0, "person": 0, "membership": 0, "consent": 0}
 

@@ -253,14 +253,19 @@ def plan_import(session: Session, actor: Actor, organisation_id: int, content: b
         plan.errors.append(RowError(0, None, exc.render()))
         return plan
     rows, plan.errors = parse_rows(sheet, today)
+    people = services.people_by_identity(session, [row.person.identity_key for row in rows])
+    memberships = services.active_memberships_of(session, [p.id for p in people.values()])
+    consents = services.current_consents_of(session, [p.id for p in people.values()])
+    other_orgs = {org.id: org for org in session.scalars(select(Organisation).where(Organisation.id.in_(
+        {m.organisation_id for m in memberships.values() if m.organisation_id != organisation_id})))}
     for row in rows:
-        person = services.find_person(session, row.person)
-        membership = services.active_membership(session, person.id) if person else None
+        person = people.get(row.person.identity_key)
+        membership = memberships.get(person.id) if person else None
         if membership is not None and membership.organisation_id != org.id:
             if transfer and actor.sees(membership.org_path):
                 plan.rows.append(PlannedRow(row, "transfer", membership.id))
                 continue
-            other = session.get(Organisation, membership.organisation_id)
+            other = other_orgs[membership.organisation_id]
             plan.errors.append(RowError(row.row, None, translate(
                 N_("This person is already registered in another primary organisation: “%(name)s” (code %(org_code)s). "
                    "A person can be registered in only one organisation; transfer them instead."),
@@ -269,12 +274,12 @@ def plan_import(session: Session, actor: Actor, organisation_id: int, content: b
         if membership is None:
             plan.rows.append(PlannedRow(row, "create"))
             continue
-        changes = _differences(session, person, membership, row)
+        changes = _differences(person, membership, consents.get(person.id, {}), row)
         plan.rows.append(PlannedRow(row, "update" if changes else "unchanged", membership.id, changes))
     return plan
 
 
-def _differences(session: Session, person, membership: Membership, row: ImportRow) -> list[str]:
+def _differences(person, membership: Membership, current: dict, row: ImportRow) -> list[str]:
     changes = []
     for field_name in ("sex", "phone", "email"):
         new = getattr(row.person, field_name)
@@ -284,7 +289,6 @@ def _differences(session: Session, person, membership: Membership, row: ImportRo
         changes.append("category")
     if membership.join_date != row.join_date:
         changes.append("join_date")
-    current = services.current_consents(session, person.id)
     for section, wanted in row.consents.items():
         if wanted != (section in current):
             changes.append(f"consent_{section}")
@@ -299,12 +303,17 @@ def apply_import(uow: UnitOfWork, actor: Actor, plan: ImportPlan, today: date | 
         return None
     today = today or clock.today()
     session = uow.session
+    # New people, usually nearly the whole file the first time, go in a few bulk statements.
+    services.register_new_members(uow, actor, plan.organisation_id, [
+        services.NewMember(planned.row.person, planned.row.category, planned.row.join_date, tuple(
+            (section, planned.row.consent_date or today, planned.row.consent_form)
+            for section, wanted in planned.row.consents.items() if wanted))
+        for planned in plan.rows if planned.action == "create"], today=today)
     for planned in plan.rows:
         row = planned.row
-        if planned.action in ("create", "transfer"):
+        if planned.action == "transfer":
             membership = services.register_member(uow, actor, plan.organisation_id, row.person, category=row.category,
-                                                  join_date=row.join_date, transfer=planned.action == "transfer",
-                                                  today=today)
+                                                  join_date=row.join_date, transfer=True, today=today)
         elif planned.action == "update":
             membership = session.get(Membership, planned.membership_id)
             person = membership.person

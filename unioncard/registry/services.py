@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -218,6 +218,41 @@ def active_membership(session: Session, person_id: int) -> Membership | None:
     return session.scalar(select(Membership).where(Membership.person_id == person_id, Membership.is_active))
 
 
+# Many at once, for imports: one query per thousand rows instead of several per row.
+_CHUNK = 1000
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i:i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+def people_by_identity(session: Session, keys) -> dict[str, Person]:
+    """The registry's person for each identity key (the oldest record if there are several)."""
+    found: dict[str, Person] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        for person in session.scalars(select(Person).where(Person.identity_key.in_(chunk)).order_by(Person.id)):
+            found.setdefault(person.identity_key, person)
+    return found
+
+
+def active_memberships_of(session: Session, person_ids) -> dict[int, Membership]:
+    found: dict[int, Membership] = {}
+    for chunk in _chunks(sorted(set(person_ids))):
+        for membership in session.scalars(select(Membership).where(Membership.person_id.in_(chunk),
+                                                                    Membership.is_active)):
+            found[membership.person_id] = membership
+    return found
+
+
+def current_consents_of(session: Session, person_ids) -> dict[int, dict[str, Consent]]:
+    found: dict[int, dict[str, Consent]] = {}
+    for chunk in _chunks(sorted(set(person_ids))):
+        for consent in session.scalars(select(Consent).where(Consent.person_id.in_(chunk),
+                                                              Consent.withdrawn_on.is_(None)).order_by(Consent.id)):
+            found.setdefault(consent.person_id, {})[consent.section] = consent
+    return found
+
+
 def _member_org(session: Session, actor: Actor, organisation_id: int) -> Organisation:
     org = get_organisation(session, actor, organisation_id)
     if not actor.can(d.Permission.EDIT_MEMBERS):
@@ -296,8 +331,83 @@ def _lock_identity(session: Session, key: str) -> None:
     """Serialise registrations of the same person until commit, so two clerks registering one
     person at the same moment cannot create two records. SQLite needs nothing: every write
     transaction there starts with BEGIN IMMEDIATE and so holds the database's write lock."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    _lock_identities(session, [key])
+
+
+def _lock_identities(session: Session, keys) -> None:
+    if session.get_bind().dialect.name != "postgresql" or not keys:
+        return
+    # Always in the same (hash) order, so two imports that share people cannot deadlock.
+    session.execute(text(
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(k, 0) AS h "
+        "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS ordered"
+    ), {"keys": sorted(set(keys))})
+
+
+@dataclass(frozen=True)
+class NewMember:
+    """One row of a bulk registration: a person not yet in the registry."""
+    person: PersonData
+    category: str
+    join_date: date
+    consents: tuple[tuple[str, date, str], ...] = ()  # (section, given on, form)
+
+
+def register_new_members(uow: UnitOfWork, actor: Actor, organisation_id: int, entries: list[NewMember],
+                         today: date | None = None) -> list[int]:
+    """Register many people who are in no register yet, in a few statements; the same checks and
+    audit rows as :func:`register_member` and :func:`give_consent` one by one. Refuses the lot
+    (Conflict) if any of them is already in the registry, e.g. added since the caller looked.
+    Returns the new memberships' ids in the order given."""
+    if not entries:
+        return []
+    session = uow.session
+    today = today or clock.today()
+    org = _member_org(session, actor, organisation_id)
+    rows = []
+    for entry in entries:
+        person = entry.person.validated(today)
+        d.validate_membership_dates(person.birth_date, entry.join_date, None, today)
+        for _section, given_on, form in entry.consents:
+            d.ConsentForm(form)
+            if given_on > today:
+                raise ValidationError(N_("The consent date is in the future"), code="consent_date_future",
+                                      field="given_on")
+        rows.append((person, d.Category(entry.category), entry))
+    keys = [person.identity_key for person, _, _ in rows]
+    if len(set(keys)) != len(keys):
+        raise Conflict(N_("The same person appears twice"), code="person_duplicate")
+    _lock_identities(session, keys)
+    if people_by_identity(session, keys):
+        raise Conflict(N_("The registry changed while the file was being imported; please import it again"),
+                       code="registry_changed")
+    now = clock.now()
+    person_ids = list(session.scalars(
+        insert(Person).returning(Person.id, sort_by_parameter_order=True),
+        [dict({f: getattr(person, f) for f in PERSON_FIELDS}, identity_key=person.identity_key, created_at=now)
+         for person, _, _ in rows],
+    ))
+    membership_ids = list(session.scalars(
+        insert(Membership).returning(Membership.id, sort_by_parameter_order=True),
+        [dict(person_id=person_id, organisation_id=org.id, org_path=org.path, is_active=True,
+              sort_name=d.sort_name(person.surname, person.given_name, person.patronymic),
+              category=category, join_date=entry.join_date)
+         for person_id, (person, category, entry) in zip(person_ids, rows)],
+    ))
+    audit_rows = [audit.values(actor, "member.register", "membership", membership_id, org.id, person_id=person_id,
+                               category=category, join_date=entry.join_date)
+                  for membership_id, person_id, (_, category, entry) in zip(membership_ids, person_ids, rows)]
+    consent_rows = [dict(person_id=person_id, section=d.ConsentSection(section), given_on=given_on,
+                         form=d.ConsentForm(form), recorded_at=now, recorded_by=actor.user_id)
+                    for person_id, (_, _, entry) in zip(person_ids, rows) for section, given_on, form in entry.consents]
+    if consent_rows:
+        consent_ids = list(session.scalars(insert(Consent).returning(Consent.id, sort_by_parameter_order=True),
+                                           consent_rows))
+        audit_rows += [audit.values(actor, "consent.give", "consent", consent_id, org.id, person_id=row["person_id"],
+                                    section=row["section"], form=row["form"], given_on=row["given_on"])
+                       for consent_id, row in zip(consent_ids, consent_rows)]
+    audit.record_many(session, audit_rows)
+    return membership_ids
 
 
 def _end_membership(session, actor, membership: Membership, leave_date: date, reason: str, uow: UnitOfWork) -> None:
