@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# System packages the tests drive for real (browser for the web UI tests).
-APT_TEST_PACKAGES=(chromium fonts-dejavu-core)
+# System packages the tests drive for real: the browser for the web UI, SoftHSM2 for PKCS#11.
+APT_TEST_PACKAGES=(chromium fonts-dejavu-core softhsm2)
 
 if [ "$want_test" = 1 ]; then
   missing=()
