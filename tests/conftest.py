@@ -163,3 +163,48 @@ def browser():
             "--disable-component-update", "--disable-sync"])
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_keystore_kdf():
+    """A new software keystore costs scrypt N=2^16 (~0.2 s); tests open hundreds. The cost is
+    stored in each keystore's header, so stores made here still open the normal way."""
+    from unioncard.hsm import software
+
+    software.SCRYPT_N = 2 ** 10
+    yield
+
+
+SOFTHSM_MODULE = os.environ.get("UNIONCARD_SOFTHSM_MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+HSM_PIN = "246810"
+HSM_TOKENS = ("uc-ops", "uc-root")
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory):
+    """A real SoftHSM2 with two fresh tokens (operational, root). Missing SoftHSM2 fails the run."""
+    import subprocess
+
+    assert os.path.exists(SOFTHSM_MODULE), f"SoftHSM2 not found at {SOFTHSM_MODULE}: run scripts/setup.sh --test"
+    base = tmp_path_factory.mktemp("softhsm")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    # The library reads this when it is first loaded, which happens after this point.
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    for label in HSM_TOKENS:
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "13579135",
+                        "--pin", HSM_PIN], check=True, capture_output=True, env=dict(os.environ))
+    return {"module": SOFTHSM_MODULE, "pin": HSM_PIN, "tokens": HSM_TOKENS}
+
+
+def wipe_token(softhsm, label):
+    import pkcs11
+
+    from unioncard.hsm.pkcs11_store import _library
+
+    token = _library(softhsm["module"]).get_token(token_label=label)
+    with token.open(user_pin=softhsm["pin"], rw=True) as session:
+        for obj in list(session.get_objects()):
+            obj.destroy()
+    del pkcs11

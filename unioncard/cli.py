@@ -128,6 +128,7 @@ def demo_command(host: str, port: int, scale: float) -> None:
             demo.generate(engine, scale=scale, progress=lambda n: progress.advance(task, n),
                           total_callback=lambda total: progress.update(task, total=total))
         _create_demo_users(engine)
+    _demo_keys(settings, engine)
     console.print(f"\n[bold]UnionCard работает: http://{host}:{port}/[/bold]")
     console.print(f"Демо-входы (пароль для всех: [bold]{DEMO_PASSWORD}[/bold]):")
     console.print("  admin  — администратор (вся организация)")
@@ -136,6 +137,43 @@ def demo_command(host: str, port: int, scale: float) -> None:
     console.print(f"База данных: {settings.database_url}\n")
     app = create_app(settings)
     app.run(host=host, port=port, threaded=True)
+
+
+def _demo_secret(settings, name: str) -> None:
+    """The demo keeps each key store's passphrase in a 0600 file in the instance folder, so it
+    starts without questions. A real installation sets UNIONCARD_<NAME>_SECRET[_FILE] itself."""
+    import secrets as _secrets
+
+    if os.environ.get(f"UNIONCARD_{name}_SECRET") or os.environ.get(f"UNIONCARD_{name}_SECRET_FILE"):
+        return
+    path = settings.instance_dir / f"demo-{name.lower().replace('_', '-')}-passphrase"
+    if not path.exists():
+        settings.instance_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(_secrets.token_urlsafe(24))
+    os.environ[f"UNIONCARD_{name}_SECRET_FILE"] = str(path)
+
+
+def _demo_keys(settings, engine) -> None:
+    from datetime import timedelta
+
+    from unioncard.hsm import ceremony
+
+    _demo_secret(settings, "KEYSTORE")
+    _demo_secret(settings, "ROOT_KEYSTORE")
+    try:
+        with ceremony.open_stores(settings, create=True) as stores:
+            with db.UnitOfWork(db.make_session_factory(engine)) as uow:
+                actor = _ceremony_actor()
+                made = ceremony.init_keys(uow, actor, stores)
+                if made or ceremony.latest_bundle(uow.session) is None:
+                    ceremony.export_trust(uow, actor, stores, timedelta(days=settings.trust_bundle_days))
+                uow.commit()
+                if made:
+                    console.print(f"Созданы ключи подписи ({len(made)}) в {settings.instance_dir}")
+    except UnionCardError as exc:
+        _fail(exc)
 
 
 @main.group("user")
@@ -202,6 +240,148 @@ def import_members(path, org_code, transfer, dry_run) -> None:
             importer.apply_import(uow, actor, plan)
             uow.commit()
             console.print("Загружено")
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+@main.group("keys")
+def keys_group() -> None:
+    """Key ceremony: signing keys per role, the root key, the trust bundle.
+
+    Key stores come from UNIONCARD_KEYSTORE and UNIONCARD_ROOT_KEYSTORE (software:DIR or
+    pkcs11:module=…;token=…); passphrase or PIN from UNIONCARD_KEYSTORE_SECRET[_FILE] and
+    UNIONCARD_ROOT_KEYSTORE_SECRET[_FILE].
+    """
+
+
+def _ceremony_actor():
+    import getpass
+
+    from unioncard.registry.actor import Actor
+
+    return Actor.system(f"cli:{getpass.getuser()}"[:64])
+
+
+def _print_keys(keys, title: str) -> None:
+    # Plain lines rather than a table: key ids and fingerprints must never be folded or cut.
+    console.print(f"[bold]{title}[/bold]")
+    for key in keys:
+        console.print(f"  {key.key_id:<18} {key.role.value:<17} {key.algorithm.value:<18} {key.status.value:<12} "
+                      f"{key.created_at:%Y-%m-%d %H:%M} UTC", soft_wrap=True)
+        console.print(f"      SHA-256: {key.fingerprint if key.public_key else '— (симметричный ключ)'}",
+                      soft_wrap=True)
+
+
+def _with_stores(fn, *, create: bool = False):
+    """Open the database and both key stores, run ``fn(uow, stores)``, commit; errors exit 2."""
+    from unioncard.hsm import ceremony
+
+    settings = load_settings()
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    try:
+        with ceremony.open_stores(settings, create=create) as stores:
+            with db.UnitOfWork(db.make_session_factory(engine)) as uow:
+                result = fn(uow, stores)
+                uow.commit()
+                return result
+    except UnionCardError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+
+
+@keys_group.command("init")
+def keys_init() -> None:
+    """Create the key stores (first time) and a key for every role that has none."""
+    from unioncard.hsm import ceremony
+
+    def run(uow, stores):
+        made = ceremony.init_keys(uow, _ceremony_actor(), stores)
+        if made:
+            _print_keys(made, "Созданы ключи")
+        else:
+            console.print("Все ключи уже есть, ничего не создано")
+        root = stores.root.active_key("root")
+        console.print(f"Отпечаток корневого ключа (сверьте на станциях): [bold]{root.fingerprint}[/bold]")
+
+    _with_stores(run, create=True)
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    """Every key with role, status and fingerprint."""
+    _with_stores(lambda uow, stores: _print_keys(stores.all_keys(), "Ключи"))
+
+
+@keys_group.command("rotate")
+@click.option("--role", required=True, type=click.Choice(["root", "card_credential", "card_certificate",
+                                                          "event_bundle", "partner_response", "card_key_master"]))
+@click.option("--algorithm", type=click.Choice(["Ed25519", "ECDSA-P256-SHA256", "AES-128"]), default=None,
+              help="Default: Ed25519 (P-256 for card certificates, AES-128 for the card key master).")
+def keys_rotate(role: str, algorithm: str | None) -> None:
+    """A new active key for ROLE; the old one keeps verifying until it is retired."""
+    from unioncard.hsm import ceremony
+
+    def run(uow, stores):
+        key, replaced = ceremony.rotate(uow, _ceremony_actor(), stores, role, algorithm)
+        _print_keys([key], "Новый ключ")
+        for old in replaced:
+            console.print(f"Ключ {old.key_id} теперь только для проверки подписей; выведите его из "
+                          f"обращения командой «unioncard keys retire {old.key_id}», когда подписи устареют")
+        console.print("Выпустите новый пакет доверия: unioncard keys export-trust --out …")
+
+    _with_stores(run)
+
+
+@keys_group.command("retire")
+@click.argument("key_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def keys_retire(key_id: str, yes: bool) -> None:
+    """Destroy KEY_ID's private part; its signatures stop being trusted with the next trust bundle."""
+    from unioncard.hsm import ceremony
+
+    if not yes:
+        click.confirm(f"Вывести ключ {key_id} из обращения? Подписи этим ключом перестанут приниматься", abort=True)
+
+    def run(uow, stores):
+        key = ceremony.retire(uow, _ceremony_actor(), stores, key_id)
+        console.print(f"Ключ {key.key_id} ({key.role.value}) выведен из обращения")
+
+    _with_stores(run)
+
+
+@keys_group.command("export-trust")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--days", type=int, default=None, help="Validity (default UNIONCARD_TRUST_BUNDLE_DAYS, 30).")
+@click.option("--root-public-key", "root_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the root public key (PEM) that stations and partners pin.")
+def keys_export_trust(out_path: str, days: int | None, root_out: str | None) -> None:
+    """Sign the next version of the trust bundle and write it to OUT."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from unioncard.hsm import ceremony
+    from unioncard.hsm.domain import load_public_key
+
+    settings = load_settings()
+
+    def run(uow, stores):
+        data, record = ceremony.export_trust(uow, _ceremony_actor(), stores,
+                                             timedelta(days=days or settings.trust_bundle_days))
+        Path(out_path).write_bytes(data)
+        root = stores.root.active_key("root")
+        if root_out:
+            pem = load_public_key(root.public_key).public_bytes(serialization.Encoding.PEM,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+            Path(root_out).write_bytes(pem)
+        console.print(f"Пакет доверия версии {record.version} записан в {out_path}, действует до "
+                      f"{record.expires_at:%d.%m.%Y %H:%M} UTC")
+        console.print(f"Подписан корневым ключом {root.key_id}: {root.fingerprint}")
+
+    _with_stores(run)
 
 
 if __name__ == "__main__":  # pragma: no cover

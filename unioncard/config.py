@@ -25,6 +25,10 @@ class Settings:
     default_locale: str = "ru"
     # Secure cookies need HTTPS; the embedded demo runs on plain http://127.0.0.1.
     secure_cookies: bool = False
+    # Key stores (see unioncard.hsm): operational keys and, kept apart, the root key.
+    keystore_url: str = ""
+    root_keystore_url: str = ""
+    trust_bundle_days: int = 30
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> "Settings":
@@ -47,6 +51,18 @@ def _secret_key(instance_dir: Path) -> str:
     return key
 
 
+def keystore_secret(name: str) -> str | None:
+    """A key store's passphrase or PIN: from UNIONCARD_<NAME>_SECRET, or from the file named by
+    UNIONCARD_<NAME>_SECRET_FILE (so it need not sit in the environment of every process)."""
+    value = os.environ.get(f"UNIONCARD_{name}_SECRET")
+    if value:
+        return value
+    path = os.environ.get(f"UNIONCARD_{name}_SECRET_FILE")
+    if path and Path(path).exists():
+        return Path(path).read_text(encoding="utf-8").strip()
+    return None
+
+
 def load_settings(**overrides) -> Settings:
     instance_dir = Path(os.environ.get("UNIONCARD_INSTANCE_DIR", "var")).resolve()
     database_url = os.environ.get("UNIONCARD_DATABASE_URL") or f"sqlite:///{instance_dir / 'unioncard.db'}"
@@ -60,5 +76,8 @@ def load_settings(**overrides) -> Settings:
         max_upload_bytes=_env_int("UNIONCARD_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
         default_locale=os.environ.get("UNIONCARD_LOCALE", "ru"),
         secure_cookies=os.environ.get("UNIONCARD_SECURE_COOKIES", "0") == "1",
+        keystore_url=os.environ.get("UNIONCARD_KEYSTORE") or f"software:{instance_dir / 'keys'}",
+        root_keystore_url=os.environ.get("UNIONCARD_ROOT_KEYSTORE") or f"software:{instance_dir / 'root-key'}",
+        trust_bundle_days=_env_int("UNIONCARD_TRUST_BUNDLE_DAYS", 30),
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -1,6 +1,7 @@
 """Every part's tables, imported in one place so Alembic and tests see the whole schema."""
 
 from unioncard.orm import Base
+from unioncard.hsm import models as hsm_models  # noqa: F401
 from unioncard.registry import models as registry_models  # noqa: F401
 
 metadata = Base.metadata

@@ -148,6 +148,7 @@ class Permission(StrEnum):
     EDIT_MEMBERS = "edit_members"
     EDIT_ORGANISATIONS = "edit_organisations"
     MANAGE_USERS = "manage_users"
+    MANAGE_KEYS = "manage_keys"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
