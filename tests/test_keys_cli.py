@@ -131,3 +131,47 @@ def test_missing_passphrase_is_named(ceremony_env, monkeypatch):
     monkeypatch.delenv("UNIONCARD_KEYSTORE_SECRET")
     result = run("keys", "init")
     assert result.exit_code == 2 and "software:" in result.output
+
+
+def test_the_verifier_printed_in_formats_md_accepts_our_bundle(ceremony_env):
+    """The example code in docs/formats.md is run as written, against a real exported bundle."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "formats.md", "exec"), namespace)
+    assert run("keys", "init").exit_code == 0
+    tmp = ceremony_env
+    assert run("keys", "export-trust", "--out", str(tmp / "t.json"), "--root-public-key", str(tmp / "r.pem")).exit_code == 0
+    body = namespace["check_bundle"]((tmp / "t.json").read_bytes(), (tmp / "r.pem").read_bytes(),
+                                     datetime.now(timezone.utc), 1)
+    assert body["version"] == 1 and len(body["keys"]) == 4
+    tampered = (tmp / "t.json").read_bytes().replace(b'"payload": "ey', b'"payload": "ez')
+    with pytest.raises(Exception):
+        namespace["check_bundle"](tampered, (tmp / "r.pem").read_bytes(), datetime.now(timezone.utc), 1)
+
+
+def test_demo_sets_up_keys_once_without_questions(database_url, tmp_path, monkeypatch, session_factory):
+    from unioncard import db
+    from unioncard.cli import _demo_keys
+    from unioncard.config import load_settings
+    from unioncard.hsm import ceremony
+
+    for name in ("KEYSTORE", "ROOT_KEYSTORE"):
+        # set-then-delete so that monkeypatch restores the original state (the demo sets them)
+        for variable in (f"UNIONCARD_{name}_SECRET", f"UNIONCARD_{name}_SECRET_FILE"):
+            monkeypatch.setenv(variable, "")
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("UNIONCARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("UNIONCARD_INSTANCE_DIR", str(tmp_path / "inst"))
+    settings = load_settings()
+    engine = db.make_engine(database_url)
+    _demo_keys(settings, engine)
+    _demo_keys(settings, engine)
+    engine.dispose()
+    assert (tmp_path / "inst" / "demo-keystore-passphrase").stat().st_mode & 0o077 == 0
+    with session_factory() as s:
+        assert ceremony.latest_bundle(s).version == 1
+    assert [a for a, _ in audit_actions(session_factory)].count("key.generate") == 6

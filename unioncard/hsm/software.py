@@ -112,12 +112,12 @@ class SoftwareKeyStore(KeyStore):
     @contextmanager
     def _exclusive(self):
         """One writer at a time across processes (two operators running a ceremony at once)."""
-        with open(self.directory / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     # --- records ---
     def _path(self, key_id: str) -> Path:
