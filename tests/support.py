@@ -67,6 +67,8 @@ def build_tree(make_uow, system: Actor) -> Tree:
             ("chair_a2", "chairperson", tree.primary_a2),
             ("chair_b", "chairperson", tree.primary_b),
             ("region_a", "regional_staff", tree.region_a),
+            ("region_b", "regional_staff", tree.region_b),
+            ("bureau", "bureau_operator", tree.central),
         ):
             user = services.create_user(uow, system, login=login, password=PASSWORD, full_name=login, role=role,
                                         organisation_id=org_id)

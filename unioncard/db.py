@@ -73,6 +73,10 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Every part's models (and their in-transaction event handlers) are loaded before the
+    # first session, so relationships across parts resolve and no rule is missed.
+    import unioncard.models  # noqa: F401
+
     return sessionmaker(bind=engine, expire_on_commit=False, future=True)
 
 
@@ -109,6 +113,15 @@ class UnitOfWork:
         self._events.append(event_obj)
 
     def commit(self) -> None:
+        from unioncard import events
+
+        # In-transaction handlers may announce further events; run until none are left.
+        handled = 0
+        while handled < len(self._events):
+            event_obj = self._events[handled]
+            handled += 1
+            for handler in events.handlers_for(event_obj):
+                handler(self, event_obj)
         self.session.commit()
         events, self._events = self._events, []
         for event_obj in events:

@@ -2,6 +2,8 @@
 
 from unioncard.orm import Base
 from unioncard.hsm import models as hsm_models  # noqa: F401
+from unioncard.issuer import models as issuer_models  # noqa: F401
 from unioncard.registry import models as registry_models  # noqa: F401
 
 metadata = Base.metadata
+from unioncard.issuer import handlers as issuer_handlers  # noqa: F401,E402

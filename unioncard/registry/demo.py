@@ -174,7 +174,7 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
         for t_index, t_members in enumerate(per_territorial, start=1):
             town = rng.choice(names.TOWN_STEMS)
             territorial = new_org(f"{code}-{t_index:03d}", f"{town} районная организация Профсоюза",
-                                  d.Level.TERRITORIAL, region)
+                                  d.Level.TERRITORIAL, region, region=code)
             result.territorials += 1
             remaining, p_index = t_members, 0
             while remaining > 0:
@@ -186,7 +186,7 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
                 school = "ГБОУ ВО университет" if student else rng.choice(names.SCHOOL_KINDS)
                 primary = new_org(f"{code}-{t_index:03d}-{p_index:04d}",
                                   f"ППО {school} {rng.randint(1, 120)}" if not student else f"ППО студентов {school} {p_index}",
-                                  d.Level.PRIMARY, territorial, kind=kind)
+                                  d.Level.PRIMARY, territorial, kind=kind, region=code)
                 result.primaries += 1
                 for _ in range(size):
                     _person(writer, rng, ids, primary, kind, today, seen_people, result)

@@ -149,15 +149,22 @@ class Permission(StrEnum):
     EDIT_ORGANISATIONS = "edit_organisations"
     MANAGE_USERS = "manage_users"
     MANAGE_KEYS = "manage_keys"
+    ORDER_CARDS = "order_cards"
+    APPROVE_CARDS = "approve_cards"
+    PRODUCE_CARDS = "produce_cards"
+    HAND_OUT_CARDS = "hand_out_cards"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.CHAIRPERSON: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS}),
-    Role.REGISTRAR: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS}),
+    Role.CHAIRPERSON: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.ORDER_CARDS,
+                                 Permission.HAND_OUT_CARDS}),
+    Role.REGISTRAR: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.ORDER_CARDS,
+                               Permission.HAND_OUT_CARDS}),
     Role.REGIONAL_STAFF: frozenset(
-        {Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.EDIT_ORGANISATIONS}
+        {Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.EDIT_ORGANISATIONS, Permission.ORDER_CARDS,
+         Permission.APPROVE_CARDS, Permission.HAND_OUT_CARDS}
     ),
-    Role.BUREAU_OPERATOR: frozenset(),
+    Role.BUREAU_OPERATOR: frozenset({Permission.PRODUCE_CARDS}),
     Role.EVENT_STAFF: frozenset(),
     Role.ADMIN: frozenset(Permission),
 }

@@ -96,6 +96,8 @@ def create_organisation(
     inn = d.validate_inn(inn)
     if session.scalar(select(Organisation.id).where(Organisation.code == code)) is not None:
         raise Conflict(N_("An organisation with code “%(org_code)s” already exists"), code="org_code_taken", field="code", org_code=code)
+    if region_code is None and parent is not None:
+        region_code = parent.region_code  # everything under a region belongs to it
     org = Organisation(
         code=code, name=name, level=level, kind=kind, inn=inn, parent_id=parent.id if parent else None,
         path="", region_code=region_code, added_on=added_on or clock.today(),

@@ -1,0 +1,103 @@
+"""ЭПБ card number: 16 digits in the ISO/IEC 7812 shape, in the style of python-stdnum.
+
+    PPPPPP RR SSSSSSS C
+    │      │  │       └ Luhn check digit (python-stdnum's luhn)
+    │      │  └ serial within the region, 7 digits, never reused
+    │      └ regional code (the region's two-digit code, e.g. 23 for Krasnodar)
+    └ issuer prefix, 6 digits: 9 (national assignment), 643 (ISO 3166 numeric for Russia), 2 issuer digits
+
+>>> validate('9643 0123 0000 0014')
+'9643012300000014'
+>>> format('9643012300000014')
+'9643 0123 0000 0014'
+"""
+
+from __future__ import annotations
+
+from stdnum import luhn
+from stdnum.util import clean
+
+from unioncard.errors import ValidationError as _BaseValidationError
+from unioncard.i18n import N_
+
+LENGTH = 16
+DEFAULT_ISSUER_PREFIX = "964301"
+SERIAL_DIGITS = 7
+MAX_SERIAL = 10 ** SERIAL_DIGITS - 1
+
+
+class ValidationError(_BaseValidationError):
+    code = "card_number_invalid"
+    message = N_("The card number is not valid")
+
+
+class InvalidFormat(ValidationError):
+    code = "card_number_format"
+    message = N_("A card number has digits only (spaces and dashes are allowed between groups)")
+
+
+class InvalidLength(ValidationError):
+    code = "card_number_length"
+    message = N_("A card number has 16 digits, this one has %(length)s")
+
+
+class InvalidChecksum(ValidationError):
+    code = "card_number_checksum"
+    message = N_("The card number has a typing error: its check digit does not match")
+
+
+class InvalidComponent(ValidationError):
+    code = "card_number_issuer"
+    message = N_("This is not a number of our union's cards (it does not start with %(prefix)s)")
+
+
+def compact(number: str) -> str:
+    """The number without spaces, dashes, dots or surrounding blanks."""
+    return clean(str(number), " -.\u00a0").strip()
+
+
+def calc_check_digit(number: str) -> str:
+    """The Luhn check digit for the first 15 digits."""
+    return luhn.calc_check_digit(number)
+
+
+def validate(number: str, issuer_prefix: str | None = None) -> str:
+    """Return the compact number or raise a ValidationError subclass saying what is wrong."""
+    number = compact(number)
+    if not number.isdigit() or not number.isascii():
+        raise InvalidFormat()
+    if len(number) != LENGTH:
+        raise InvalidLength(length=len(number))
+    if calc_check_digit(number[:-1]) != number[-1]:
+        raise InvalidChecksum()
+    if issuer_prefix is not None and not number.startswith(issuer_prefix):
+        raise InvalidComponent(prefix=issuer_prefix)
+    return number
+
+
+def is_valid(number: str, issuer_prefix: str | None = None) -> bool:
+    try:
+        return bool(validate(number, issuer_prefix))
+    except ValidationError:
+        return False
+
+
+def format(number: str) -> str:  # noqa: A001 - the python-stdnum name
+    number = compact(number)
+    return " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+
+
+def build(issuer_prefix: str, region_code: str, serial: int) -> str:
+    """The full number for a serial; the caller guarantees the serial was never used."""
+    if len(issuer_prefix) != 6 or not issuer_prefix.isdigit():
+        raise ValueError(f"issuer prefix must be 6 digits: {issuer_prefix!r}")
+    if len(region_code) != 2 or not region_code.isdigit():
+        raise ValueError(f"region code must be 2 digits: {region_code!r}")
+    if not 0 < serial <= MAX_SERIAL:
+        raise ValueError(f"serial out of range: {serial}")
+    body = f"{issuer_prefix}{region_code}{serial:07d}"
+    return body + calc_check_digit(body)
+
+
+def region_of(number: str) -> str:
+    return compact(number)[6:8]

@@ -1,0 +1,45 @@
+"""Registry rules that reach cards, run inside the registry change's own transaction.
+
+- Membership ended (left, expelled, died…): the person's orders are cancelled and cards revoked.
+- Transferred to another primary organisation: the person stays a member, so the card stays
+  valid and moves with them to the new organisation.
+- Consent to processing (section 1) withdrawn: pending orders are cancelled and every other card
+  is revoked. Decision: the card is itself processing of the member's personal data by union
+  bodies (name on the card, checks at events, partner checks), so without that consent no card
+  of theirs may stay valid. A new card can be ordered once consent is given again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from unioncard import events
+from unioncard.issuer import domain as cd
+from unioncard.issuer import services
+from unioncard.issuer.models import Card
+from unioncard.registry import audit
+from unioncard.registry import domain as rd
+from unioncard.registry.actor import Actor
+from unioncard.registry.services import ConsentWithdrawn, MembershipEnded, active_membership
+
+
+@events.in_transaction(MembershipEnded)
+def _membership_ended(uow, event: MembershipEnded) -> None:
+    session = uow.session
+    new_membership = active_membership(session, event.person_id)
+    if event.reason == rd.LeaveReason.TRANSFERRED and new_membership is not None:
+        for card in session.scalars(select(Card).where(Card.person_id == event.person_id,
+                                                       Card.membership_id == event.membership_id)):
+            if cd.CardStatus(card.status) in cd.ACTIVE:
+                card.membership_id, card.organisation_id = new_membership.id, new_membership.organisation_id
+                card.org_path = new_membership.org_path
+                audit.record(session, Actor.system("registry-rules"), "card.transfer", "card", card.id,
+                             new_membership.organisation_id, membership_id=new_membership.id)
+        return
+    services.revoke_cards_of_person(uow, event.person_id, f"membership ended: {event.reason}", cancel_orders=True)
+
+
+@events.in_transaction(ConsentWithdrawn)
+def _consent_withdrawn(uow, event: ConsentWithdrawn) -> None:
+    if event.section == rd.ConsentSection.PROCESSING:
+        services.revoke_cards_of_person(uow, event.person_id, "consent to processing withdrawn", cancel_orders=True)

@@ -1,0 +1,443 @@
+"""Card orders and the card lifecycle.
+
+``transition`` is the one place a card's status changes: check (legal? allowed for this actor?
+in scope? reason given?) → change in the unit of work's transaction → card event + audit entry
+(+ revocation feed entry) → ``CardStatusChanged`` announced, dispatched after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from unioncard import clock
+from unioncard.db import UnitOfWork
+from unioncard.errors import Conflict, NotFound, PermissionDenied, UnionCardError
+from unioncard.i18n import N_, translate
+from unioncard.issuer import cardnumber
+from unioncard.issuer import domain as cd
+from unioncard.issuer.domain import CardKind, CardStatus
+from unioncard.issuer.models import Card, CardEvent, CardNumberCounter, RegionCardSettings, Revocation
+from unioncard.registry import audit
+from unioncard.registry import domain as rd
+from unioncard.registry import services as registry
+from unioncard.registry.actor import Actor
+from unioncard.registry.models import Membership, Organisation
+
+
+@dataclass(frozen=True)
+class CardStatusChanged:
+    card_id: int
+    number: str | None
+    from_status: str | None
+    to_status: str
+    reason: str | None
+
+
+# --- numbers ------------------------------------------------------------------------------------
+
+def assign_numbers(session: Session, region_code: str, count: int,
+                   issuer_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX) -> list[str]:
+    """Reserve ``count`` never-used serials for a region in one atomic step and return the numbers.
+
+    The counter row is incremented with UPDATE … RETURNING: on PostgreSQL the row lock, on SQLite
+    the write lock of BEGIN IMMEDIATE, make concurrent callers take disjoint ranges. Serials are
+    never handed back, so a voided or rolled-back number is never issued again.
+    """
+    if count <= 0:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(CardNumberCounter).values(region_code=region_code, next_serial=1)
+                    .on_conflict_do_nothing(index_elements=["region_code"]))
+    after = session.execute(
+        update(CardNumberCounter).where(CardNumberCounter.region_code == region_code)
+        .values(next_serial=CardNumberCounter.next_serial + count).returning(CardNumberCounter.next_serial)
+    ).scalar_one()
+    first = after - count
+    if after - 1 > cardnumber.MAX_SERIAL:
+        raise Conflict(N_("Card numbers for region %(region)s are exhausted"), code="card_numbers_exhausted",
+                       region=region_code)
+    return [cardnumber.build(issuer_prefix, region_code, serial) for serial in range(first, after)]
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def _visible(actor: Actor, card: Card | None) -> bool:
+    return card is not None and actor.sees(card.org_path)
+
+
+def get_card(session: Session, actor: Actor, card_id: int, *, for_update: bool = False) -> Card:
+    query = select(Card).where(Card.id == card_id)
+    if for_update:
+        query = query.with_for_update(of=Card)
+    card = session.scalar(query)
+    if not _visible(actor, card):
+        raise NotFound(N_("Card not found"), code="card_not_found")
+    return card
+
+
+def get_card_by_number(session: Session, actor: Actor, number: str, *, for_update: bool = False) -> Card:
+    """Raises a cardnumber.ValidationError for a mistyped number, NotFound for an unknown one."""
+    number = cardnumber.validate(number)
+    query = select(Card).where(Card.number == number)
+    if for_update:
+        query = query.with_for_update(of=Card)
+    card = session.scalar(query)
+    if not _visible(actor, card):
+        raise NotFound(N_("No card with number %(number)s in your organisation"), code="card_not_found",
+                       number=cardnumber.format(number))
+    return card
+
+
+def cards_of_members(session: Session, membership_ids) -> dict[int, list[Card]]:
+    found: dict[int, list[Card]] = {}
+    ids = sorted(set(membership_ids))
+    for i in range(0, len(ids), 1000):
+        for card in session.scalars(select(Card).where(Card.membership_id.in_(ids[i:i + 1000])).order_by(Card.id)):
+            found.setdefault(card.membership_id, []).append(card)
+    return found
+
+
+def current_card(cards: list[Card], kind: CardKind = CardKind.PLASTIC) -> Card | None:
+    """The member's card of this kind that is not in a terminal state, else the latest one."""
+    of_kind = [c for c in cards if c.kind == kind]
+    active = [c for c in of_kind if CardStatus(c.status) in cd.ACTIVE]
+    return (active or of_kind or [None])[-1]
+
+
+def list_cards(session: Session, actor: Actor, organisation_id: int, *, statuses=None, page: int = 1,
+               per_page: int = 100) -> tuple[list[Card], int]:
+    org = registry.get_organisation(session, actor, organisation_id)
+    conditions = [Card.org_path.like(org.path + "%")]
+    if statuses:
+        conditions.append(Card.status.in_([CardStatus(s).value for s in statuses]))
+    total = session.scalar(select(func.count()).select_from(Card).where(*conditions))
+    rows = list(session.scalars(select(Card).where(*conditions).order_by(Card.id)
+                                .offset((max(1, page) - 1) * per_page).limit(per_page)))
+    return rows, total
+
+
+def card_history(session: Session, card_id: int) -> list[CardEvent]:
+    return list(session.scalars(select(CardEvent).where(CardEvent.card_id == card_id).order_by(CardEvent.id)))
+
+
+# --- the state machine ----------------------------------------------------------------------------
+
+def transition(uow: UnitOfWork, actor: Actor, card: Card, target: CardStatus, reason: str | None = None,
+               *, system: bool = False) -> Card:
+    """Move ``card`` to ``target``. ``system`` marks changes made by registry rules, which need
+    no user permission (membership ended, consent withdrawn, automatic approval)."""
+    session = uow.session
+    current = CardStatus(card.status)
+    target = CardStatus(target)
+    permission = cd.check(CardKind(card.kind), current, target, reason)
+    if not system:
+        if not actor.sees(card.org_path):
+            raise NotFound(N_("Card not found"), code="card_not_found")
+        if permission is None or not actor.can(permission):
+            raise PermissionDenied()
+    now = clock.now()
+    reason = (reason or "").strip()[:200] or None
+    card.status, card.status_changed_at, card.status_reason = target.value, now, reason
+    session.add(CardEvent(card_id=card.id, from_status=current.value, to_status=target.value, at=now,
+                          user_id=actor.user_id, actor=actor.login[:64], reason=reason))
+    if target in cd.REVOKING and card.number:
+        session.add(Revocation(card_id=card.id, number=card.number, status=target.value, reason=reason, at=now))
+        card.link_token_hash = None
+    session.flush()  # the version check (two people marking one card) fails here, not at commit
+    audit.record(session, actor, "card.status", "card", card.id, card.organisation_id, number=card.number,
+                 from_status=current, to_status=target, reason=reason)
+    uow.announce(CardStatusChanged(card.id, card.number, current.value, target.value, reason))
+    return card
+
+
+# --- orders ---------------------------------------------------------------------------------------
+
+@dataclass
+class Refusal:
+    membership_id: int
+    code: str
+    message: str
+
+
+@dataclass
+class OrderResult:
+    ordered: list[Card] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+
+
+def _region_code(session: Session, org: Organisation) -> str:
+    if org.region_code:
+        return org.region_code
+    ids = [int(part) for part in org.path.strip("/").split("/") if part]
+    for org_id in ids[1:2]:
+        region = session.get(Organisation, org_id)
+        if region is not None and region.region_code:
+            return region.region_code
+    return "00"
+
+
+def auto_approves(session: Session, org: Organisation) -> bool:
+    ids = [int(part) for part in org.path.strip("/").split("/") if part]
+    if len(ids) < 2:
+        return False
+    settings = session.get(RegionCardSettings, ids[1])
+    return bool(settings and settings.auto_approve)
+
+
+def set_auto_approve(uow: UnitOfWork, actor: Actor, region_id: int, enabled: bool) -> None:
+    region = registry.get_organisation(uow.session, actor, region_id)
+    if not actor.can(rd.Permission.APPROVE_CARDS) or region.level != rd.Level.REGIONAL:
+        raise PermissionDenied()
+    settings = uow.session.get(RegionCardSettings, region.id) or RegionCardSettings(organisation_id=region.id)
+    settings.auto_approve = enabled
+    uow.session.add(settings)
+    audit.record(uow.session, actor, "card.auto_approve", "organisation", region.id, region.id, enabled=enabled)
+
+
+def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = CardKind.PLASTIC, *,
+                replaces: Card | None = None, issuer_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX) -> OrderResult:
+    """Order a card for each member. Members that cannot get one are refused with the reason; the
+    others are ordered (and approved at once where the region has switched on auto-approval)."""
+    session = uow.session
+    kind = CardKind(kind)
+    if not actor.can(rd.Permission.ORDER_CARDS):
+        raise PermissionDenied()
+    result = OrderResult()
+    ids = list(dict.fromkeys(int(i) for i in membership_ids))
+    memberships = {m.id: m for m in session.scalars(select(Membership).where(Membership.id.in_(ids)))} if ids else {}
+    consents = registry.current_consents_of(session, [m.person_id for m in memberships.values()])
+    existing = cards_of_members(session, ids)
+    orgs: dict[int, Organisation] = {}
+    now = clock.now()
+
+    def refuse(membership_id, code, message, **params):
+        result.refused.append(Refusal(membership_id, code, translate(message, **params)))
+
+    for membership_id in ids:
+        membership = memberships.get(membership_id)
+        if membership is None or not actor.sees(membership.org_path):
+            # Someone else's member: answer as if they did not exist, and keep a trace of the attempt.
+            audit.record(session, actor, "card.order_refused", "membership", membership_id, actor.organisation_id,
+                         code="member_not_found")
+            refuse(membership_id, "member_not_found", N_("Member not found"))
+            continue
+        if not membership.is_active:
+            refuse(membership_id, "member_not_active", N_("This person is no longer a member"))
+            continue
+        if rd.ConsentSection.PROCESSING not in consents.get(membership.person_id, {}):
+            refuse(membership_id, "consent_missing",
+                   N_("There is no consent to personal-data processing (section 1): a card cannot be ordered"))
+            continue
+        active = [c for c in existing.get(membership_id, []) if c.kind == kind and CardStatus(c.status) in cd.ACTIVE]
+        if active:
+            refuse(membership_id, "card_already_active", N_("This member already has a card (%(status)s)"),
+                   status=translate(cd.STATUS_LABELS[CardStatus(active[0].status)]))
+            continue
+        org = orgs.get(membership.organisation_id) or session.get(Organisation, membership.organisation_id)
+        orgs[org.id] = org
+        card = Card(kind=kind.value, status=CardStatus.ORDERED.value, membership_id=membership.id,
+                    person_id=membership.person_id, organisation_id=org.id, org_path=membership.org_path,
+                    region_code=_region_code(session, org), ordered_by=actor.user_id, ordered_at=now,
+                    status_changed_at=now, replaces_card_id=replaces.id if replaces else None)
+        try:
+            with session.begin_nested():
+                session.add(card)
+                session.flush()
+        except Exception as exc:  # the partial unique index: someone ordered the same card just now
+            if "uq_card_active_per_person" not in str(exc) and "UNIQUE" not in str(exc).upper():
+                raise
+            refuse(membership_id, "card_already_active", N_("This member already has a card (%(status)s)"),
+                   status=translate(cd.STATUS_LABELS[CardStatus.ORDERED]))
+            continue
+        session.add(CardEvent(card_id=card.id, from_status=None, to_status=CardStatus.ORDERED.value, at=now,
+                              user_id=actor.user_id, actor=actor.login[:64],
+                              reason=f"reissue of {replaces.number}" if replaces else None))
+        audit.record(session, actor, "card.order", "card", card.id, org.id, membership_id=membership.id, kind=kind,
+                     replaces=replaces.id if replaces else None)
+        uow.announce(CardStatusChanged(card.id, None, None, CardStatus.ORDERED.value, None))
+        result.ordered.append(card)
+        if auto_approves(session, org):
+            _approve(uow, Actor.system("auto-approval"), [card], issuer_prefix, system=True)
+    return result
+
+
+def _approve(uow: UnitOfWork, actor: Actor, cards: list[Card], issuer_prefix: str, system: bool = False) -> None:
+    for card in cards:
+        cd.check(CardKind(card.kind), CardStatus(card.status), CardStatus.APPROVED, None)
+    by_region: dict[str, list[Card]] = {}
+    for card in cards:
+        by_region.setdefault(card.region_code, []).append(card)
+    for region_code, region_cards in sorted(by_region.items()):
+        numbers = assign_numbers(uow.session, region_code, len(region_cards), issuer_prefix)
+        for card, number in zip(region_cards, numbers):
+            card.number = number
+            transition(uow, actor, card, CardStatus.APPROVED, system=system)
+
+
+def approve(uow: UnitOfWork, actor: Actor, card_ids, *,
+            issuer_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX) -> list[Card]:
+    """Approve orders (all or none) and give each card its number."""
+    cards = [get_card(uow.session, actor, card_id, for_update=True) for card_id in card_ids]
+    if not actor.can(rd.Permission.APPROVE_CARDS):
+        raise PermissionDenied()
+    _approve(uow, actor, cards, issuer_prefix)
+    return cards
+
+
+def reject(uow: UnitOfWork, actor: Actor, card_ids, reason: str) -> list[Card]:
+    cards = [get_card(uow.session, actor, card_id, for_update=True) for card_id in card_ids]
+    return [transition(uow, actor, card, CardStatus.REJECTED, reason) for card in cards]
+
+
+def cancel(uow: UnitOfWork, actor: Actor, card_id: int, reason: str | None = None) -> Card:
+    card = get_card(uow.session, actor, card_id, for_update=True)
+    return transition(uow, actor, card, CardStatus.CANCELLED, reason)
+
+
+def advance(uow: UnitOfWork, actor: Actor, card_ids, target: CardStatus, reason: str | None = None) -> list[Card]:
+    """Production and delivery steps for many cards at once (all or none)."""
+    cards = [get_card(uow.session, actor, card_id, for_update=True) for card_id in card_ids]
+    return [transition(uow, actor, card, target, reason) for card in cards]
+
+
+@dataclass
+class MarkResult:
+    number: str
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+    card: Card | None = None
+
+
+def mark_by_numbers(uow: UnitOfWork, actor: Actor, numbers, outcome: CardStatus,
+                    reason: str | None = None) -> list[MarkResult]:
+    """«Выдан» or «Отказ» for cards given by number (typed or scanned), each on its own: a wrong
+    number is reported and the others are still marked. The card row is locked first, so two
+    desks marking one card at once are serialised and the second one is told it is already done."""
+    outcome = CardStatus(outcome)
+    if outcome not in (CardStatus.ISSUED, CardStatus.REFUSED):
+        raise ValueError(outcome)
+    results = []
+    seen = set()
+    for raw in numbers:
+        raw = str(raw).strip()
+        if not raw:
+            continue
+        try:
+            number = cardnumber.validate(_number_from_scan(raw))
+        except UnionCardError as exc:
+            results.append(MarkResult(raw, False, exc.code, exc.render()))
+            continue
+        if number in seen:
+            continue
+        seen.add(number)
+        try:
+            with uow.session.begin_nested():
+                card = get_card_by_number(uow.session, actor, number, for_update=True)
+                transition(uow, actor, card, outcome, reason)
+            results.append(MarkResult(cardnumber.format(number), True, card=card))
+        except UnionCardError as exc:
+            results.append(MarkResult(cardnumber.format(number), False, exc.code, exc.render()))
+    return results
+
+
+def _number_from_scan(text: str) -> str:
+    """A scanned code is either the bare number (barcode) or our credential in a QR code, whose
+    second field is the number; typed numbers may carry spaces and dashes."""
+    if text.upper().startswith("UC1") and "|" in text:
+        parts = text.split("|")
+        return parts[1] if len(parts) > 1 else text
+    return text
+
+
+def report_loss(uow: UnitOfWork, actor: Actor, card_id: int, what: CardStatus, note: str | None = None) -> Card:
+    """Lost, stolen or damaged: recorded, then the card is blocked at once (in the same transaction)."""
+    what = CardStatus(what)
+    if what not in cd.LOSS:
+        raise ValueError(what)
+    card = get_card(uow.session, actor, card_id, for_update=True)
+    transition(uow, actor, card, what, note)
+    return transition(uow, actor, card, CardStatus.BLOCKED, note or translate(cd.STATUS_LABELS[what]))
+
+
+def reissue(uow: UnitOfWork, actor: Actor, card_id: int, *,
+            issuer_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX) -> OrderResult:
+    """A new order for a blocked card's member (same kind), linked to the card it replaces."""
+    card = get_card(uow.session, actor, card_id)
+    if CardStatus(card.status) != CardStatus.BLOCKED:
+        raise Conflict(N_("Only a blocked card can be reissued: report it lost, stolen or damaged first"),
+                       code="card_not_blocked")
+    return order_cards(uow, actor, [card.membership_id], CardKind(card.kind), replaces=card,
+                       issuer_prefix=issuer_prefix)
+
+
+# --- registry rules -------------------------------------------------------------------------------
+
+def revoke_cards_of_person(uow: UnitOfWork, person_id: int, reason: str, *, cancel_orders: bool) -> list[Card]:
+    """Cards of a person that are not in a terminal state: orders not yet in production are
+    cancelled, every other card is revoked (and enters the revocation feed)."""
+    system = Actor.system("registry-rules")
+    changed = []
+    cards = uow.session.scalars(select(Card).where(Card.person_id == person_id).with_for_update(of=Card)
+                                .order_by(Card.id))
+    for card in cards:
+        status = CardStatus(card.status)
+        if status not in cd.ACTIVE:
+            continue
+        if cancel_orders and status in (CardStatus.ORDERED, CardStatus.APPROVED):
+            transition(uow, system, card, CardStatus.CANCELLED, reason, system=True)
+        else:
+            transition(uow, system, card, CardStatus.REVOKED, reason, system=True)
+        changed.append(card)
+    return changed
+
+
+# --- revocation feed ------------------------------------------------------------------------------
+
+def revocations_since(session: Session, version: int = 0, limit: int = 10_000) -> tuple[list[Revocation], int]:
+    """Entries after ``version`` (oldest first) and the version to ask from next time."""
+    rows = list(session.scalars(select(Revocation).where(Revocation.id > version).order_by(Revocation.id).limit(limit)))
+    return rows, (rows[-1].id if rows else version)
+
+
+# --- virtual card link ----------------------------------------------------------------------------
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def new_private_link(uow: UnitOfWork, actor: Actor, card_id: int) -> str:
+    """A new private link token for a virtual card; any earlier link stops working."""
+    card = get_card(uow.session, actor, card_id, for_update=True)
+    if card.kind != CardKind.VIRTUAL or CardStatus(card.status) != CardStatus.ISSUED:
+        raise Conflict(N_("A private link exists only for an issued virtual card"), code="card_link_not_available")
+    if not actor.can(rd.Permission.HAND_OUT_CARDS):
+        raise PermissionDenied()
+    token = secrets.token_urlsafe(24)
+    card.link_token_hash = _token_hash(token)
+    audit.record(uow.session, actor, "card.link_new", "card", card.id, card.organisation_id)
+    return token
+
+
+def revoke_private_link(uow: UnitOfWork, actor: Actor, card_id: int) -> None:
+    card = get_card(uow.session, actor, card_id, for_update=True)
+    if not actor.can(rd.Permission.HAND_OUT_CARDS):
+        raise PermissionDenied()
+    card.link_token_hash = None
+    audit.record(uow.session, actor, "card.link_revoke", "card", card.id, card.organisation_id)
+
+
+def card_by_private_link(session: Session, token: str) -> Card | None:
+    if not token or len(token) > 64:
+        return None
+    card = session.scalar(select(Card).where(Card.link_token_hash == _token_hash(token)))
+    if card is None or CardStatus(card.status) != CardStatus.ISSUED:
+        return None
+    return card
