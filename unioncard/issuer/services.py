@@ -11,9 +11,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from unioncard import clock
 from unioncard.db import UnitOfWork
@@ -133,28 +134,62 @@ def transition(uow: UnitOfWork, actor: Actor, card: Card, target: CardStatus, re
                *, system: bool = False) -> Card:
     """Move ``card`` to ``target``. ``system`` marks changes made by registry rules, which need
     no user permission (membership ended, consent withdrawn, automatic approval)."""
+    return transition_many(uow, actor, [card], target, reason, system=system)[0]
+
+
+def transition_many(uow: UnitOfWork, actor: Actor, cards: list[Card], target: CardStatus, reason: str | None = None,
+                    *, system: bool = False, numbers: dict[int, str] | None = None) -> list[Card]:
+    """The state machine: every card is checked first (all or none move), then the rows change in
+    a few statements, each guarded by its lock version so a concurrent writer cannot be
+    overwritten, then history, revocation feed, audit and events are written."""
     session = uow.session
-    current = CardStatus(card.status)
     target = CardStatus(target)
-    permission = cd.check(CardKind(card.kind), current, target, reason)
-    if not system:
-        if not actor.sees(card.org_path):
-            raise NotFound(N_("Card not found"), code="card_not_found")
-        if permission is None or not actor.can(permission):
-            raise PermissionDenied()
+    numbers = numbers or {}
+    for card in cards:
+        permission = cd.check(CardKind(card.kind), CardStatus(card.status), target, reason)
+        if not system:
+            if not actor.sees(card.org_path):
+                raise NotFound(N_("Card not found"), code="card_not_found")
+            if permission is None or not actor.can(permission):
+                raise PermissionDenied()
+    if not cards:
+        return []
     now = clock.now()
     reason = (reason or "").strip()[:200] or None
-    card.status, card.status_changed_at, card.status_reason = target.value, now, reason
-    session.add(CardEvent(card_id=card.id, from_status=current.value, to_status=target.value, at=now,
-                          user_id=actor.user_id, actor=actor.login[:64], reason=reason))
-    if target in cd.REVOKING and card.number:
-        session.add(Revocation(card_id=card.id, number=card.number, status=target.value, reason=reason, at=now))
-        card.link_token_hash = None
-    session.flush()  # the version check (two people marking one card) fails here, not at commit
-    audit.record(session, actor, "card.status", "card", card.id, card.organisation_id, number=card.number,
-                 from_status=current, to_status=target, reason=reason)
-    uow.announce(CardStatusChanged(card.id, card.number, current.value, target.value, reason))
-    return card
+    table = Card.__table__
+    rows = []
+    for card in cards:
+        number = numbers.get(card.id, card.number)
+        rows.append({"b_id": card.id, "b_version": card.lock_version, "status": target.value,
+                     "status_changed_at": now, "status_reason": reason, "lock_version": card.lock_version + 1,
+                     "number": number,
+                     "link_token_hash": None if target in cd.REVOKING else card.link_token_hash})
+    statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.lock_version == bindparam("b_version"))
+                 .values(status=bindparam("status"), status_changed_at=bindparam("status_changed_at"),
+                         status_reason=bindparam("status_reason"), lock_version=bindparam("lock_version"),
+                         number=bindparam("number"), link_token_hash=bindparam("link_token_hash")))
+    session.flush()
+    changed = session.connection().execute(statement, rows).rowcount
+    if changed != len(rows):
+        raise Conflict(N_("Someone else changed this card a moment ago; please look again"),
+                       code="card_changed_concurrently")
+    history, revocations, audit_rows = [], [], []
+    for card, row in zip(cards, rows):
+        current = card.status
+        for key in ("status", "status_changed_at", "status_reason", "lock_version", "number", "link_token_hash"):
+            set_committed_value(card, key, row[key])
+        history.append(dict(card_id=card.id, from_status=current, to_status=target.value, at=now,
+                            user_id=actor.user_id, actor=actor.login[:64], reason=reason))
+        if target in cd.REVOKING and card.number:
+            revocations.append(dict(card_id=card.id, number=card.number, status=target.value, reason=reason, at=now))
+        audit_rows.append(audit.values(actor, "card.status", "card", card.id, card.organisation_id, number=card.number,
+                                       from_status=current, to_status=target, reason=reason))
+        uow.announce(CardStatusChanged(card.id, card.number, current, target.value, reason))
+    session.execute(insert(CardEvent), history)
+    if revocations:
+        session.execute(insert(Revocation), revocations)
+    audit.record_many(session, audit_rows)
+    return cards
 
 
 # --- orders ---------------------------------------------------------------------------------------
@@ -211,21 +246,29 @@ def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = 
         raise PermissionDenied()
     result = OrderResult()
     ids = list(dict.fromkeys(int(i) for i in membership_ids))
-    memberships = {m.id: m for m in session.scalars(select(Membership).where(Membership.id.in_(ids)))} if ids else {}
+    # Lock the members' rows: two people ordering for one member at once are serialised, and the
+    # second sees the first one's card below.
+    memberships = {}
+    for i in range(0, len(ids), 1000):
+        for m in session.scalars(select(Membership).where(Membership.id.in_(ids[i:i + 1000]))
+                                 .with_for_update(of=Membership)):
+            memberships[m.id] = m
     consents = registry.current_consents_of(session, [m.person_id for m in memberships.values()])
     existing = cards_of_members(session, ids)
     orgs: dict[int, Organisation] = {}
     now = clock.now()
+    refused_audit = []
 
     def refuse(membership_id, code, message, **params):
         result.refused.append(Refusal(membership_id, code, translate(message, **params)))
 
+    new_rows = []
     for membership_id in ids:
         membership = memberships.get(membership_id)
         if membership is None or not actor.sees(membership.org_path):
             # Someone else's member: answer as if they did not exist, and keep a trace of the attempt.
-            audit.record(session, actor, "card.order_refused", "membership", membership_id, actor.organisation_id,
-                         code="member_not_found")
+            refused_audit.append(audit.values(actor, "card.order_refused", "membership", membership_id,
+                                              actor.organisation_id, code="member_not_found"))
             refuse(membership_id, "member_not_found", N_("Member not found"))
             continue
         if not membership.is_active:
@@ -242,30 +285,54 @@ def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = 
             continue
         org = orgs.get(membership.organisation_id) or session.get(Organisation, membership.organisation_id)
         orgs[org.id] = org
-        card = Card(kind=kind.value, status=CardStatus.ORDERED.value, membership_id=membership.id,
-                    person_id=membership.person_id, organisation_id=org.id, org_path=membership.org_path,
-                    region_code=_region_code(session, org), ordered_by=actor.user_id, ordered_at=now,
-                    status_changed_at=now, replaces_card_id=replaces.id if replaces else None)
-        try:
-            with session.begin_nested():
-                session.add(card)
-                session.flush()
-        except Exception as exc:  # the partial unique index: someone ordered the same card just now
-            if "uq_card_active_per_person" not in str(exc) and "UNIQUE" not in str(exc).upper():
-                raise
-            refuse(membership_id, "card_already_active", N_("This member already has a card (%(status)s)"),
-                   status=translate(cd.STATUS_LABELS[CardStatus.ORDERED]))
-            continue
-        session.add(CardEvent(card_id=card.id, from_status=None, to_status=CardStatus.ORDERED.value, at=now,
-                              user_id=actor.user_id, actor=actor.login[:64],
-                              reason=f"reissue of {replaces.number}" if replaces else None))
-        audit.record(session, actor, "card.order", "card", card.id, org.id, membership_id=membership.id, kind=kind,
-                     replaces=replaces.id if replaces else None)
-        uow.announce(CardStatusChanged(card.id, None, None, CardStatus.ORDERED.value, None))
-        result.ordered.append(card)
-        if auto_approves(session, org):
-            _approve(uow, Actor.system("auto-approval"), [card], issuer_prefix, system=True)
+        new_rows.append(dict(kind=kind.value, status=CardStatus.ORDERED.value, membership_id=membership.id,
+                             person_id=membership.person_id, organisation_id=org.id, org_path=membership.org_path,
+                             region_code=_region_code(session, org), ordered_by=actor.user_id, ordered_at=now,
+                             status_changed_at=now, replaces_card_id=replaces.id if replaces else None,
+                             lock_version=1))
+    audit.record_many(session, refused_audit)
+    if not new_rows:
+        return result
+    table = Card.__table__
+    card_ids = list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                    new_rows).scalars())
+    session.execute(insert(CardEvent), [
+        dict(card_id=card_id, from_status=None, to_status=CardStatus.ORDERED.value, at=now, user_id=actor.user_id,
+             actor=actor.login[:64], reason=f"reissue of {replaces.number}" if replaces else None)
+        for card_id in card_ids])
+    audit.record_many(session, [
+        audit.values(actor, "card.order", "card", card_id, row["organisation_id"], membership_id=row["membership_id"],
+                     kind=kind, replaces=row["replaces_card_id"]) for card_id, row in zip(card_ids, new_rows)])
+    for card_id in card_ids:
+        uow.announce(CardStatusChanged(card_id, None, None, CardStatus.ORDERED.value, None))
+    result.ordered = _load_cards(session, card_ids)
+    auto_by_org = {org_id: auto_approves(session, org) for org_id, org in orgs.items()}
+    auto = [card for card in result.ordered if auto_by_org[card.organisation_id]]
+    if auto:
+        _approve(uow, Actor.system("auto-approval"), auto, issuer_prefix, system=True)
     return result
+
+
+def _load_cards(session: Session, card_ids, *, for_update: bool = False) -> list[Card]:
+    """Cards in the order of ``card_ids``, a thousand per query."""
+    ids = list(card_ids)
+    found: dict[int, Card] = {}
+    for i in range(0, len(ids), 1000):
+        query = select(Card).where(Card.id.in_(ids[i:i + 1000]))
+        if for_update:
+            query = query.with_for_update(of=Card)
+        for card in session.scalars(query):
+            found[card.id] = card
+    return [found[i] for i in ids if i in found]
+
+
+def _cards_for(session: Session, actor: Actor, card_ids) -> list[Card]:
+    """Locked cards the actor can see; any other id is 'not found', as if it did not exist."""
+    ids = list(dict.fromkeys(int(i) for i in card_ids))
+    cards = _load_cards(session, ids, for_update=True)
+    if len(cards) != len(ids) or not all(_visible(actor, c) for c in cards):
+        raise NotFound(N_("Card not found"), code="card_not_found")
+    return cards
 
 
 def _approve(uow: UnitOfWork, actor: Actor, cards: list[Card], issuer_prefix: str, system: bool = False) -> None:
@@ -274,17 +341,18 @@ def _approve(uow: UnitOfWork, actor: Actor, cards: list[Card], issuer_prefix: st
     by_region: dict[str, list[Card]] = {}
     for card in cards:
         by_region.setdefault(card.region_code, []).append(card)
+    numbers: dict[int, str] = {}
     for region_code, region_cards in sorted(by_region.items()):
-        numbers = assign_numbers(uow.session, region_code, len(region_cards), issuer_prefix)
-        for card, number in zip(region_cards, numbers):
-            card.number = number
-            transition(uow, actor, card, CardStatus.APPROVED, system=system)
+        for card, number in zip(region_cards, assign_numbers(uow.session, region_code, len(region_cards),
+                                                              issuer_prefix)):
+            numbers[card.id] = number
+    transition_many(uow, actor, cards, CardStatus.APPROVED, system=system, numbers=numbers)
 
 
 def approve(uow: UnitOfWork, actor: Actor, card_ids, *,
             issuer_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX) -> list[Card]:
     """Approve orders (all or none) and give each card its number."""
-    cards = [get_card(uow.session, actor, card_id, for_update=True) for card_id in card_ids]
+    cards = _cards_for(uow.session, actor, card_ids)
     if not actor.can(rd.Permission.APPROVE_CARDS):
         raise PermissionDenied()
     _approve(uow, actor, cards, issuer_prefix)
@@ -292,8 +360,7 @@ def approve(uow: UnitOfWork, actor: Actor, card_ids, *,
 
 
 def reject(uow: UnitOfWork, actor: Actor, card_ids, reason: str) -> list[Card]:
-    cards = [get_card(uow.session, actor, card_id, for_update=True) for card_id in card_ids]
-    return [transition(uow, actor, card, CardStatus.REJECTED, reason) for card in cards]
+    return transition_many(uow, actor, _cards_for(uow.session, actor, card_ids), CardStatus.REJECTED, reason)
 
 
 def cancel(uow: UnitOfWork, actor: Actor, card_id: int, reason: str | None = None) -> Card:
@@ -303,8 +370,7 @@ def cancel(uow: UnitOfWork, actor: Actor, card_id: int, reason: str | None = Non
 
 def advance(uow: UnitOfWork, actor: Actor, card_ids, target: CardStatus, reason: str | None = None) -> list[Card]:
     """Production and delivery steps for many cards at once (all or none)."""
-    cards = [get_card(uow.session, actor, card_id, for_update=True) for card_id in card_ids]
-    return [transition(uow, actor, card, target, reason) for card in cards]
+    return transition_many(uow, actor, _cards_for(uow.session, actor, card_ids), target, reason)
 
 
 @dataclass

@@ -1,0 +1,124 @@
+"""Card benchmark: number assignment in-process, and ordering + approving 10 000 cards on PostgreSQL.
+
+    .venv/bin/python bench/cards_bench.py                 # PostgreSQL on 127.0.0.1
+    .venv/bin/python bench/cards_bench.py --database sqlite
+
+Works in its own throw-away database. Goals (issue 4): number assignment ≥ 50 000/s in-process;
+creating and approving 10 000 orders ≤ 10 s on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+
+from unioncard import db  # noqa: E402
+from unioncard.issuer import services as cards  # noqa: E402
+from unioncard.registry import domain as d  # noqa: E402
+from unioncard.registry import services as registry  # noqa: E402
+from unioncard.registry.actor import Actor  # noqa: E402
+
+
+def report(name: str, value: str, goal: str = "") -> None:
+    print(f"{name:<55} {value:>14}   {goal}", flush=True)
+
+
+def letters(number: int) -> str:
+    alphabet = "абвгдежзиклмнопрстуфхцчшэюя"
+    out = ""
+    while True:
+        number, digit = divmod(number, len(alphabet))
+        out += alphabet[digit]
+        if not number:
+            return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--pg-url", default=os.environ.get("UNIONCARD_TEST_PG_URL",
+                                                          "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--orders", type=int, default=10_000)
+    args = parser.parse_args()
+    name = None
+    if args.database == "postgresql":
+        name = f"unioncard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(args.pg_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = args.pg_url.rsplit("/", 1)[0] + "/" + name
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite3'}"
+    print(f"database: {args.database}")
+    try:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        sessions = db.make_session_factory(engine)
+        admin = Actor.system("bench")
+
+        with db.UnitOfWork(sessions) as uow:
+            started = time.perf_counter()
+            numbers = cards.assign_numbers(uow.session, "23", 200_000)
+            elapsed = time.perf_counter() - started
+            uow.commit()
+        report("assign 200 000 numbers in one reservation", f"{len(numbers) / elapsed:,.0f}/s".replace(",", " "),
+               "goal ≥ 50 000/s")
+        started = time.perf_counter()
+        total = 0
+        for _ in range(200):
+            with db.UnitOfWork(sessions) as uow:
+                total += len(cards.assign_numbers(uow.session, "24", 500))
+                uow.commit()
+        elapsed = time.perf_counter() - started
+        report("assign 100 000 numbers, 500 per transaction", f"{total / elapsed:,.0f}/s".replace(",", " "))
+
+        with db.UnitOfWork(sessions) as uow:
+            central = registry.create_organisation(uow, admin, code="0", name="Профсоюз", level=d.Level.CENTRAL)
+            region = registry.create_organisation(uow, admin, code="23", name="Краснодарская краевая организация",
+                                                  level=d.Level.REGIONAL, parent_id=central.id, region_code="23")
+            primary = registry.create_organisation(uow, admin, code="23-1", name="ППО для замера",
+                                                   level=d.Level.PRIMARY, parent_id=region.id, kind=d.OrgKind.WORKERS)
+            uow.commit()
+        with db.UnitOfWork(sessions) as uow:
+            membership_ids = registry.register_new_members(uow, admin, primary.id, [
+                registry.NewMember(registry.PersonData("Замеров" + letters(i), "Иван", None,
+                                                       date(1960 + i % 40, 1 + i % 12, 1 + i % 28)),
+                                   d.Category.WORKING, date(2015, 9, 1),
+                                   ((d.ConsentSection.PROCESSING, date(2015, 9, 1), d.ConsentForm.PAPER),))
+                for i in range(args.orders)])
+            uow.commit()
+        chair = Actor(user_id=None, login="bench-chair", role=d.Role.CHAIRPERSON, scope_path=primary.path,
+                      organisation_id=primary.id)
+        regional = Actor(user_id=None, login="bench-region", role=d.Role.REGIONAL_STAFF, scope_path=region.path,
+                         organisation_id=region.id)
+        started = time.perf_counter()
+        with db.UnitOfWork(sessions) as uow:
+            result = cards.order_cards(uow, chair, membership_ids)
+            uow.commit()
+        ordered_at = time.perf_counter()
+        with db.UnitOfWork(sessions) as uow:
+            cards.approve(uow, regional, [c.id for c in result.ordered])
+            uow.commit()
+        done = time.perf_counter()
+        report(f"order {len(result.ordered)} cards (one request)", f"{ordered_at - started:.1f} s")
+        report(f"approve {len(result.ordered)} cards, numbers assigned", f"{done - ordered_at:.1f} s")
+        report("order + approve", f"{done - started:.1f} s", "goal ≤ 10 s")
+        engine.dispose()
+    finally:
+        if name:
+            with psycopg.connect(args.pg_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
