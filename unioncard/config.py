@@ -29,6 +29,8 @@ class Settings:
     keystore_url: str = ""
     root_keystore_url: str = ""
     trust_bundle_days: int = 30
+    # First six digits of every card number: 9 + 643 (Russia) + two issuer digits.
+    card_issuer_prefix: str = "964301"
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> "Settings":
@@ -79,5 +81,6 @@ def load_settings(**overrides) -> Settings:
         keystore_url=os.environ.get("UNIONCARD_KEYSTORE") or f"software:{instance_dir / 'keys'}",
         root_keystore_url=os.environ.get("UNIONCARD_ROOT_KEYSTORE") or f"software:{instance_dir / 'root-key'}",
         trust_bundle_days=_env_int("UNIONCARD_TRUST_BUNDLE_DAYS", 30),
+        card_issuer_prefix=os.environ.get("UNIONCARD_CARD_ISSUER_PREFIX", "964301"),
     )
     return settings.with_overrides(**overrides) if overrides else settings

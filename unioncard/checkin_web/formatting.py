@@ -24,11 +24,15 @@ def day(value) -> str:
     return str(value)
 
 
+from unioncard.issuer import domain as card_domain  # noqa: E402
+
+
 def label(mapping_name: str, value) -> str:
     mapping = {
         "level": d.LEVEL_LABELS, "kind": d.ORG_KIND_LABELS, "category": d.CATEGORY_LABELS, "sex": d.SEX_LABELS,
         "leave_reason": d.LEAVE_REASON_LABELS, "consent_section": d.CONSENT_SECTION_LABELS,
         "consent_form": d.CONSENT_FORM_LABELS, "role": d.ROLE_LABELS,
+        "card_status": card_domain.STATUS_LABELS, "card_kind": card_domain.KIND_LABELS,
     }[mapping_name]
     if value is None:
         return ""
