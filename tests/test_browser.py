@@ -57,3 +57,64 @@ def test_wrong_password_message_in_browser(browser, live_server):
     page.click("button[type=submit].primary")
     assert page.locator("[role=alert]").inner_text() == "Неверный логин или пароль"
     page.close()
+
+
+def test_chairperson_hands_out_cards_on_a_phone(browser, live_server, tree, make_uow, session_factory, system,
+                                                tmp_path):
+    """«Выдан» for one card typed as a wedge scanner types it (digits + Enter), «Отказ» with a
+    reason for another, on a 390-pixel screen."""
+    from datetime import date
+
+    from unioncard.issuer import cardnumber
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.domain import CardStatus
+    from unioncard.issuer.models import Card
+    from unioncard.registry import services as registry
+
+    with make_uow() as uow:
+        for key in ("ivanov", "shchyolokova"):
+            registry.give_consent(uow, system, tree.members[key], "processing", date(2020, 1, 1), "paper")
+        uow.commit()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="ru-RU")
+    page = context.new_page()
+    page.goto(live_server + "/login")
+    page.fill("#login", "chair_a")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_url(f"**/registry/org/{tree.primary_a}")
+    page.click("a.button:has-text('Билеты')")
+    page.check(f"input[name=membership_id][value='{tree.members['ivanov']}']")
+    page.check(f"input[name=membership_id][value='{tree.members['shchyolokova']}']")
+    page.click("button:has-text('Заказать билеты отмеченным')")
+    page.wait_for_selector("text=Заказано билетов: 2")
+    assert no_horizontal_scroll(page)
+
+    with make_uow() as uow:  # the region approves and the bureau produces and delivers
+        ids = [c.id for c in uow.session.query(Card).order_by(Card.id)]
+        cards.approve(uow, tree.actors["region_a"], ids)
+        for target in (CardStatus.IN_PRODUCTION, CardStatus.PRODUCED, CardStatus.SHIPPED):
+            cards.advance(uow, tree.actors["bureau"], ids, target)
+        cards.advance(uow, tree.actors["region_a"], ids, CardStatus.DELIVERED)
+        uow.commit()
+    with session_factory() as s:
+        first, second = [s.get(Card, i).number for i in ids]
+
+    page.click("a.button:has-text('Выдача билетов')")
+    page.wait_for_selector("h1:has-text('Выдача билетов')")
+    assert page.locator("table").last.inner_text().count("передан в организацию") == 2
+    page.focus("#numbers")
+    page.keyboard.type(first + "\n", delay=5)  # what a keyboard-wedge scanner sends
+    page.click("button:has-text('«Выдан»')")
+    page.wait_for_selector("text=Отмечено «Выдан»: 1 из 1")
+    assert "готово" in page.locator("table.results").inner_text()
+    assert no_horizontal_scroll(page)
+    page.fill("#numbers", cardnumber.format(second))
+    page.fill("#reason", "в отпуске")
+    page.click("button:has-text('«Отказ»')")
+    page.wait_for_selector("text=Отмечено «Отказ»: 1 из 1")
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=str(tmp_path / "hand-out.png"), full_page=True)
+    with session_factory() as s:
+        assert [s.get(Card, i).status for i in ids] == ["issued", "refused"]
+        assert s.get(Card, ids[1]).status_reason == "в отпуске"
+    context.close()
