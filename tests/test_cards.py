@@ -269,21 +269,30 @@ def test_consent_withdrawal_cancels_orders_and_revokes_cards(consenting, make_uo
     assert order(make_uow, chair, tree.members["ivanov"]).refused[0].code == "consent_missing"
 
 
-def test_mark_by_numbers_reports_each_bad_number(consenting, make_uow, session_factory):
+def test_mark_by_numbers_reports_each_bad_number(consenting, make_uow, session_factory, tmp_path):
+    from unioncard.hsm.base import open_keystore
+    from unioncard.hsm.domain import KeyRole
+
     tree = consenting
     chair = tree.actors["chair_a"]
     good = order(make_uow, chair, tree.members["ivanov"]).ordered[0]
     produce(make_uow, tree, good.id)
     number = _number(session_factory, good.id)
+    store = open_keystore(f"software:{tmp_path / 'keys'}", "pass", create=True)
+    store.generate(KeyRole.CARD_CREDENTIAL)
+    with make_uow() as uow:
+        qr = cards.ensure_credential(uow, cards.get_card(uow.session, chair, good.id), store)
+        uow.commit()
     wrong_check = number[:-1] + str((int(number[-1]) + 1) % 10)
     results = run(make_uow, cards.mark_by_numbers, chair,
-                  [cardnumber.format(number), wrong_check, "9643 01AB", "123", "UC1|" + number + "|x"], S.ISSUED)
+                  [cardnumber.format(number), wrong_check, "9643 01AB", "123", qr, "UC1.garbage.x.y"], S.ISSUED)
     by_input = {r.number: r for r in results}
     assert by_input[cardnumber.format(number)].ok
     assert by_input[wrong_check].code == "card_number_checksum"
     assert by_input["9643 01AB"].code == "card_number_format"
     assert by_input["123"].code == "card_number_length"
-    assert len(results) == 4  # the QR scan of the same card is not counted twice
+    assert by_input["UC1.garbage.x.y"].code == "credential_invalid"
+    assert len(results) == 5  # the QR scan of the same card is not counted twice
     assert status(session_factory, good.id) == "issued"
     # Someone else's card number looks unknown.
     other = order(make_uow, tree.actors["chair_b"], tree.members["sidorova"]).ordered[0]

@@ -102,3 +102,60 @@ def test_virtual_card_private_link(web, tree, make_uow, session_factory, system)
         cards.report_loss(uow, tree.actors["chair_a"], card.id, CardStatus.LOST)
         uow.commit()
     assert web.get(f"/cards/v/{link}").status_code == 404  # a blocked card's link stops working
+
+
+def test_virtual_card_shows_the_signed_credential(database_url, tree, tmp_path, monkeypatch, make_uow,
+                                                  session_factory, system):
+    from unioncard.checkin_web import create_app
+    from unioncard.config import Settings
+    from unioncard.hsm.base import open_keystore
+    from unioncard.hsm.domain import KeyRole, verify
+    from unioncard.issuer import credential
+
+    monkeypatch.setenv("UNIONCARD_KEYSTORE_SECRET", "virtual card test")
+    store = open_keystore(f"software:{tmp_path / 'keys'}", "virtual card test", create=True)
+    key = store.generate(KeyRole.CARD_CREDENTIAL)
+    app = create_app(Settings(instance_dir=tmp_path / "instance", database_url=database_url, secret_key="t",
+                              keystore_url=f"software:{tmp_path / 'keys'}"))
+    give_consents(make_uow, system, tree, "ivanov")
+    with make_uow() as uow:
+        card = cards.order_cards(uow, tree.actors["chair_a"], [tree.members["ivanov"]], "virtual").ordered[0]
+        cards.approve(uow, tree.actors["region_a"], [card.id])
+        cards.advance(uow, tree.actors["chair_a"], [card.id], CardStatus.ISSUED)
+        token = cards.new_private_link(uow, tree.actors["chair_a"], card.id)
+        uow.commit()
+    client = app.test_client()
+    page = client.get(f"/cards/v/{token}")
+    assert page.status_code == 200 and "<svg" in page.get_data(as_text=True)
+    with session_factory() as s:
+        stored = s.get(Card, card.id)
+        text, number = stored.credential, stored.number
+    parsed = credential.parse(text)
+    assert parsed.number == number and parsed.full_name == "Иванов И. И." and parsed.key_id == key.key_id
+    assert verify(key.public_key, key.algorithm, KeyRole.CARD_CREDENTIAL, parsed.payload, parsed.signature)
+    image = client.get(f"/cards/v/{token}/card.svg")
+    assert image.mimetype == "image/svg+xml" and cardnumber.format(number) in image.get_data(as_text=True)
+    # A second view shows the same credential (made once).
+    client.get(f"/cards/v/{token}")
+    with session_factory() as s:
+        assert s.get(Card, card.id).credential == text
+    # A tampered credential is refused; scanning the real one marks the card like its number.
+    forged = text.replace(text.split(".")[1], credential._b64url(parsed.payload.replace("Иванов".encode(), "Петров".encode())))
+    from unioncard.hsm import trust
+    from unioncard.hsm.domain import KeyStoreError
+    import pytest as _pytest
+
+    root = open_keystore(f"software:{tmp_path / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
+    root_key = root.generate(KeyRole.ROOT)
+    from unioncard import clock
+    from datetime import timedelta
+
+    now = clock.now()
+    bundle = trust.check(trust.build(root, store.list(), version=1, issued_at=now, expires_at=now + timedelta(days=1)),
+                         root_key.public_key, now)
+    assert credential.verify(text, bundle).number == number
+    with _pytest.raises(credential.CredentialError) as info:
+        credential.verify(forged, bundle)
+    assert info.value.code == "credential_bad_signature"
+    del KeyStoreError
+    app.extensions["unioncard"].engine.dispose()

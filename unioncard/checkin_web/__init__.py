@@ -29,6 +29,18 @@ class Runtime:
     def uow(self) -> db.UnitOfWork:
         return db.UnitOfWork(self.session_factory, self.subscribers)
 
+    def signer(self):
+        """The operational key store, opened on first use and kept for the process (opening a
+        software store costs a scrypt derivation). Raises a KeyStoreError if not configured."""
+        store = getattr(self, "_signer", None)
+        if store is None:
+            from unioncard.config import keystore_secret
+            from unioncard.hsm.base import open_keystore
+
+            store = open_keystore(self.settings.keystore_url, keystore_secret("KEYSTORE"))
+            self._signer = store
+        return store
+
 
 def create_app(settings: Settings | None = None, **overrides) -> Flask:
     settings = settings or load_settings()

@@ -7,7 +7,10 @@ cards and members answer 404, like things that do not exist.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
@@ -229,11 +232,58 @@ def card(card_id: int):
                                can_order=_actor().can(d.Permission.ORDER_CARDS))
 
 
+@dataclass(frozen=True)
+class _VirtualCard:
+    number: str
+    credential: str | None
+    surname: str
+    given_name: str
+    patronymic: str | None
+
+
+def _virtual_card_or_404(token: str) -> _VirtualCard:
+    """The card behind a private link, with its credential made on first view if keys are set up."""
+    rt = _rt()
+    with rt.uow() as uow:
+        item = cards.card_by_private_link(uow.session, token)
+        if item is None:
+            abort(404)
+        if not item.credential:
+            try:
+                cards.ensure_credential(uow, item, rt.signer())
+                uow.commit()
+            except UnionCardError:
+                uow.rollback()  # no keys configured: the card is shown without its QR code
+                item = cards.card_by_private_link(uow.session, token)
+        person = item.person
+        return _VirtualCard(item.number, item.credential, person.surname, person.given_name, person.patronymic)
+
+
+def _qr_svg(text: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2,
+                        error_correction=qrcode.constants.ERROR_CORRECT_M)
+    return image.to_string(encoding="unicode")
+
+
 @bp.route("/v/<token>")
 def virtual(token: str):
     """A member's virtual card, reached by the private link (no login)."""
-    with _rt().session_factory() as session:
-        item = cards.card_by_private_link(session, token)
-        if item is None:
-            abort(404)
-        return render_template("cards/virtual.html", card=item, format_number=cardnumber.format)
+    item = _virtual_card_or_404(token)
+    return render_template("cards/virtual.html", card=item, person=item, format_number=cardnumber.format,
+                           qr_svg=Markup(_qr_svg(item.credential)) if item.credential else None, token=token)
+
+
+@bp.route("/v/<token>/card.svg")
+def virtual_image(token: str):
+    """The same virtual card as one image (to save on the phone or print)."""
+    item = _virtual_card_or_404(token)
+    if not item.credential:
+        abort(404)
+    body = render_template("cards/virtual.svg", card=item, person=item, number=cardnumber.format(item.number),
+                           qr=_qr_svg(item.credential).split("?>", 1)[-1])
+    return Response(body, mimetype="image/svg+xml",
+                    headers={"Content-Disposition": f'inline; filename="card-{item.number}.svg"',
+                             "Cache-Control": "no-store"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from unioncard.issuer.domain import ACTIVE
@@ -34,6 +34,8 @@ class Card(Base):
     replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("card.id"))
     # SHA-256 of the private link's token for a virtual card; None = no link (or revoked).
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The signed credential (QR / chip / virtual card), made once the card has its number.
+    credential: Mapped[str | None] = mapped_column(Text)
     # Optimistic lock: a second writer that read the same version fails instead of overwriting.
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
 

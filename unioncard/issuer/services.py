@@ -20,7 +20,7 @@ from unioncard import clock
 from unioncard.db import UnitOfWork
 from unioncard.errors import Conflict, NotFound, PermissionDenied, UnionCardError
 from unioncard.i18n import N_, translate
-from unioncard.issuer import cardnumber
+from unioncard.issuer import cardnumber, credential
 from unioncard.issuer import domain as cd
 from unioncard.issuer.domain import CardKind, CardStatus
 from unioncard.issuer.models import Card, CardEvent, CardNumberCounter, RegionCardSettings, Revocation
@@ -397,7 +397,7 @@ def mark_by_numbers(uow: UnitOfWork, actor: Actor, numbers, outcome: CardStatus,
         if not raw:
             continue
         try:
-            number = cardnumber.validate(_number_from_scan(raw))
+            number = cardnumber.validate(credential.number_from_scan(raw))
         except UnionCardError as exc:
             results.append(MarkResult(raw, False, exc.code, exc.render()))
             continue
@@ -412,15 +412,6 @@ def mark_by_numbers(uow: UnitOfWork, actor: Actor, numbers, outcome: CardStatus,
         except UnionCardError as exc:
             results.append(MarkResult(cardnumber.format(number), False, exc.code, exc.render()))
     return results
-
-
-def _number_from_scan(text: str) -> str:
-    """A scanned code is either the bare number (barcode) or our credential in a QR code, whose
-    second field is the number; typed numbers may carry spaces and dashes."""
-    if text.upper().startswith("UC1") and "|" in text:
-        parts = text.split("|")
-        return parts[1] if len(parts) > 1 else text
-    return text
 
 
 def report_loss(uow: UnitOfWork, actor: Actor, card_id: int, what: CardStatus, note: str | None = None) -> Card:
@@ -471,6 +462,25 @@ def revocations_since(session: Session, version: int = 0, limit: int = 10_000) -
     """Entries after ``version`` (oldest first) and the version to ask from next time."""
     rows = list(session.scalars(select(Revocation).where(Revocation.id > version).order_by(Revocation.id).limit(limit)))
     return rows, (rows[-1].id if rows else version)
+
+
+# --- signed credential ----------------------------------------------------------------------------
+
+def ensure_credential(uow: UnitOfWork, card: Card, signer) -> str:
+    """The card's signed credential, made (and kept) the first time it is needed; the same text
+    goes into the QR code of the plastic card, its chip and the virtual card."""
+    if card.credential:
+        return card.credential
+    if not card.number:
+        raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
+    approved_at = uow.session.scalar(select(CardEvent.at).where(
+        CardEvent.card_id == card.id, CardEvent.to_status == CardStatus.APPROVED.value).order_by(CardEvent.id))
+    person = card.person
+    payload = credential.payload_for(card.number, person.surname, person.given_name, person.patronymic,
+                                     card.region_code, (approved_at or clock.now()).date())
+    card.credential = credential.issue(signer, payload)
+    uow.session.flush()
+    return card.credential
 
 
 # --- virtual card link ----------------------------------------------------------------------------
