@@ -17,7 +17,7 @@ from unioncard.hsm import trust
 from unioncard.hsm.base import OPERATIONAL_ROLES, ROOT_ROLES, open_keystore
 from unioncard.hsm.domain import (
     Algorithm, KeyRetired, KeyRole, KeyStatus, KeyStoreError, KeyStoreUnavailable, NoActiveKey, TrustBundleError,
-    WrongRole, WrongSecret, verify,
+    WrongRole, WrongSecret, b64url, unb64url, verify,
 )
 
 SECRET = "correct horse battery staple"
@@ -246,11 +246,11 @@ def test_tampered_expired_future_and_foreign_bundles_are_refused(signed, backend
     now = clock.now()
     data = make(1)
     envelope = json.loads(data)
-    payload = trust._unb64url(envelope["payload"])
+    payload = unb64url(envelope["payload"])
     # Swap in another public key for the card credential role, keep the signature.
     forged = payload.replace(b'"role":"card_credential"', b'"role":"event_bundle"')
     assert forged != payload
-    envelope_forged = dict(envelope, payload=trust._b64url(forged))
+    envelope_forged = dict(envelope, payload=b64url(forged))
     cases = {
         "trust_bundle_bad_signature": json.dumps(envelope_forged).encode(),
         "trust_bundle_malformed": data[: len(data) // 2],

@@ -1,7 +1,6 @@
 from datetime import date
 
 import pytest
-from stdnum import luhn  # noqa: F401  (python-stdnum is the oracle library for identifiers)
 
 from unioncard.errors import ValidationError
 from unioncard.registry import domain as d

@@ -142,16 +142,12 @@ def demo_command(host: str, port: int, scale: float) -> None:
 def _demo_secret(settings, name: str) -> None:
     """The demo keeps each key store's passphrase in a 0600 file in the instance folder, so it
     starts without questions. A real installation sets UNIONCARD_<NAME>_SECRET[_FILE] itself."""
-    import secrets as _secrets
+    from unioncard.files import read_or_create_secret
 
     if os.environ.get(f"UNIONCARD_{name}_SECRET") or os.environ.get(f"UNIONCARD_{name}_SECRET_FILE"):
         return
     path = settings.instance_dir / f"demo-{name.lower().replace('_', '-')}-passphrase"
-    if not path.exists():
-        settings.instance_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(_secrets.token_urlsafe(24))
+    read_or_create_secret(path, 24)
     os.environ[f"UNIONCARD_{name}_SECRET_FILE"] = str(path)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from unioncard.files import read_or_create_secret
 
 
 def _env_int(name: str, default: int) -> int:
@@ -42,15 +43,7 @@ def _secret_key(instance_dir: Path) -> str:
     value = os.environ.get("UNIONCARD_SECRET_KEY")
     if value:
         return value
-    path = instance_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    return read_or_create_secret(instance_dir / "secret_key", 48)
 
 
 def keystore_secret(name: str) -> str | None:

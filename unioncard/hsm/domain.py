@@ -118,6 +118,20 @@ class KeyInfo:
     def with_status(self, status: KeyStatus, at: datetime | None = None) -> "KeyInfo":
         return replace(self, status=status, retired_at=at if status == KeyStatus.RETIRED else self.retired_at)
 
+    def to_record(self) -> dict:
+        """The key's public record as JSON-ready values (what every key store keeps beside the key)."""
+        return {"key_id": self.key_id, "role": self.role.value, "algorithm": self.algorithm.value,
+                "status": self.status.value, "created_at": self.created_at.isoformat(),
+                "retired_at": self.retired_at.isoformat() if self.retired_at else None,
+                "public_key": b64(self.public_key) if self.public_key else None}
+
+    @classmethod
+    def from_record(cls, raw: dict) -> "KeyInfo":
+        return cls(key_id=raw["key_id"], role=KeyRole(raw["role"]), algorithm=Algorithm(raw["algorithm"]),
+                   status=KeyStatus(raw["status"]), created_at=datetime.fromisoformat(raw["created_at"]),
+                   public_key=unb64(raw["public_key"]) if raw.get("public_key") else None,
+                   retired_at=datetime.fromisoformat(raw["retired_at"]) if raw.get("retired_at") else None)
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -202,3 +216,14 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 4648 §5), as in trust bundles and card credentials."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

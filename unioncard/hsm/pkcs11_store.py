@@ -12,7 +12,6 @@ import json
 import secrets
 import threading
 import time
-from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -20,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from unioncard import clock
 from unioncard.hsm.base import OPERATIONAL_ROLES, KeyStore
 from unioncard.hsm.domain import (
-    Algorithm, KeyInfo, KeyRole, KeyStatus, KeyStoreError, KeyStoreUnavailable, WrongSecret, b64, key_id_for,
-    public_key_der, unb64,
+    Algorithm, KeyInfo, KeyRole, KeyStatus, KeyStoreError, KeyStoreUnavailable, WrongSecret, key_id_for,
+    public_key_der,
 )
 from unioncard.i18n import N_
 
@@ -103,17 +102,8 @@ class Pkcs11KeyStore(KeyStore):
             for _, raw in self._meta_objects():
                 if raw["key_id"] not in newest or raw["revision"] > newest[raw["key_id"]]["revision"]:
                     newest[raw["key_id"]] = raw
-        out = []
-        for raw in newest.values():
-            info = KeyInfo(
-                key_id=raw["key_id"], role=KeyRole(raw["role"]), algorithm=Algorithm(raw["algorithm"]),
-                status=KeyStatus(raw["status"]), created_at=datetime.fromisoformat(raw["created_at"]),
-                public_key=unb64(raw["public_key"]) if raw.get("public_key") else None,
-                retired_at=datetime.fromisoformat(raw["retired_at"]) if raw.get("retired_at") else None,
-            )
-            if info.role in self.roles:
-                out.append(info)
-        return out
+        infos = (KeyInfo.from_record(raw) for raw in newest.values())
+        return [info for info in infos if info.role in self.roles]
 
     def _save(self, info: KeyInfo) -> None:
         """Write the new record first, then drop older ones: a crash in between leaves two records
@@ -122,12 +112,7 @@ class Pkcs11KeyStore(KeyStore):
         with self._lock:
             old = [(obj, raw) for obj, raw in self._meta_objects() if raw["key_id"] == info.key_id]
             revision = max((raw["revision"] for _, raw in old), default=0) + 1
-            record = {
-                "key_id": info.key_id, "role": info.role.value, "algorithm": info.algorithm.value,
-                "status": info.status.value, "created_at": info.created_at.isoformat(),
-                "retired_at": info.retired_at.isoformat() if info.retired_at else None,
-                "public_key": b64(info.public_key) if info.public_key else None, "revision": revision,
-            }
+            record = dict(info.to_record(), revision=revision)
             self._session.create_object({
                 Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True, Attribute.PRIVATE: False,
                 Attribute.APPLICATION: APPLICATION, Attribute.LABEL: META_PREFIX + info.key_id,

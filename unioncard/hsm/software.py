@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from unioncard import clock
+from unioncard.files import write_private_atomically
 from unioncard.hsm.base import OPERATIONAL_ROLES, KeyStore
 from unioncard.hsm.domain import (
     Algorithm, KeyInfo, KeyRole, KeyStatus, KeyStoreError, KeyStoreUnavailable, WrongSecret, b64, key_id_for,
@@ -40,21 +40,6 @@ FORMAT = "unioncard-software-keystore/1"
 CHECK_PLAINTEXT = b"unioncard keystore passphrase check"
 # scrypt cost: ~0.1 s and 64 MiB once per opening; a stolen directory costs an attacker the same per guess.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 16, 8, 1
-
-
-def _write_private_file(path: Path, data: bytes) -> None:
-    """Write atomically (temp file, fsync, rename), created 0600 from the start."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class SoftwareKeyStore(KeyStore):
@@ -85,7 +70,7 @@ class SoftwareKeyStore(KeyStore):
         header = {"format": FORMAT, "kdf": {"name": "scrypt", "salt": b64(salt), "n": SCRYPT_N, "r": SCRYPT_R,
                                              "p": SCRYPT_P},
                   "check": {"nonce": b64(nonce), "ciphertext": b64(AESGCM(kek).encrypt(nonce, CHECK_PLAINTEXT, None))}}
-        _write_private_file(header_path, json.dumps(header, indent=2).encode())
+        write_private_atomically(header_path, json.dumps(header, indent=2).encode())
         return kek
 
     def _unlock(self, header_path: Path, passphrase: str) -> bytes:
@@ -125,13 +110,7 @@ class SoftwareKeyStore(KeyStore):
 
     def _load(self, path: Path) -> tuple[KeyInfo, dict]:
         raw = json.loads(path.read_bytes())
-        info = KeyInfo(
-            key_id=raw["key_id"], role=KeyRole(raw["role"]), algorithm=Algorithm(raw["algorithm"]),
-            status=KeyStatus(raw["status"]), created_at=datetime.fromisoformat(raw["created_at"]),
-            public_key=unb64(raw["public_key"]) if raw.get("public_key") else None,
-            retired_at=datetime.fromisoformat(raw["retired_at"]) if raw.get("retired_at") else None,
-        )
-        return info, raw
+        return KeyInfo.from_record(raw), raw
 
     def _version(self):
         # Every change renames a file into keys/, which changes the folder's mtime.
@@ -150,14 +129,8 @@ class SoftwareKeyStore(KeyStore):
         return f"{info.key_id}|{info.role.value}|{info.algorithm.value}".encode()
 
     def _write(self, info: KeyInfo, private: dict | None) -> None:
-        record = {
-            "key_id": info.key_id, "role": info.role.value, "algorithm": info.algorithm.value,
-            "status": info.status.value, "created_at": info.created_at.isoformat(),
-            "retired_at": info.retired_at.isoformat() if info.retired_at else None,
-            "public_key": b64(info.public_key) if info.public_key else None,
-            "private": private,
-        }
-        _write_private_file(self._path(info.key_id), json.dumps(record, indent=2).encode())
+        record = dict(info.to_record(), private=private)
+        write_private_atomically(self._path(info.key_id), json.dumps(record, indent=2).encode())
 
     def _create(self, role: KeyRole, algorithm: Algorithm, secret_value: bytes | None = None) -> KeyInfo:
         if algorithm == Algorithm.ED25519:

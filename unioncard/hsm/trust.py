@@ -7,35 +7,24 @@ Building needs the root key store; checking needs only the pinned root public ke
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from unioncard.files import write_private_atomically
 from unioncard.hsm.base import KeyStore
 from unioncard.hsm.domain import (
-    SYMMETRIC_ROLES, Algorithm, KeyInfo, KeyRole, KeyStatus, TrustBundleError, b64, key_id_for, unb64, verify,
+    SYMMETRIC_ROLES, Algorithm, KeyInfo, KeyRole, KeyStatus, TrustBundleError, b64, b64url, key_id_for, unb64,
+    unb64url, verify,
 )
 from unioncard.i18n import N_
 
 FORMAT = "unioncard-trust-bundle/1"
 # Stations' clocks drift; a bundle issued a little "in the future" is still accepted.
 CLOCK_SKEW = timedelta(minutes=10)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64url(text: str) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError("not a string")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def utc(moment: datetime) -> datetime:
@@ -108,9 +97,9 @@ def build(root: KeyStore, keys: list[KeyInfo], *, version: int, issued_at: datet
                  for k in sorted(listed, key=lambda k: (k.role, k.key_id))],
     })
     signature = root.sign(KeyRole.ROOT, payload, key_id=root_key.key_id)
-    envelope = {"format": FORMAT, "payload": _b64url(payload),
+    envelope = {"format": FORMAT, "payload": b64url(payload),
                 "signature": {"key_id": signature.key_id, "algorithm": signature.algorithm.value,
-                              "value": _b64url(signature.value)}}
+                              "value": b64url(signature.value)}}
     return json.dumps(envelope, indent=2).encode("utf-8") + b"\n"
 
 
@@ -126,9 +115,9 @@ def check(data: bytes, root_public_key: bytes, now: datetime) -> TrustBundle:
         envelope = json.loads(data)
         if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
             raise _malformed("format")
-        payload = _unb64url(envelope["payload"])
+        payload = unb64url(envelope["payload"])
         sig = envelope["signature"]
-        signature_value = _unb64url(sig["value"])
+        signature_value = unb64url(sig["value"])
         signer, algorithm = sig["key_id"], sig["algorithm"]
     except TrustBundleError:
         raise
@@ -181,7 +170,7 @@ class TrustState:
         if raw is None:
             return 0
         # Parse without the clock: an expired stored bundle still sets the floor for versions.
-        return int(json.loads(_unb64url(json.loads(raw)["payload"]))["version"])
+        return int(json.loads(unb64url(json.loads(raw)["payload"]))["version"])
 
     def accept(self, data: bytes, now: datetime) -> TrustBundle:
         bundle = check(data, self.root_public_key, now)
@@ -197,9 +186,7 @@ class TrustState:
                 raise TrustBundleError(N_("A different trust bundle with the same version %(version)s is already installed"),
                                        code="trust_bundle_version_conflict", version=version)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, self.path)
+        write_private_atomically(self.path, data)
         return bundle
 
     def bundle(self, now: datetime) -> TrustBundle:

@@ -9,14 +9,13 @@ the signature is the card_credential key's, over the payload bytes (with the rol
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from dataclasses import dataclass
 from datetime import date
 
 from unioncard.errors import ValidationError
-from unioncard.hsm.domain import KeyRole
+from unioncard.hsm.domain import KeyRole, b64url, unb64url
 from unioncard.i18n import N_
 from unioncard.issuer import cardnumber
 
@@ -39,14 +38,6 @@ class Credential:
     signature: bytes
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def short_name(surname: str, given_name: str, patronymic: str | None) -> str:
     initials = f"{given_name[:1]}." + (f" {patronymic[:1]}." if patronymic else "")
     return f"{surname} {initials}"
@@ -62,7 +53,7 @@ def payload_for(number: str, surname: str, given_name: str, patronymic: str | No
 def issue(signer, payload: bytes) -> str:
     """Sign with the card_credential key of ``signer`` (a KeyStore) and encode for a QR code."""
     signature = signer.sign(KeyRole.CARD_CREDENTIAL, payload)
-    return f"{PREFIX}.{_b64url(payload)}.{signature.key_id}.{_b64url(signature.value)}"
+    return f"{PREFIX}.{b64url(payload)}.{signature.key_id}.{b64url(signature.value)}"
 
 
 def parse(text: str) -> Credential:
@@ -71,12 +62,12 @@ def parse(text: str) -> Credential:
         prefix, payload_b64, key_id, signature_b64 = text.strip().split(".")
         if prefix != PREFIX:
             raise ValueError(prefix)
-        payload = _unb64url(payload_b64)
+        payload = unb64url(payload_b64)
         body = json.loads(payload.decode("utf-8"))
         if body.get("v") != 1:
             raise ValueError("version")
         number = cardnumber.validate(body["n"])
-        return Credential(number, body["fn"], body["r"], body["iat"], key_id, payload, _unb64url(signature_b64))
+        return Credential(number, body["fn"], body["r"], body["iat"], key_id, payload, unb64url(signature_b64))
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, cardnumber.ValidationError):
         raise CredentialError() from None
 
