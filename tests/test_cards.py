@@ -334,3 +334,21 @@ def test_revocation_feed_is_incremental(consenting, make_uow, session_factory):
         assert s.scalar(select(func.count()).select_from(Revocation)) == 2
     assert [r.card_id for r in first] == [a.id] and [r.card_id for r in second] == [b.id]
     assert version2 > version
+
+
+def test_moving_an_organisation_moves_its_cards(consenting, make_uow, session_factory):
+    """Cards keep a copy of their organisation's path: a subtree moved to another region is then
+    seen (and approved) by the new region, and its unnumbered cards take the new region's code."""
+    tree = consenting
+    numbered, waiting = order(make_uow, tree.actors["chair_a"], tree.members["ivanov"],
+                              tree.members["shchyolokova"]).ordered
+    run(make_uow, cards.approve, tree.actors["region_a"], [numbered.id])
+    run(make_uow, registry.move_organisation, tree.actors["admin"], tree.territorial_a, tree.region_b)
+    with pytest.raises(NotFound):
+        run(make_uow, cards.approve, tree.actors["region_a"], [waiting.id])
+    run(make_uow, cards.approve, tree.actors["region_b"], [waiting.id])
+    with session_factory() as s:
+        primary = s.get(registry.Organisation, tree.primary_a)
+        moved = [s.get(Card, numbered.id), s.get(Card, waiting.id)]
+        assert primary.region_code == "21" and all(c.org_path == primary.path for c in moved)
+        assert cardnumber.region_of(moved[0].number) == "23" and cardnumber.region_of(moved[1].number) == "21"

@@ -47,7 +47,7 @@ def _choices(labels: dict, blank: bool = False):
 
 def _ancestors(db_session, org: Organisation) -> list[Organisation]:
     """The chain from the user's own organisation down to ``org`` (never above the user's scope)."""
-    ids = [int(x) for x in org.path.strip("/").split("/")]
+    ids = d.path_ids(org.path)
     rows = {o.id: o for o in db_session.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
     return [rows[i] for i in ids if _actor().sees(rows[i].path)]
 

@@ -3,6 +3,7 @@
 - Membership ended (left, expelled, died…): the person's orders are cancelled and cards revoked.
 - Transferred to another primary organisation: the person stays a member, so the card stays
   valid and moves with them to the new organisation.
+- An organisation moved to another parent: its cards' copies of its path are rewritten.
 - Consent to processing (section 1) withdrawn: pending orders are cancelled and every other card
   is revoked. Decision: the card is itself processing of the member's personal data by union
   bodies (name on the card, checks at events, partner checks), so without that consent no card
@@ -11,7 +12,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from unioncard import events
 from unioncard.issuer import domain as cd
@@ -20,7 +21,7 @@ from unioncard.issuer.models import Card
 from unioncard.registry import audit
 from unioncard.registry import domain as rd
 from unioncard.registry.actor import Actor
-from unioncard.registry.services import ConsentWithdrawn, MembershipEnded, active_membership
+from unioncard.registry.services import ConsentWithdrawn, MembershipEnded, OrganisationMoved, active_membership
 
 
 @events.in_transaction(MembershipEnded)
@@ -37,6 +38,20 @@ def _membership_ended(uow, event: MembershipEnded) -> None:
                              new_membership.organisation_id, membership_id=new_membership.id)
         return
     services.revoke_cards_of_person(uow, event.person_id, f"membership ended: {event.reason}", cancel_orders=True)
+
+
+@events.in_transaction(OrganisationMoved)
+def _organisation_moved(uow, event: OrganisationMoved) -> None:
+    """Cards keep a copy of their organisation's path (for scope checks): rewrite it with the
+    registry's. Numbers already given keep their region digits; cards not yet numbered take the
+    new region's."""
+    old = event.old_prefix
+    uow.session.execute(update(Card).where(Card.org_path.like(old + "%"))
+                        .values(org_path=event.new_prefix + func.substr(Card.org_path, len(old) + 1))
+                        .execution_options(synchronize_session=False))
+    if event.region_code:
+        uow.session.execute(update(Card).where(Card.org_path.like(event.new_prefix + "%"), Card.number.is_(None))
+                            .values(region_code=event.region_code).execution_options(synchronize_session=False))
 
 
 @events.in_transaction(ConsentWithdrawn)

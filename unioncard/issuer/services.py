@@ -207,19 +207,8 @@ class OrderResult:
     refused: list[Refusal] = field(default_factory=list)
 
 
-def _region_code(session: Session, org: Organisation) -> str:
-    if org.region_code:
-        return org.region_code
-    ids = [int(part) for part in org.path.strip("/").split("/") if part]
-    for org_id in ids[1:2]:
-        region = session.get(Organisation, org_id)
-        if region is not None and region.region_code:
-            return region.region_code
-    return "00"
-
-
 def auto_approves(session: Session, org: Organisation) -> bool:
-    ids = [int(part) for part in org.path.strip("/").split("/") if part]
+    ids = rd.path_ids(org.path)
     if len(ids) < 2:
         return False
     settings = session.get(RegionCardSettings, ids[1])
@@ -287,7 +276,7 @@ def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = 
         orgs[org.id] = org
         new_rows.append(dict(kind=kind.value, status=CardStatus.ORDERED.value, membership_id=membership.id,
                              person_id=membership.person_id, organisation_id=org.id, org_path=membership.org_path,
-                             region_code=_region_code(session, org), ordered_by=actor.user_id, ordered_at=now,
+                             region_code=org.region_code or "00", ordered_by=actor.user_id, ordered_at=now,
                              status_changed_at=now, replaces_card_id=replaces.id if replaces else None,
                              lock_version=1))
     audit.record_many(session, refused_audit)
@@ -336,8 +325,8 @@ def _cards_for(session: Session, actor: Actor, card_ids) -> list[Card]:
 
 
 def _approve(uow: UnitOfWork, actor: Actor, cards: list[Card], issuer_prefix: str, system: bool = False) -> None:
-    for card in cards:
-        cd.check(CardKind(card.kind), CardStatus(card.status), CardStatus.APPROVED, None)
+    # Numbers are reserved before the state machine checks the cards; if it refuses, the caller's
+    # rollback takes the reservation back with everything else.
     by_region: dict[str, list[Card]] = {}
     for card in cards:
         by_region.setdefault(card.region_code, []).append(card)

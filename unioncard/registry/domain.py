@@ -181,6 +181,11 @@ def child_path(parent_path: str | None, organisation_id: int) -> str:
     return f"{parent_path or '/'}{organisation_id}/"
 
 
+def path_ids(path: str) -> list[int]:
+    """Organisation ids from the root down: '/1/23/456/' → [1, 23, 456]; index 1 is the region."""
+    return [int(part) for part in path.strip("/").split("/") if part]
+
+
 def in_scope(scope_path: str, object_path: str) -> bool:
     return object_path.startswith(scope_path)
 

@@ -40,6 +40,16 @@ class MembershipEnded:
 
 
 @dataclass(frozen=True)
+class OrganisationMoved:
+    """A subtree's materialised path changed from ``old_prefix`` to ``new_prefix``: parts that keep
+    a copy of an organisation's path (cards) rewrite theirs in the same transaction."""
+    organisation_id: int
+    old_prefix: str
+    new_prefix: str
+    region_code: str | None
+
+
+@dataclass(frozen=True)
 class ConsentWithdrawn:
     person_id: int
     section: str
@@ -136,10 +146,15 @@ def move_organisation(uow: UnitOfWork, actor: Actor, organisation_id: int, new_p
         .where(OrganisationParentHistory.organisation_id == org.id, OrganisationParentHistory.valid_to.is_(None))
         .values(valid_to=moment)
     )
+    if new_parent.region_code:
+        # Everything under a region belongs to it: a subtree moved to another region follows it.
+        session.execute(update(Organisation).where(Organisation.path.like(new_prefix + "%"))
+                        .values(region_code=new_parent.region_code))
     session.add(OrganisationParentHistory(organisation_id=org.id, parent_id=new_parent.id, valid_from=moment))
     org.parent_id = new_parent.id
     session.flush()
     session.refresh(org)
+    uow.announce(OrganisationMoved(org.id, old_prefix, new_prefix, org.region_code))
     audit.record(session, actor, "organisation.move", "organisation", org.id, org.id,
                  old_parent_id=old_parent_id, new_parent_id=new_parent.id)
     return org
