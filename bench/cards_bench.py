@@ -10,57 +10,25 @@ creating and approving 10 000 orders ≤ 10 s on PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
-import uuid
 from datetime import date
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchkit import add_database_arguments, letters, report, scratch_database
 
-import psycopg  # noqa: E402
-
-from unioncard import db  # noqa: E402
-from unioncard.issuer import services as cards  # noqa: E402
-from unioncard.registry import domain as d  # noqa: E402
-from unioncard.registry import services as registry  # noqa: E402
-from unioncard.registry.actor import Actor  # noqa: E402
-
-
-def report(name: str, value: str, goal: str = "") -> None:
-    print(f"{name:<55} {value:>14}   {goal}", flush=True)
-
-
-def letters(number: int) -> str:
-    alphabet = "абвгдежзиклмнопрстуфхцчшэюя"
-    out = ""
-    while True:
-        number, digit = divmod(number, len(alphabet))
-        out += alphabet[digit]
-        if not number:
-            return out
+from unioncard import db
+from unioncard.issuer import services as cards
+from unioncard.registry import domain as d
+from unioncard.registry import services as registry
+from unioncard.registry.actor import Actor
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--pg-url", default=os.environ.get("UNIONCARD_TEST_PG_URL",
-                                                          "postgresql://postgres@127.0.0.1:5432/test"))
+    add_database_arguments(parser)
     parser.add_argument("--orders", type=int, default=10_000)
     args = parser.parse_args()
-    name = None
-    if args.database == "postgresql":
-        name = f"unioncard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        with psycopg.connect(args.pg_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = args.pg_url.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite3'}"
-    print(f"database: {args.database}")
-    try:
-        db.upgrade(url)
+    with scratch_database(args) as url:
         engine = db.make_engine(url)
         sessions = db.make_session_factory(engine)
         admin = Actor.system("bench")
@@ -113,10 +81,6 @@ def main() -> int:
         report(f"approve {len(result.ordered)} cards, numbers assigned", f"{done - ordered_at:.1f} s")
         report("order + approve", f"{done - started:.1f} s", "goal ≤ 10 s")
         engine.dispose()
-    finally:
-        if name:
-            with psycopg.connect(args.pg_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 
 

@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import date
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import psycopg  # noqa: E402
+from benchkit import add_database_arguments, letters, report, scratch_database
 from openpyxl import Workbook  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
@@ -54,21 +49,6 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def report(name: str, value: str, goal: str = "") -> None:
-    print(f"{name:<52} {value:>16}   {goal}", flush=True)
-
-
-def letters(number: int) -> str:
-    """A distinct all-letter suffix for each number (names allow letters only)."""
-    alphabet = "абвгдежзиклмнопрстуфхцчшэюя"
-    out = ""
-    while True:
-        number, digit = divmod(number, len(alphabet))
-        out += alphabet[digit]
-        if not number:
-            return out
-
-
 def import_workbook(rows: int) -> bytes:
     wb = Workbook(write_only=True)
     ws = wb.create_sheet()
@@ -84,25 +64,12 @@ def import_workbook(rows: int) -> bytes:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--pg-url", default=os.environ.get("UNIONCARD_TEST_PG_URL",
-                                                          "postgresql://postgres@127.0.0.1:5432/test"))
+    add_database_arguments(parser)
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1.09 M members (the 2020 figures)")
     parser.add_argument("--import-rows", type=int, default=10_000)
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="unioncard-bench-"))
-    if args.database == "postgresql":
-        name = f"unioncard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        with psycopg.connect(args.pg_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = args.pg_url.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    print(f"database: {args.database} ({url})")
-    try:
-        db.upgrade(url)
+    with scratch_database(args) as url:
         engine = db.make_engine(url)
         sessions = db.make_session_factory(engine)
         rss_before = peak_rss_mib()
@@ -161,10 +128,6 @@ def main() -> int:
             report(f"{attempt}: {args.import_rows} rows ({counts})", f"{elapsed:.1f} s",
                    f"goal ≤ 20 s (reading + checking {planned:.1f} s)")
         engine.dispose()
-    finally:
-        if args.database == "postgresql" and not args.keep:
-            with psycopg.connect(args.pg_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return 0
 
 

@@ -72,6 +72,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def chunked(values, size: int = 1000) -> list[list]:
+    """``values`` in lists of ``size``: bulk look-ups use one ``IN (…)`` query per chunk instead
+    of one query per row, without hitting parameter limits."""
+    values = list(values)
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # Every part's models (and their in-transaction event handlers) are loaded before the
     # first session, so relationships across parts resolve and no rule is missed.

@@ -34,10 +34,9 @@ class Runtime:
         software store costs a scrypt derivation). Raises a KeyStoreError if not configured."""
         store = getattr(self, "_signer", None)
         if store is None:
-            from unioncard.config import keystore_secret
-            from unioncard.hsm.base import open_keystore
+            from unioncard.hsm.ceremony import open_operational
 
-            store = open_keystore(self.settings.keystore_url, keystore_secret("KEYSTORE"))
+            store = open_operational(self.settings)
             self._signer = store
         return store
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import func, select
 
+from unioncard.checkin_web.scope import actor as _actor
+from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
+from unioncard.checkin_web.scope import rt as _rt
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
 from unioncard.issuer import domain as cd
@@ -29,25 +32,8 @@ PER_PAGE = 50
 MAX_NUMBERS = 500
 
 
-def _rt():
-    from unioncard.checkin_web import runtime
-
-    return runtime()
-
-
-def _actor():
-    return current_user.actor
-
-
 def _prefix() -> str:
     return _rt().settings.card_issuer_prefix
-
-
-def _org_or_404(session, organisation_id: int):
-    try:
-        return registry.get_organisation(session, _actor(), organisation_id)
-    except NotFound:
-        abort(404)
 
 
 def _card_or_404(session, card_id: int):

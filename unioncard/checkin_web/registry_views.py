@@ -20,6 +20,9 @@ from wtforms import BooleanField, DateField, HiddenField, SelectField, StringFie
 from wtforms.validators import DataRequired, Length, Optional
 
 from unioncard import clock
+from unioncard.checkin_web.scope import actor as _actor
+from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
+from unioncard.checkin_web.scope import rt as _rt
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
 from unioncard.registry import domain as d
 from unioncard.registry import importer, services
@@ -28,16 +31,6 @@ from unioncard.registry.models import Organisation
 bp = Blueprint("registry", __name__, url_prefix="/registry")
 
 PER_PAGE = 50
-
-
-def _rt():
-    from unioncard.checkin_web import runtime
-
-    return runtime()
-
-
-def _actor():
-    return current_user.actor
 
 
 def _choices(labels: dict, blank: bool = False):
@@ -50,13 +43,6 @@ def _ancestors(db_session, org: Organisation) -> list[Organisation]:
     ids = d.path_ids(org.path)
     rows = {o.id: o for o in db_session.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
     return [rows[i] for i in ids if _actor().sees(rows[i].path)]
-
-
-def _org_or_404(db_session, organisation_id: int) -> Organisation:
-    try:
-        return services.get_organisation(db_session, _actor(), organisation_id)
-    except NotFound:
-        abort(404)
 
 
 def _member_or_404(uow, membership_id: int, *, audit_view: bool = False):

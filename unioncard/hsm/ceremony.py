@@ -51,8 +51,13 @@ class KeyStores:
         return self.operational.get(key_id)  # raises KeyNotFound
 
 
+def open_operational(settings: Settings, *, create: bool = False) -> KeyStore:
+    """The store of the signing keys the application uses day to day (never the root)."""
+    return open_keystore(settings.keystore_url, keystore_secret("KEYSTORE"), OPERATIONAL_ROLES, create=create)
+
+
 def open_stores(settings: Settings, *, create: bool = False) -> KeyStores:
-    operational = open_keystore(settings.keystore_url, keystore_secret("KEYSTORE"), OPERATIONAL_ROLES, create=create)
+    operational = open_operational(settings, create=create)
     try:
         root = open_keystore(settings.root_keystore_url, keystore_secret("ROOT_KEYSTORE"), ROOT_ROLES, create=create)
     except BaseException:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from unioncard import clock
-from unioncard.db import UnitOfWork
+from unioncard.db import UnitOfWork, chunked
 from unioncard.errors import Conflict, NotFound, PermissionDenied, UnionCardError
 from unioncard.i18n import N_, translate
 from unioncard.issuer import cardnumber, credential
@@ -98,9 +98,8 @@ def get_card_by_number(session: Session, actor: Actor, number: str, *, for_updat
 
 def cards_of_members(session: Session, membership_ids) -> dict[int, list[Card]]:
     found: dict[int, list[Card]] = {}
-    ids = sorted(set(membership_ids))
-    for i in range(0, len(ids), 1000):
-        for card in session.scalars(select(Card).where(Card.membership_id.in_(ids[i:i + 1000])).order_by(Card.id)):
+    for chunk in chunked(sorted(set(membership_ids))):
+        for card in session.scalars(select(Card).where(Card.membership_id.in_(chunk)).order_by(Card.id)):
             found.setdefault(card.membership_id, []).append(card)
     return found
 
@@ -238,9 +237,8 @@ def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = 
     # Lock the members' rows: two people ordering for one member at once are serialised, and the
     # second sees the first one's card below.
     memberships = {}
-    for i in range(0, len(ids), 1000):
-        for m in session.scalars(select(Membership).where(Membership.id.in_(ids[i:i + 1000]))
-                                 .with_for_update(of=Membership)):
+    for chunk in chunked(ids):
+        for m in session.scalars(select(Membership).where(Membership.id.in_(chunk)).with_for_update(of=Membership)):
             memberships[m.id] = m
     consents = registry.current_consents_of(session, [m.person_id for m in memberships.values()])
     existing = cards_of_members(session, ids)
@@ -306,8 +304,8 @@ def _load_cards(session: Session, card_ids, *, for_update: bool = False) -> list
     """Cards in the order of ``card_ids``, a thousand per query."""
     ids = list(card_ids)
     found: dict[int, Card] = {}
-    for i in range(0, len(ids), 1000):
-        query = select(Card).where(Card.id.in_(ids[i:i + 1000]))
+    for chunk in chunked(ids):
+        query = select(Card).where(Card.id.in_(chunk))
         if for_update:
             query = query.with_for_update(of=Card)
         for card in session.scalars(query):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from unioncard import clock
-from unioncard.db import UnitOfWork
+from unioncard.db import UnitOfWork, chunked
 from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from unioncard.i18n import N_
 from unioncard.registry import audit
@@ -236,17 +236,11 @@ def active_membership(session: Session, person_id: int) -> Membership | None:
 
 
 # Many at once, for imports: one query per thousand rows instead of several per row.
-_CHUNK = 1000
-
-
-def _chunks(values: list) -> list[list]:
-    return [values[i:i + _CHUNK] for i in range(0, len(values), _CHUNK)]
-
 
 def people_by_identity(session: Session, keys) -> dict[str, Person]:
     """The registry's person for each identity key (the oldest record if there are several)."""
     found: dict[str, Person] = {}
-    for chunk in _chunks(sorted(set(keys))):
+    for chunk in chunked(sorted(set(keys))):
         for person in session.scalars(select(Person).where(Person.identity_key.in_(chunk)).order_by(Person.id)):
             found.setdefault(person.identity_key, person)
     return found
@@ -254,7 +248,7 @@ def people_by_identity(session: Session, keys) -> dict[str, Person]:
 
 def active_memberships_of(session: Session, person_ids) -> dict[int, Membership]:
     found: dict[int, Membership] = {}
-    for chunk in _chunks(sorted(set(person_ids))):
+    for chunk in chunked(sorted(set(person_ids))):
         for membership in session.scalars(select(Membership).where(Membership.person_id.in_(chunk),
                                                                     Membership.is_active)):
             found[membership.person_id] = membership
@@ -263,7 +257,7 @@ def active_memberships_of(session: Session, person_ids) -> dict[int, Membership]
 
 def current_consents_of(session: Session, person_ids) -> dict[int, dict[str, Consent]]:
     found: dict[int, dict[str, Consent]] = {}
-    for chunk in _chunks(sorted(set(person_ids))):
+    for chunk in chunked(sorted(set(person_ids))):
         for consent in session.scalars(select(Consent).where(Consent.person_id.in_(chunk),
                                                               Consent.withdrawn_on.is_(None)).order_by(Consent.id)):
             found.setdefault(consent.person_id, {})[consent.section] = consent
@@ -387,9 +381,7 @@ def register_new_members(uow: UnitOfWork, actor: Actor, organisation_id: int, en
         d.validate_membership_dates(person.birth_date, entry.join_date, None, today)
         for _section, given_on, form in entry.consents:
             d.ConsentForm(form)
-            if given_on > today:
-                raise ValidationError(N_("The consent date is in the future"), code="consent_date_future",
-                                      field="given_on")
+            _check_consent_date(given_on, today)
         rows.append((person, d.Category(entry.category), entry))
     keys = [person.identity_key for person, _, _ in rows]
     if len(set(keys)) != len(keys):
@@ -541,13 +533,17 @@ def has_consent(session: Session, person_id: int, section: str) -> bool:
     return d.ConsentSection(section) in current_consents(session, person_id)
 
 
+def _check_consent_date(given_on: date, today: date) -> None:
+    if given_on > today:
+        raise ValidationError(N_("The consent date is in the future"), code="consent_date_future", field="given_on")
+
+
 def give_consent(uow: UnitOfWork, actor: Actor, membership_id: int, section: str, given_on: date, form: str) -> Consent:
     session = uow.session
     membership = get_membership(session, actor, membership_id)
     _member_org(session, actor, membership.organisation_id)
     section, form = d.ConsentSection(section), d.ConsentForm(form)
-    if given_on > clock.today():
-        raise ValidationError(N_("The consent date is in the future"), code="consent_date_future", field="given_on")
+    _check_consent_date(given_on, clock.today())
     if section in current_consents(session, membership.person_id):
         raise Conflict(N_("This consent has already been given"), code="consent_already_given")
     consent = Consent(person_id=membership.person_id, section=section, given_on=given_on, form=form,

@@ -1,0 +1,60 @@
+"""What the benchmarks share: a throw-away database, figure lines, letter-only name suffixes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+
+from unioncard import db  # noqa: E402
+
+
+def add_database_arguments(parser) -> None:
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--pg-url", default=os.environ.get("UNIONCARD_TEST_PG_URL",
+                                                          "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+
+
+@contextmanager
+def scratch_database(args):
+    """A migrated database of its own (PostgreSQL: unioncard_bench_<pid>_<random>, dropped at the
+    end unless --keep; SQLite: a file in a temporary folder); yields its URL."""
+    name = None
+    if args.database == "postgresql":
+        name = f"unioncard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(args.pg_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = args.pg_url.rsplit("/", 1)[0] + "/" + name
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='unioncard-bench-')) / 'bench.sqlite3'}"
+    print(f"database: {args.database} ({url})", flush=True)
+    try:
+        db.upgrade(url)
+        yield url
+    finally:
+        if name and not args.keep:
+            with psycopg.connect(args.pg_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def report(name: str, value: str, goal: str = "") -> None:
+    print(f"{name:<55} {value:>16}   {goal}", flush=True)
+
+
+def letters(number: int) -> str:
+    """A distinct all-letter suffix for each number (person names allow letters only)."""
+    alphabet = "абвгдежзиклмнопрстуфхцчшэюя"
+    out = ""
+    while True:
+        number, digit = divmod(number, len(alphabet))
+        out += alphabet[digit]
+        if not number:
+            return out
