@@ -43,6 +43,8 @@ def test_order_approve_and_hand_out_through_the_pages(web, tree, make_uow, sessi
     with session_factory() as s:
         card = s.scalar(select(Card))
         assert card.status == "ordered"
+    card_page = text_of(web.get(f"/cards/{card.id}"))
+    assert "Отменить заказ" in card_page and "Утерян" not in card_page  # buttons follow the state machine
     web.client.post("/logout", data={"csrf_token": web.token("/")})
 
     web.login("region_a")
@@ -69,6 +71,8 @@ def test_order_approve_and_hand_out_through_the_pages(web, tree, make_uow, sessi
     assert typo in response.get_data(as_text=True).split("<textarea")[1].split("</textarea>")[0]
     with session_factory() as s:
         assert s.get(Card, card.id).status == "issued"
+    card_page = text_of(web.get(f"/cards/{card.id}"))
+    assert "Утерян" in card_page and "Отменить заказ" not in card_page
 
     # Loss → blocked → reissue, from the card page.
     web.post(f"/cards/{card.id}", token_from=f"/cards/{card.id}", data={"action": "lost", "reason": "потерял"})

@@ -213,7 +213,11 @@ def card(card_id: int):
             item = _card_or_404(uow.session, card_id)
         history = cards.card_history(uow.session, item.id)
         replacement = uow.session.scalar(select(Card).where(Card.replaces_card_id == item.id))
+        # Buttons follow the state machine's table, not a copy of it.
+        next_steps = {target.value for target in CardStatus
+                      if cd.allowed(CardKind(item.kind), CardStatus(item.status), target)}
         return render_template("cards/card.html", card=item, history=history, link=link, replacement=replacement,
+                               next_steps=next_steps,
                                format_number=cardnumber.format, can_hand_out=_actor().can(d.Permission.HAND_OUT_CARDS),
                                can_order=_actor().can(d.Permission.ORDER_CARDS))
 
