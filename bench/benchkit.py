@@ -58,3 +58,31 @@ def letters(number: int) -> str:
         out += alphabet[digit]
         if not number:
             return out
+
+
+def one_primary_with_members(sessions, count: int):
+    """Central → region 23 → one primary organisation holding ``count`` consenting members.
+    Returns (region, primary, membership ids)."""
+    from datetime import date
+
+    from unioncard.registry import domain as d
+    from unioncard.registry import services as registry
+    from unioncard.registry.actor import Actor
+
+    admin = Actor.system("bench")
+    with db.UnitOfWork(sessions) as uow:
+        central = registry.create_organisation(uow, admin, code="0", name="Профсоюз", level=d.Level.CENTRAL)
+        region = registry.create_organisation(uow, admin, code="23", name="Краснодарская краевая организация",
+                                              level=d.Level.REGIONAL, parent_id=central.id, region_code="23")
+        primary = registry.create_organisation(uow, admin, code="23-1", name="ППО для замера",
+                                               level=d.Level.PRIMARY, parent_id=region.id, kind=d.OrgKind.WORKERS)
+        uow.commit()
+    with db.UnitOfWork(sessions) as uow:
+        membership_ids = registry.register_new_members(uow, admin, primary.id, [
+            registry.NewMember(registry.PersonData("Замеров" + letters(i), "Иван", None,
+                                                   date(1960 + i % 40, 1 + i % 12, 1 + i % 28)),
+                               d.Category.WORKING, date(2015, 9, 1),
+                               ((d.ConsentSection.PROCESSING, date(2015, 9, 1), d.ConsentForm.PAPER),))
+            for i in range(count)])
+        uow.commit()
+    return region, primary, membership_ids

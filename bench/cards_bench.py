@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date
 
-from benchkit import add_database_arguments, letters, report, scratch_database
+from benchkit import add_database_arguments, one_primary_with_members, report, scratch_database
 
 from unioncard import db
 from unioncard.issuer import services as cards
 from unioncard.registry import domain as d
-from unioncard.registry import services as registry
 from unioncard.registry.actor import Actor
 
 
@@ -31,7 +29,6 @@ def main() -> int:
     with scratch_database(args) as url:
         engine = db.make_engine(url)
         sessions = db.make_session_factory(engine)
-        admin = Actor.system("bench")
 
         with db.UnitOfWork(sessions) as uow:
             started = time.perf_counter()
@@ -49,21 +46,7 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         report("assign 100 000 numbers, 500 per transaction", f"{total / elapsed:,.0f}/s".replace(",", " "))
 
-        with db.UnitOfWork(sessions) as uow:
-            central = registry.create_organisation(uow, admin, code="0", name="Профсоюз", level=d.Level.CENTRAL)
-            region = registry.create_organisation(uow, admin, code="23", name="Краснодарская краевая организация",
-                                                  level=d.Level.REGIONAL, parent_id=central.id, region_code="23")
-            primary = registry.create_organisation(uow, admin, code="23-1", name="ППО для замера",
-                                                   level=d.Level.PRIMARY, parent_id=region.id, kind=d.OrgKind.WORKERS)
-            uow.commit()
-        with db.UnitOfWork(sessions) as uow:
-            membership_ids = registry.register_new_members(uow, admin, primary.id, [
-                registry.NewMember(registry.PersonData("Замеров" + letters(i), "Иван", None,
-                                                       date(1960 + i % 40, 1 + i % 12, 1 + i % 28)),
-                                   d.Category.WORKING, date(2015, 9, 1),
-                                   ((d.ConsentSection.PROCESSING, date(2015, 9, 1), d.ConsentForm.PAPER),))
-                for i in range(args.orders)])
-            uow.commit()
+        region, primary, membership_ids = one_primary_with_members(sessions, args.orders)
         chair = Actor(user_id=None, login="bench-chair", role=d.Role.CHAIRPERSON, scope_path=primary.path,
                       organisation_id=primary.id)
         regional = Actor(user_id=None, login="bench-region", role=d.Role.REGIONAL_STAFF, scope_path=region.path,

@@ -208,3 +208,127 @@ def wipe_token(softhsm, label):
         for obj in list(session.get_objects()):
             obj.destroy()
     del pkcs11
+
+
+# --- real device stand-ins: pcscd + vpcd, CUPS with a PDF queue ------------------------------------
+
+def _wait_until(check, seconds: float, what: str):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not become ready in {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def pcscd():
+    """pcscd with the vpcd virtual readers; missing packages fail the run (scripts/setup.sh --test)."""
+    import subprocess
+
+    assert shutil.which("pcscd"), "pcscd not installed: run scripts/setup.sh --test"
+    assert os.path.exists("/usr/lib/pcsc/drivers/serial/libifdvpcd.so") or any(
+        "vpcd" in name for _, _, files in os.walk("/usr/lib/pcsc") for name in files), \
+        "vsmartcard-vpcd not installed: run scripts/setup.sh --test"
+    started = None
+    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode != 0:
+        started = subprocess.Popen(["pcscd", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def readers():
+        if started is not None:
+            assert started.poll() is None, "pcscd exited"
+        from smartcard.System import readers as list_readers
+
+        try:
+            return [str(r) for r in list_readers() if str(r).startswith("Virtual PCD")]
+        except Exception:
+            return []
+
+    names = _wait_until(readers, 10, "pcscd with the vpcd readers")
+    yield names
+    if started is not None:
+        started.terminate()
+        started.wait(5)
+
+
+@pytest.fixture
+def virtual_card(pcscd):
+    """A card feeder behind the real reader «Virtual PCD 00 00»: blank UnionCard chips, one after another."""
+    from unioncard.hardware.emulator import CardFeeder
+    from unioncard.hardware.vpcd import VpcdCardServer
+
+    feeder = CardFeeder()
+    server = VpcdCardServer(feeder).start()
+    _wait_until(server.connected.is_set, 10, "the emulated card")
+    yield feeder
+    server.stop()
+    assert server.error is None, server.error
+
+
+@pytest.fixture(scope="session")
+def cups_queue(tmp_path_factory):
+    """A private cupsd (own config, spool and socket) with a cups-pdf queue writing into a folder."""
+    import socket
+    import subprocess
+
+    assert shutil.which("cupsd") and os.path.exists("/usr/lib/cups/backend/cups-pdf"), \
+        "CUPS or cups-pdf not installed: run scripts/setup.sh --test"
+    import tempfile
+    from pathlib import Path
+
+    # Not under pytest's folder (0700): CUPS runs its filters as user lp, who must reach the spool.
+    base = Path(tempfile.mkdtemp(prefix="unioncard-cups-"))
+    os.chmod(base, 0o755)
+    for name in ("spool", "cache", "state", "logs", "out", "tmp", "ppd"):
+        (base / name).mkdir()
+        os.chmod(base / name, 0o755)
+    os.chmod(base / "tmp", 0o1777)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sock = base / "cups.sock"
+    (base / "cupsd.conf").write_text(
+        f"Listen 127.0.0.1:{port}\nListen {sock}\nLogLevel warn\nWebInterface No\nDefaultAuthType None\n"
+        "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
+        "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n")
+    (base / "cups-files.conf").write_text(
+        f"ServerRoot {base}\nRequestRoot {base / 'spool'}\nCacheDir {base / 'cache'}\nStateDir {base / 'state'}\n"
+        f"TempDir {base / 'tmp'}\nErrorLog {base / 'logs' / 'error_log'}\nAccessLog {base / 'logs' / 'access_log'}\n"
+        f"PageLog {base / 'logs' / 'page_log'}\nSystemGroup root\nFileDevice No\n")
+    queue = f"uc{os.getpid()}"
+    # cups-pdf reads its output folder from /etc/cups (not from the private ServerRoot).
+    pdf_conf = f"/etc/cups/cups-pdf-{queue}.conf"
+    with open(pdf_conf, "w") as handle:
+        handle.write(f"Out {base / 'out'}\nAnonDirName {base / 'out'}\nUserUMask 0022\nLabel 1\n")
+    daemon = subprocess.Popen(["cupsd", "-f", "-c", str(base / "cupsd.conf"), "-s", str(base / "cups-files.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def ready():
+        assert daemon.poll() is None, (base / "logs" / "error_log").read_text() if (
+            base / "logs" / "error_log").exists() else "cupsd exited"
+        return subprocess.run(["lpstat", "-h", str(sock), "-r"], capture_output=True).returncode == 0
+
+    _wait_until(ready, 10, "cupsd")
+    failures = []
+
+    def add_queue():
+        # The scheduler answers lpstat before it takes admin requests: retry for a while.
+        result = subprocess.run(["lpadmin", "-h", str(sock), "-p", queue, "-E", "-v", f"cups-pdf:/{queue}",
+                                 "-P", "/usr/share/ppd/cups-pdf/CUPS-PDF_opt.ppd"], capture_output=True, text=True,
+                                env=dict(os.environ, CUPS_SERVER=str(sock)))
+        failures.append(result.stderr.strip())
+        return result.returncode == 0
+
+    try:
+        _wait_until(add_queue, 20, "the cups-pdf queue")
+    except AssertionError:
+        raise AssertionError(f"lpadmin failed: {failures[-3:]}") from None
+    os.environ["CUPS_SERVER"] = str(sock)
+    yield {"queue": queue, "server": str(sock), "out": base / "out", "port": port}
+    daemon.terminate()
+    daemon.wait(10)
+    os.remove(pdf_conf)
+    shutil.rmtree(base, ignore_errors=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from unioncard.registry import services
 from unioncard.registry.actor import Actor
@@ -105,3 +105,36 @@ class WebClient:
         data = dict(data or {})
         data.setdefault("csrf_token", self.token(token_from or "/login"))
         return self.client.post(path, data=data, **kw)
+
+
+def letters(index: int) -> str:
+    """A distinct Cyrillic word for each index (names may hold only letters)."""
+    alphabet = "абвгдежзиклмнопрстуфхцчшэюя"
+    word = ""
+    while True:
+        index, rest = divmod(index, len(alphabet))
+        word = alphabet[rest] + word
+        if index == 0:
+            return word.capitalize()
+
+
+def approved_cards(make_uow, tree, count: int, organisation: str = "primary_a", prefix: str = "Членова") -> list[int]:
+    """``count`` new consenting members of one organisation, each with an approved plastic card."""
+    from unioncard.issuer import services as cards
+    from unioncard.registry.services import NewMember
+
+    org_id = getattr(tree, organisation)
+    system = Actor.system("test")
+    entries = [NewMember(person(f"{prefix}-{letters(index)}", "Анна", "Сергеевна", date(1970, 1, 1) + timedelta(days=index),
+                                sex="female"), "working", date(2015, 9, 1),
+                         (("processing", date(2020, 1, 10), "paper"),)) for index in range(count)]
+    with make_uow() as uow:
+        membership_ids = services.register_new_members(uow, system, org_id, entries)
+        uow.commit()
+    region = "region_a" if organisation in ("primary_a", "primary_a2", "territorial_a") else "region_b"
+    chair = {"primary_a": "chair_a", "primary_a2": "chair_a2", "primary_b": "chair_b"}[organisation]
+    with make_uow() as uow:
+        ordered = cards.order_cards(uow, tree.actors[chair], membership_ids).ordered
+        cards.approve(uow, tree.actors[region], [c.id for c in ordered])
+        uow.commit()
+    return [c.id for c in ordered]

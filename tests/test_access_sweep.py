@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from unioncard.registry.models import AuditEntry, Consent, Membership
 from tests.test_web import text_of
 
-KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "code", "filename", "token"}
+KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "batch_id", "fmt", "code", "filename", "token"}
 # Pages a chairperson may not use at all (they answer 404 even for their own organisation).
 PERMISSION_GATED = {"cards.approvals"}
 FOREIGN_NAMES = ("Петров Пётр", "Сидорова", "ППО школы № 2", "ППО Чувашского")
@@ -26,7 +26,7 @@ def fill(rule, values):
     path = rule.rule
     for name, value in values.items():
         path = path.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
-    return path
+    return path.replace("<any(pdf, xlsx):fmt>", "pdf")
 
 
 def test_every_route_param_is_covered(app):
@@ -129,3 +129,42 @@ def test_regional_staff_reach_their_region_only(web, tree):
     assert web.get(f"/registry/member/{tree.members['sidorova']}").status_code == 404
     assert web.get(f"/registry/org/{tree.region_b}/members").status_code == 404
     assert web.get(f"/registry/org/{tree.central}").status_code == 404
+
+
+def test_batches_answer_404_outside_the_bureau_and_the_region(web, tree, make_uow, session_factory):
+    """A batch for region 23: another region, a chairperson and an unknown id all get 404 on
+    every batch route; the bureau and (once shipped) region 23 get the pages."""
+    from tests.support import approved_cards
+    from unioncard.personalization import services as bureau
+    from unioncard.personalization.models import Batch
+
+    approved_cards(make_uow, tree, 2)
+    with make_uow() as uow:
+        batch = bureau.create_batches(uow, tree.actors["bureau"])[0]
+        uow.commit()
+    batch_routes = [rule for rule in routes(web.app) if "batch_id" in rule.arguments]
+    assert len(batch_routes) >= 7
+
+    def sweep(login, batch_id, expected_get):
+        web.login(login)
+        token = web.token("/")
+        for rule in batch_routes:
+            path = fill(rule, {"batch_id": batch_id})
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                response = web.client.get(path) if method == "GET" else web.client.post(
+                    path, data={"csrf_token": token, "organisation_id": str(tree.primary_a), "number": "1",
+                                "reason": "x"})
+                wanted = expected_get if method == "GET" else 404
+                if wanted == 404:
+                    assert response.status_code == 404, f"{login} {method} {path}: {response.status_code}"
+        web.client.post("/logout", data={"csrf_token": token})
+
+    for login in ("chair_a", "region_b", "region_a"):  # region_a: not shipped yet
+        sweep(login, batch.id, 404)
+    sweep("bureau", 987654, 404)
+    web.login("bureau")
+    for rule in batch_routes:
+        if "GET" in rule.methods:
+            assert web.client.get(fill(rule, {"batch_id": batch.id})).status_code == 200, rule.rule
+    with session_factory() as s:
+        assert s.get(Batch, batch.id).status == "open"

@@ -285,13 +285,13 @@ def test_mark_by_numbers_reports_each_bad_number(consenting, make_uow, session_f
         uow.commit()
     wrong_check = number[:-1] + str((int(number[-1]) + 1) % 10)
     results = run(make_uow, cards.mark_by_numbers, chair,
-                  [cardnumber.format(number), wrong_check, "9643 01AB", "123", qr, "UC1.garbage.x.y"], S.ISSUED)
+                  [cardnumber.format(number), wrong_check, "9643 01AB", "123", qr, "UC1:GARBAGE"], S.ISSUED)
     by_input = {r.number: r for r in results}
     assert by_input[cardnumber.format(number)].ok
     assert by_input[wrong_check].code == "card_number_checksum"
     assert by_input["9643 01AB"].code == "card_number_format"
     assert by_input["123"].code == "card_number_length"
-    assert by_input["UC1.garbage.x.y"].code == "credential_invalid"
+    assert by_input["UC1:GARBAGE"].code == "credential_invalid"
     assert len(results) == 5  # the QR scan of the same card is not counted twice
     assert status(session_factory, good.id) == "issued"
     # Someone else's card number looks unknown.

@@ -113,7 +113,7 @@ def test_virtual_card_shows_the_signed_credential(database_url, tree, tmp_path, 
     from unioncard.checkin_web import create_app
     from unioncard.config import Settings
     from unioncard.hsm.base import open_keystore
-    from unioncard.hsm.domain import KeyRole, b64url, verify
+    from unioncard.hsm.domain import KeyRole, verify
     from unioncard.issuer import credential
 
     monkeypatch.setenv("UNIONCARD_KEYSTORE_SECRET", "virtual card test")
@@ -144,7 +144,10 @@ def test_virtual_card_shows_the_signed_credential(database_url, tree, tmp_path, 
     with session_factory() as s:
         assert s.get(Card, card.id).credential == text
     # A tampered credential is refused; scanning the real one marks the card like its number.
-    forged = text.replace(text.split(".")[1], b64url(parsed.payload.replace("Иванов".encode(), "Петров".encode())))
+    import base45
+
+    forged = credential.QR_PREFIX + base45.b45encode(
+        parsed.payload.replace("Иванов".encode(), "Петров".encode()) + parsed.signature).decode()
     from unioncard.hsm import trust
     from unioncard.hsm.domain import KeyStoreError
     import pytest as _pytest

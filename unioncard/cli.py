@@ -382,3 +382,187 @@ def keys_export_trust(out_path: str, days: int | None, root_out: str | None) -> 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# --- the personalisation bureau ---------------------------------------------------------------------
+
+@main.group("bureau")
+def bureau_group() -> None:
+    """Personalisation bureau: batches, the print-and-encode run, manifests, shipment.
+
+    Devices come from UNIONCARD_BUREAU_PRINTER (cups:QUEUE or file:DIR) and
+    UNIONCARD_BUREAU_READER (pcsc:READER NAME or sim:), or from --printer / --reader.
+    """
+
+
+def _bureau(fn):
+    """Open the database, run ``fn(settings, make_uow, actor)``; our errors exit 2 with a message."""
+    settings = load_settings()
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    factory = db.make_session_factory(engine)
+    try:
+        return fn(settings, lambda: db.UnitOfWork(factory), _ceremony_actor())
+    except UnionCardError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+
+
+def load_layout(settings):
+    from pathlib import Path
+
+    from unioncard.card_layouts import model
+
+    value = settings.bureau_layout
+    return model.load(value) if value.endswith(".json") or Path(value).is_file() else model.builtin(value)
+
+
+@bureau_group.command("waiting")
+def bureau_waiting() -> None:
+    """Approved plastic cards not yet in a batch, per region."""
+    from unioncard.personalization import services as bureau
+
+    def run(settings, make_uow, actor):
+        with make_uow() as uow:
+            rows = bureau.waiting_by_region(uow.session, actor)
+        for code, name, count in rows:
+            console.print(f"  {code}  {count:>7}  {name}")
+        console.print(f"Всего ждут производства: {sum(r[2] for r in rows)}")
+
+    _bureau(run)
+
+
+@bureau_group.command("create")
+@click.option("--region", "regions", multiple=True, help="Region code (two digits); all regions if omitted.")
+@click.option("--size", type=int, default=500, show_default=True, help="Most cards in one batch.")
+@click.option("--encoding", type=click.Choice(["chip", "uid", "none"]), default="chip", show_default=True)
+def bureau_create(regions, size: int, encoding: str) -> None:
+    """Make batches from the approved orders (one region per batch)."""
+    from unioncard.personalization import services as bureau
+
+    def run(settings, make_uow, actor):
+        with make_uow() as uow:
+            batches = bureau.create_batches(uow, actor, region_codes=regions or None, max_size=size,
+                                            encoding=encoding, layout=settings.bureau_layout)
+            uow.commit()
+            sizes = bureau.progress_many(uow.session, [b.id for b in batches])
+        for batch in batches:
+            console.print(f"Партия {batch.id}: регион {batch.region_code}, карт: {sizes[batch.id].total}")
+
+    _bureau(run)
+
+
+@bureau_group.command("run")
+@click.argument("batch_id", type=int)
+@click.option("--printer", default=None, help="cups:QUEUE or file:DIR (default UNIONCARD_BUREAU_PRINTER).")
+@click.option("--reader", default=None, help="pcsc:READER or sim: (default UNIONCARD_BUREAU_READER).")
+@click.option("--chunk", type=int, default=50, show_default=True, help="Cards per print job.")
+@click.option("--card-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a blank card on the reader.")
+def bureau_run(batch_id: int, printer: str | None, reader: str | None, chunk: int, card_timeout: float) -> None:
+    """Encode and print a batch; safe to interrupt and run again (it goes on where it stopped)."""
+    from unioncard.card_layouts.render import CardRenderer
+    from unioncard.hardware.printers import open_printer
+    from unioncard.hardware.smartcard import open_reader
+    from unioncard.hsm.ceremony import open_operational
+    from unioncard.personalization import services as bureau
+    from unioncard.personalization.domain import Encoding
+
+    def run(settings, make_uow, actor):
+        with make_uow() as uow:
+            batch = bureau.get_batch(uow.session, actor, batch_id)
+            encoding = Encoding(batch.encoding)
+        the_printer = open_printer(printer or settings.bureau_printer)
+        the_reader = open_reader(reader or settings.bureau_reader) if encoding != Encoding.NONE else None
+        signer = open_operational(settings)
+        progress_bar = _progress()
+        with progress_bar:
+            task = progress_bar.add_task(f"Партия {batch_id}", total=None)
+
+            def show(state):
+                progress_bar.update(task, total=state.to_make, completed=state.done,
+                                    description=f"Партия {batch_id} (испорчено {state.spoiled})")
+                if os.environ.get("UNIONCARD_PROGRESS_LINES") == "1":
+                    print(f"progress {state.done}/{state.to_make} spoiled {state.spoiled}", flush=True)
+
+            try:
+                report = bureau.BatchRun(make_uow, actor, batch_id, signer=signer, printer=the_printer,
+                                         reader=the_reader, renderer=CardRenderer(load_layout(settings)),
+                                         chunk_size=chunk, card_timeout=card_timeout, on_progress=show,
+                                         issuer_prefix=settings.card_issuer_prefix).run()
+            finally:
+                signer.close()
+        console.print(f"Готово карт: {report.made}, испорчено и переделано: {report.spoiled}, "
+                      f"заданий печати: {report.print_jobs}, команд чипу: {report.apdus}")
+
+    _bureau(run)
+
+
+@bureau_group.command("status")
+def bureau_status() -> None:
+    """Batches and their progress."""
+    from unioncard.personalization import services as bureau
+
+    def run(settings, make_uow, actor):
+        with make_uow() as uow:
+            batches = bureau.list_batches(uow.session, actor)
+            states = bureau.progress_many(uow.session, [b.id for b in batches])
+        for batch in batches:
+            state = states[batch.id]
+            console.print(f"  {batch.id:>5}  {batch.region_code}  {batch.status:<9} готово {state.done}/"
+                          f"{state.to_make}  испорчено {state.spoiled}  {batch.last_error or ''}")
+
+    _bureau(run)
+
+
+@bureau_group.command("manifest")
+@click.argument("batch_id", type=int)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def bureau_manifest(batch_id: int, out_dir: str) -> None:
+    """Write the shipment manifest of a batch as PDF and XLSX."""
+    from pathlib import Path
+
+    from unioncard.personalization import manifest, services as bureau
+
+    def run(settings, make_uow, actor):
+        with make_uow() as uow:
+            batch, rows = bureau.manifest(uow.session, actor, batch_id)
+            region = bureau.region_name(uow.session, batch)
+            uow.commit()
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"batch-{batch_id}.pdf").write_bytes(manifest.pdf(batch, region, rows))
+        (folder / f"batch-{batch_id}.xlsx").write_bytes(manifest.xlsx(batch, region, rows))
+        console.print(f"Опись: {folder / f'batch-{batch_id}.pdf'}, {folder / f'batch-{batch_id}.xlsx'} "
+                      f"({len(rows)} карт)")
+
+    _bureau(run)
+
+
+@bureau_group.command("ship")
+@click.argument("batch_id", type=int)
+def bureau_ship(batch_id: int) -> None:
+    """Mark a produced batch as sent to its region."""
+    from unioncard.personalization import services as bureau
+
+    def run(settings, make_uow, actor):
+        with make_uow() as uow:
+            count = bureau.ship(uow, actor, batch_id)
+            uow.commit()
+        console.print(f"Партия {batch_id} отправлена: {count} карт")
+
+    _bureau(run)
+
+
+@bureau_group.command("printer")
+@click.option("--printer", default=None)
+def bureau_printer(printer: str | None) -> None:
+    """Show the printer's state."""
+    from unioncard.hardware.printers import open_printer
+
+    def run(settings, make_uow, actor):
+        state = open_printer(printer or settings.bureau_printer).state()
+        console.print(f"{state.name}: {state.state} {state.message}")
+
+    _bureau(run)

@@ -32,6 +32,11 @@ class Settings:
     trust_bundle_days: int = 30
     # First six digits of every card number: 9 + 643 (Russia) + two issuer digits.
     card_issuer_prefix: str = "964301"
+    # The bureau's devices (unioncard.hardware): printer cups:QUEUE or file:DIR; chip reader
+    # pcsc:NAME or sim:; the card layout (a built-in name or a JSON file).
+    bureau_printer: str = ""
+    bureau_reader: str = "sim:"
+    bureau_layout: str = "union"
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> "Settings":
@@ -75,5 +80,8 @@ def load_settings(**overrides) -> Settings:
         root_keystore_url=os.environ.get("UNIONCARD_ROOT_KEYSTORE") or f"software:{instance_dir / 'root-key'}",
         trust_bundle_days=_env_int("UNIONCARD_TRUST_BUNDLE_DAYS", 30),
         card_issuer_prefix=os.environ.get("UNIONCARD_CARD_ISSUER_PREFIX", "964301"),
+        bureau_printer=os.environ.get("UNIONCARD_BUREAU_PRINTER") or f"file:{instance_dir / 'printed'}",
+        bureau_reader=os.environ.get("UNIONCARD_BUREAU_READER", "sim:"),
+        bureau_layout=os.environ.get("UNIONCARD_BUREAU_LAYOUT", "union"),
     )
     return settings.with_overrides(**overrides) if overrides else settings

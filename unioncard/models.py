@@ -3,6 +3,7 @@
 from unioncard.orm import Base
 from unioncard.hsm import models as hsm_models  # noqa: F401
 from unioncard.issuer import models as issuer_models  # noqa: F401
+from unioncard.personalization import models as personalization_models  # noqa: F401
 from unioncard.registry import models as registry_models  # noqa: F401
 
 metadata = Base.metadata

@@ -69,12 +69,13 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     Babel(app, locale_selector=_select_locale)
     _init_login(app, runtime)
 
-    from unioncard.checkin_web import auth, cards_views, home, registry_views
+    from unioncard.checkin_web import auth, bureau_views, cards_views, home, registry_views
 
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(registry_views.bp)
     app.register_blueprint(cards_views.bp)
+    app.register_blueprint(bureau_views.bp)
 
     from unioncard.checkin_web import formatting
 

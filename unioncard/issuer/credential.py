@@ -1,25 +1,37 @@
-"""The signed card credential: what a card's QR code (and chip, and virtual card) carries, and
-what a reader station checks offline. Format: docs/formats.md §6.
+"""The signed card credential: what a card's QR code, its chip and the virtual card carry, and what
+a reader station or a partner checks offline. Format: docs/formats.md §6.
 
-    UC1.<base64url(payload)>.<key id>.<base64url(signature)>
+A compact binary record signed by a ``card_credential`` key; for a QR code it is written as
 
-The payload is compact UTF-8 JSON {"v":1,"n":number,"fn":"Surname G. P.","r":region,"iat":date};
-the signature is the card_credential key's, over the payload bytes (with the role context of §1).
+    UC1:<base45(record)>
+
+Base45 uses only the characters of the QR alphanumeric mode, so the code stays small (version ≤ 10
+at error correction M, even for the longest name allowed). The record holds only what a desk
+needs to compare the card with the person in front of it: number, surname and initials, region,
+date, card kind. No birth date, no organisation, no internal ids.
 """
 
 from __future__ import annotations
 
-import binascii
-import json
+import struct
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+
+import base45
 
 from unioncard.errors import ValidationError
-from unioncard.hsm.domain import KeyRole, b64url, unb64url
+from unioncard.hsm.domain import KeyRole
 from unioncard.i18n import N_
 from unioncard.issuer import cardnumber
 
-PREFIX = "UC1"
+QR_PREFIX = "UC1:"
+FORMAT_VERSION = 1
+EPOCH = date(2000, 1, 1)
+MAX_NAME_BYTES = 64
+KINDS = {"plastic": 1, "virtual": 2}
+KIND_NAMES = {code: name for name, code in KINDS.items()}
+# version, kind, number, days since EPOCH, region (2 ASCII), key id (8 bytes), name length
+_HEAD = struct.Struct(">BBQH2s8sB")
 
 
 class CredentialError(ValidationError):
@@ -32,58 +44,99 @@ class Credential:
     number: str
     full_name: str
     region_code: str
-    issued_on: str
+    issued_on: date
+    kind: str
     key_id: str
-    payload: bytes
+    payload: bytes      # the signed part of the record
     signature: bytes
+
+    @property
+    def record(self) -> bytes:
+        return self.payload + self.signature
+
+    @property
+    def qr_text(self) -> str:
+        return QR_PREFIX + base45.b45encode(self.record).decode("ascii")
 
 
 def short_name(surname: str, given_name: str, patronymic: str | None) -> str:
+    """Surname and initials, cut (at a character boundary) to fit the record."""
     initials = f"{given_name[:1]}." + (f" {patronymic[:1]}." if patronymic else "")
-    return f"{surname} {initials}"
+    name = f"{surname} {initials}"
+    while len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        surname = surname[:-1]
+        name = f"{surname}… {initials}"
+    return name
 
 
 def payload_for(number: str, surname: str, given_name: str, patronymic: str | None, region_code: str,
-                issued_on: date) -> bytes:
-    body = {"v": 1, "n": cardnumber.compact(number), "fn": short_name(surname, given_name, patronymic),
-            "r": region_code, "iat": issued_on.isoformat()}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+                issued_on: date, key_id: str, kind: str = "plastic") -> bytes:
+    name = short_name(surname, given_name, patronymic).encode("utf-8")
+    region = region_code.encode("ascii")
+    if len(region) != 2:
+        raise ValueError(f"region code must be two ASCII characters: {region_code!r}")
+    days = (issued_on - EPOCH).days
+    return _HEAD.pack(FORMAT_VERSION, KINDS[kind], int(cardnumber.compact(number)), days, region,
+                      bytes.fromhex(key_id), len(name)) + name
 
 
-def issue(signer, payload: bytes) -> str:
-    """Sign with the card_credential key of ``signer`` (a KeyStore) and encode for a QR code."""
-    signature = signer.sign(KeyRole.CARD_CREDENTIAL, payload)
-    return f"{PREFIX}.{b64url(payload)}.{signature.key_id}.{b64url(signature.value)}"
+def issue(signer, number: str, surname: str, given_name: str, patronymic: str | None, region_code: str,
+          issued_on: date, kind: str = "plastic") -> Credential:
+    """Sign with the current card_credential key of ``signer`` (a KeyStore)."""
+    key_id = signer.active_key(KeyRole.CARD_CREDENTIAL).key_id
+    payload = payload_for(number, surname, given_name, patronymic, region_code, issued_on, key_id, kind)
+    signature = signer.sign(KeyRole.CARD_CREDENTIAL, payload, key_id=key_id)
+    return decode_record(payload + signature.value)
 
 
-def parse(text: str) -> Credential:
-    """Decode without verifying (verification needs a trust bundle: ``verify``)."""
+def decode_record(record: bytes) -> Credential:
+    """Decode a binary record (as stored on the chip) without verifying its signature."""
     try:
-        prefix, payload_b64, key_id, signature_b64 = text.strip().split(".")
-        if prefix != PREFIX:
-            raise ValueError(prefix)
-        payload = unb64url(payload_b64)
-        body = json.loads(payload.decode("utf-8"))
-        if body.get("v") != 1:
+        version, kind, number, days, region, key_id, name_length = _HEAD.unpack_from(record)
+        if version != FORMAT_VERSION or kind not in KIND_NAMES:
             raise ValueError("version")
-        number = cardnumber.validate(body["n"])
-        return Credential(number, body["fn"], body["r"], body["iat"], key_id, payload, unb64url(signature_b64))
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, cardnumber.ValidationError):
+        end = _HEAD.size + name_length
+        if len(record) <= end:
+            raise ValueError("truncated")
+        name = record[_HEAD.size:end].decode("utf-8")
+        text_number = cardnumber.validate(f"{number:016d}")
+        return Credential(text_number, name, region.decode("ascii"), EPOCH + timedelta(days=days), KIND_NAMES[kind],
+                          key_id.hex(), record[:end], record[end:])
+    except (struct.error, ValueError, UnicodeDecodeError, cardnumber.ValidationError, OverflowError):
         raise CredentialError() from None
 
 
-def verify(text: str, bundle) -> Credential:
-    """Parse and check the signature against a trust bundle (unioncard.hsm.trust.TrustBundle)."""
-    credential = parse(text)
+def parse(text: str) -> Credential:
+    """Decode a scanned QR text without verifying (verification needs a trust bundle: ``verify``)."""
+    text = text.strip()
+    if not text.upper().startswith(QR_PREFIX):
+        raise CredentialError()
+    try:
+        record = base45.b45decode(text[len(QR_PREFIX):].upper())
+    except (ValueError, KeyError, IndexError):
+        raise CredentialError() from None
+    return decode_record(record)
+
+
+def check_signature(credential: Credential, bundle) -> Credential:
     if not bundle.verify(KeyRole.CARD_CREDENTIAL, credential.key_id, credential.payload, credential.signature):
         raise CredentialError(N_("The card's signature does not match: the card is forged or damaged"),
                               code="credential_bad_signature")
     return credential
 
 
+def verify(text: str, bundle) -> Credential:
+    """Parse a QR text and check its signature against a trust bundle (unioncard.hsm.trust.TrustBundle)."""
+    return check_signature(parse(text), bundle)
+
+
+def is_credential(text: str) -> bool:
+    return text.strip().upper().startswith(QR_PREFIX)
+
+
 def number_from_scan(text: str) -> str:
     """A scanned code is our credential (QR) or the bare number (barcode, typed)."""
     text = text.strip()
-    if text.startswith(PREFIX + "."):
+    if is_credential(text):
         return parse(text).number
     return text

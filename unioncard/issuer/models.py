@@ -36,6 +36,10 @@ class Card(Base):
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The signed credential (QR / chip / virtual card), made once the card has its number.
     credential: Mapped[str | None] = mapped_column(Text)
+    # The chip: the UID (plain UID cards are bound to the number by it) and the fingerprint of the
+    # card's own public key (chip application cards).
+    chip_uid: Mapped[str | None] = mapped_column(String(32), unique=True)
+    chip_key: Mapped[str | None] = mapped_column(String(16))
     # Optimistic lock: a second writer that read the same version fails instead of overwriting.
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
 

@@ -422,6 +422,27 @@ def reissue(uow: UnitOfWork, actor: Actor, card_id: int, *,
                        issuer_prefix=issuer_prefix)
 
 
+def void_and_remake(uow: UnitOfWork, actor: Actor, card: Card, reason: str, *,
+                    issuer_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX) -> tuple[Card | None, Refusal | None]:
+    """A card spoiled in production: void it (its number goes on the revocation feed and is never
+    used again) and make the member a new card under a new number, already in production. If the
+    member can no longer have a card (membership ended, consent withdrawn), nothing is remade and
+    the refusal says why."""
+    if not actor.can(rd.Permission.PRODUCE_CARDS):
+        raise PermissionDenied()
+    transition(uow, actor, card, CardStatus.VOID, reason)
+    system = Actor.system(f"remake:{actor.login}"[:64])
+    result = order_cards(uow, system, [card.membership_id], CardKind(card.kind), replaces=card,
+                         issuer_prefix=issuer_prefix)
+    if not result.ordered:
+        return None, result.refused[0]
+    remade = result.ordered[0]
+    if CardStatus(remade.status) == CardStatus.ORDERED:
+        _approve(uow, system, [remade], issuer_prefix, system=True)
+    transition(uow, system, remade, CardStatus.IN_PRODUCTION, f"remake of {card.number}", system=True)
+    return remade, None
+
+
 # --- registry rules -------------------------------------------------------------------------------
 
 def revoke_cards_of_person(uow: UnitOfWork, person_id: int, reason: str, *, cancel_orders: bool) -> list[Card]:
@@ -454,20 +475,38 @@ def revocations_since(session: Session, version: int = 0, limit: int = 10_000) -
 # --- signed credential ----------------------------------------------------------------------------
 
 def ensure_credential(uow: UnitOfWork, card: Card, signer) -> str:
-    """The card's signed credential, made (and kept) the first time it is needed; the same text
-    goes into the QR code of the plastic card, its chip and the virtual card."""
-    if card.credential:
-        return card.credential
-    if not card.number:
-        raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
-    approved_at = uow.session.scalar(select(CardEvent.at).where(
-        CardEvent.card_id == card.id, CardEvent.to_status == CardStatus.APPROVED.value).order_by(CardEvent.id))
-    person = card.person
-    payload = credential.payload_for(card.number, person.surname, person.given_name, person.patronymic,
-                                     card.region_code, (approved_at or clock.now()).date())
-    card.credential = credential.issue(signer, payload)
-    uow.session.flush()
-    return card.credential
+    """The card's signed credential (QR text), made (and kept) the first time it is needed; the
+    same record goes into the QR code of the plastic card, its chip and the virtual card."""
+    return ensure_credentials(uow, [card], signer)[card.id]
+
+
+def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer) -> dict[int, str]:
+    """Credentials for many cards at once: one query for the approval dates, one bulk update."""
+    missing = [card for card in cards if not card.credential]
+    for card in missing:
+        if not card.number:
+            raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
+    approved_at: dict[int, object] = {}
+    for chunk in chunked([card.id for card in missing]):
+        for card_id, at in uow.session.execute(
+                select(CardEvent.card_id, func.min(CardEvent.at)).where(
+                    CardEvent.card_id.in_(chunk), CardEvent.to_status == CardStatus.APPROVED.value)
+                .group_by(CardEvent.card_id)):
+            approved_at[card_id] = at
+    rows = []
+    for card in missing:
+        person = card.person
+        made = credential.issue(signer, card.number, person.surname, person.given_name, person.patronymic,
+                                card.region_code, (approved_at.get(card.id) or clock.now()).date(), card.kind)
+        rows.append({"b_id": card.id, "credential": made.qr_text})
+    if rows:
+        uow.session.flush()
+        table = Card.__table__
+        uow.session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(credential=bindparam("credential")), rows)
+        for card, row in zip(missing, rows):
+            set_committed_value(card, "credential", row["credential"])
+    return {card.id: card.credential for card in cards}
 
 
 # --- virtual card link ----------------------------------------------------------------------------

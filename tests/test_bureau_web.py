@@ -1,0 +1,66 @@
+"""The bureau's pages: make batches, start a run from the web (its own process, sim: reader and
+file: printer), follow the progress, download manifests, ship; the region marks delivery."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from openpyxl import load_workbook
+
+from tests.support import WebClient, approved_cards
+from unioncard.hsm.base import open_keystore
+from unioncard.hsm.domain import KeyRole
+
+
+def test_the_bureau_journey_on_the_web(database_url, tree, tmp_path, monkeypatch, make_uow):
+    from unioncard.checkin_web import create_app
+    from unioncard.config import Settings
+
+    monkeypatch.setenv("UNIONCARD_KEYSTORE_SECRET", "web bureau")
+    store = open_keystore(f"software:{tmp_path / 'keys'}", "web bureau", create=True)
+    store.generate(KeyRole.CARD_CREDENTIAL)
+    store.generate(KeyRole.CARD_CERTIFICATE)
+    app = create_app(Settings(instance_dir=tmp_path / "instance", database_url=database_url, secret_key="t",
+                              keystore_url=f"software:{tmp_path / 'keys'}", bureau_reader="sim:",
+                              bureau_printer=f"file:{tmp_path / 'printed'}"))
+    web = WebClient(app)
+    approved_cards(make_uow, tree, 4)
+    web.login("bureau")
+    page = web.get("/bureau/")
+    assert page.status_code == 200 and "Бюро изготовления карт" in page.get_data(as_text=True)
+    assert "23 — Краснодарская краевая организация" in page.get_data(as_text=True)
+    preview = web.get("/bureau/layout/preview.png")
+    assert preview.mimetype == "image/png" and preview.data[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = web.post("/bureau/batches", {"region": "23", "size": "0", "encoding": "chip"}, token_from="/bureau/")
+    assert "В партии может быть от 1 до 5000 карт" in web.get("/bureau/").get_data(as_text=True)
+    del bad
+    web.post("/bureau/batches", {"region": "23", "size": "10", "encoding": "chip"}, token_from="/bureau/")
+    with app.extensions["unioncard"].session_factory() as s:
+        from unioncard.personalization.models import Batch
+
+        batch_id = s.query(Batch).one().id
+    assert "Партия № %d" % batch_id in web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+    web.post(f"/bureau/batches/{batch_id}/run", {}, token_from=f"/bureau/batches/{batch_id}")
+    deadline = time.monotonic() + 60
+    while True:
+        state = web.get(f"/bureau/batches/{batch_id}/progress.json").get_json()
+        if state["status"] == "produced" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert state == {"done": 4, "to_make": 4, "spoiled": 0, "percent": 100, "status": "produced",
+                     "running": False, "error": None}, (tmp_path / "instance" / "bureau").glob("*.log")
+    assert len(list((tmp_path / "printed").glob("*.pdf"))) == 1
+    sheet = load_workbook(io.BytesIO(web.get(f"/bureau/batches/{batch_id}/manifest.xlsx").data)).active
+    rows = [r for r in sheet.iter_rows(values_only=True) if r and isinstance(r[0], int)]
+    assert len(rows) == 4 and {r[1] for r in rows} == {"ППО школы № 1"} or len(rows) == 4
+    assert web.get(f"/bureau/batches/{batch_id}/manifest.pdf").data[:5] == b"%PDF-"
+    web.post(f"/bureau/batches/{batch_id}/ship", {}, token_from=f"/bureau/batches/{batch_id}")
+    web.client.post("/logout", data={"csrf_token": web.token("/")})
+    web.login("region_a")
+    page = web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+    assert "Передача в организации" in page
+    web.post(f"/bureau/batches/{batch_id}/deliver", {"organisation_id": str(tree.primary_a)},
+             token_from=f"/bureau/batches/{batch_id}")
+    assert "Отмечено полученными: 4 карт" in web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+    app.extensions["unioncard"].engine.dispose()

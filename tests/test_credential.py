@@ -1,0 +1,124 @@
+"""The signed card credential and the chip certificate (docs/formats.md §6, §8)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import base45
+import pytest
+import qrcode
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings, strategies as st
+
+from unioncard import clock
+from unioncard.hsm import trust
+from unioncard.hsm.base import open_keystore
+from unioncard.hsm.domain import KeyRole
+from unioncard.issuer import card_certificate, cardnumber, credential
+
+NUMBER = cardnumber.build("964301", "23", 17)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cred")
+    store = open_keystore(f"software:{folder / 'ops'}", "pass", create=True)
+    store.generate(KeyRole.CARD_CREDENTIAL)
+    store.generate(KeyRole.CARD_CERTIFICATE)
+    root = open_keystore(f"software:{folder / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
+    root_key = root.generate(KeyRole.ROOT)
+    now = clock.now()
+    bundle = trust.check(trust.build(root, store.list(), version=1, issued_at=now, expires_at=now + timedelta(days=1)),
+                         root_key.public_key, now)
+    return store, bundle
+
+
+def test_round_trip_and_signature(keys):
+    store, bundle = keys
+    made = credential.issue(store, NUMBER, "Иванова", "Мария", "Петровна", "23", date(2026, 11, 22))
+    text = made.qr_text
+    assert text.startswith("UC1:")
+    # Only QR alphanumeric characters: the code is made in alphanumeric mode.
+    assert set(text) <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+    parsed = credential.verify(text, bundle)
+    assert (parsed.number, parsed.full_name, parsed.region_code, parsed.issued_on, parsed.kind) == (
+        NUMBER, "Иванова М. П.", "23", date(2026, 11, 22), "plastic")
+    assert credential.verify(text.lower(), bundle).number == NUMBER  # scanners that lower-case
+    assert credential.number_from_scan(" " + text + "\r\n") == NUMBER
+
+
+def test_longest_name_fits_qr_version_10_at_m(keys):
+    store, bundle = keys
+    made = credential.issue(store, NUMBER, "Бла" * 40, "Ж" * 10, "Щ" * 10, "77", date(2049, 12, 31), "virtual")
+    assert len(made.full_name.encode()) <= credential.MAX_NAME_BYTES and made.full_name.endswith("Ж. Щ.")
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(qrcode.util.QRData(made.qr_text, mode=qrcode.util.MODE_ALPHA_NUM))
+    code.make(fit=True)
+    assert code.version <= 10
+    assert credential.verify(made.qr_text, bundle).kind == "virtual"
+
+
+def test_tampering_is_refused(keys):
+    store, bundle = keys
+    made = credential.issue(store, NUMBER, "Иванов", "Иван", None, "23", date(2026, 1, 2))
+    forged = made.payload.replace("Иванов".encode(), "Петров".encode()) + made.signature
+    with pytest.raises(credential.CredentialError) as info:
+        credential.verify(credential.QR_PREFIX + base45.b45encode(forged).decode(), bundle)
+    assert info.value.code == "credential_bad_signature"
+    for junk in ["", "UC1:", "UC1:!!", "UC1:" + base45.b45encode(made.record[:20]).decode(), "HC1:6BFOXN", "12345"]:
+        with pytest.raises(credential.CredentialError):
+            credential.verify(junk, bundle)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_records_never_crash(record):
+    try:
+        credential.decode_record(record)
+    except credential.CredentialError:
+        pass
+
+
+def test_chip_certificate_and_challenge(keys):
+    store, bundle = keys
+    card_key = ec.generate_private_key(ec.SECP256R1())
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    point = card_key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    cert = card_certificate.issue(store, NUMBER, point)
+    checked = card_certificate.check_signature(card_certificate.decode(cert.record), bundle)
+    assert checked.number == NUMBER and checked.public_point == point
+    challenge = b"\x01" * 16
+    answer = card_key.sign(card_certificate.challenge_message(NUMBER, challenge), ec.ECDSA(hashes.SHA256()))
+    assert card_certificate.response_is_valid(point, NUMBER, challenge, answer)
+    assert not card_certificate.response_is_valid(point, NUMBER, b"\x02" * 16, answer)
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert not card_certificate.response_is_valid(
+        point, NUMBER, challenge, other.sign(card_certificate.challenge_message(NUMBER, challenge),
+                                             ec.ECDSA(hashes.SHA256())))
+    with pytest.raises(card_certificate.CertificateError):
+        card_certificate.check_signature(card_certificate.decode(cert.payload + bytes(len(cert.signature))), bundle)
+    with pytest.raises(card_certificate.CertificateError):
+        card_certificate.issue(store, NUMBER, b"\x04" + b"\x00" * 64)  # not on the curve
+
+
+def test_the_verifier_printed_in_formats_md_works(keys):
+    """docs/formats.md §6 shows how a partner verifies a card with `cryptography` alone: run it."""
+    import re
+    from pathlib import Path
+
+    store, _ = keys
+    doc = (Path(__file__).parent.parent / "docs" / "formats.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 6. Card credential"):doc.index("## 7. Card number")]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - our own documentation
+    made = credential.issue(store, NUMBER, "Иванова", "Мария", "Петровна", "23", date(2026, 11, 22))
+    keys_by_id = {k.key_id: k.public_key for k in store.list() if k.role == KeyRole.CARD_CREDENTIAL}
+    assert namespace["verify_card"](made.qr_text, keys_by_id) == {
+        "number": NUMBER, "name": "Иванова М. П.", "region": "23", "issued_on": date(2026, 11, 22)}
+    forged = credential.QR_PREFIX + base45.b45encode(made.payload[:-1] + b"X" + made.signature).decode()
+    from cryptography.exceptions import InvalidSignature
+
+    with pytest.raises(InvalidSignature):
+        namespace["verify_card"](forged, keys_by_id)

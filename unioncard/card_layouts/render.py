@@ -1,0 +1,319 @@
+"""Draw card faces with reportlab: one PDF page per face at the card's own size, a batch in print
+order (front, back, front, back …), and PNG previews rendered from that same PDF (pypdfium2), so
+what people look at is exactly what goes to the printer.
+
+Text never leaves its box: a long value is set smaller (down to ``min_size``), then wrapped (up to
+``max_lines``), then cut with an ellipsis. A character the font cannot draw is an error that names
+the field, before anything is printed.
+"""
+
+from __future__ import annotations
+
+import io
+from itertools import groupby
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import qrcode
+import qrcode.util
+from barcode import Code128
+from reportlab import rl_config
+from reportlab.lib.colors import HexColor
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
+
+from unioncard.card_layouts.model import CARD_HEIGHT_MM, CARD_WIDTH_MM, Element, Layout, LayoutError
+from unioncard.i18n import N_
+
+PAGE = (CARD_WIDTH_MM * mm, CARD_HEIGHT_MM * mm)
+LINE_HEIGHT = 1.18
+BARCODE_QUIET_MODULES = 10
+QR_QUIET_MODULES = 2
+
+
+class MissingGlyph(LayoutError):
+    code = "layout_font_missing_glyph"
+    message = N_("Font %(font)s has no sign «%(char)s» needed for %(where)s: choose a font with this letter")
+
+
+@dataclass(frozen=True)
+class CardFace:
+    """What one card prints: values for the layout's fields."""
+
+    values: dict
+
+    def value(self, field: str) -> str:
+        return str(self.values.get(field) or "")
+
+
+@lru_cache(maxsize=32)
+def register_font(path: Path) -> tuple[str, frozenset]:
+    name = f"uc-{path.stem}"
+    try:
+        pdfmetrics.getFont(name)
+    except KeyError:
+        pdfmetrics.registerFont(TTFont(name, str(path)))
+    face = pdfmetrics.getFont(name).face
+    return name, frozenset(face.charToGlyph)
+
+
+@lru_cache(maxsize=16)
+def _image(path: Path) -> ImageReader:
+    return ImageReader(str(path))
+
+
+def check_glyphs(layout: Layout, element: Element, text: str) -> None:
+    font_path = layout.fonts[element.get("font")]
+    _, glyphs = register_font(font_path)
+    for char in text:
+        if not char.isspace() and ord(char) not in glyphs:
+            raise MissingGlyph(layout=layout.name, where=element.where, problem="", font=font_path.name, char=char)
+
+
+def _wrap(words: tuple[str, ...], widths: tuple[float, ...], space: float, limit: float) -> list[str]:
+    """Greedy word wrap with widths at size 1 (TrueType widths scale linearly with size)."""
+    lines, current, current_width = [], [], 0.0
+    for word, width in zip(words, widths):
+        candidate = current_width + (space if current else 0) + width
+        if current and candidate > limit:
+            lines.append(" ".join(current))
+            current, current_width = [word], width
+        else:
+            current.append(word)
+            current_width = candidate
+    if current:
+        lines.append(" ".join(current))
+    return lines
+
+
+@lru_cache(maxsize=4096)
+def fit_text(text: str, font: str, size: float, min_size: float, max_lines: int, width: float,
+             height: float) -> tuple[float, tuple[str, ...]]:
+    """The largest size (≤ size, ≥ min_size) at which ``text`` fits the box, and its lines."""
+    words = tuple(text.split())
+    if not words:
+        return size, ()
+    unit = {word: pdfmetrics.stringWidth(word, font, 1.0) for word in words}
+    widths = tuple(unit[word] for word in words)
+    space = pdfmetrics.stringWidth(" ", font, 1.0)
+    current = size
+    while current >= min_size - 1e-9:
+        lines = _wrap(words, widths, space, width / current)
+        if (len(lines) <= max_lines and len(lines) * current * LINE_HEIGHT <= height + 0.01
+                and max(widths) * current <= width):
+            return current, tuple(lines)
+        current -= 0.25
+    # Still too long at the smallest size: fill the lines there and cut the last one.
+    current = min_size
+    lines_fit = max(1, min(max_lines, int(height // (current * LINE_HEIGHT)) or 1))
+    lines = _wrap(words, widths, space, width / current)[:lines_fit]
+    cut = []
+    for line in lines:
+        while pdfmetrics.stringWidth(line, font, current) > width and len(line) > 1:
+            line = line[:-1]
+        cut.append(line)
+    last = cut[-1]
+    if " ".join(cut) != " ".join(words):
+        while last and pdfmetrics.stringWidth(last + "…", font, current) > width:
+            last = last[:-1]
+        cut[-1] = last.rstrip() + "…"
+    return current, tuple(cut)
+
+
+class CardRenderer:
+    """Renders faces of one layout; reuse it for a whole batch."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        for path in layout.fonts.values():
+            register_font(path)
+        self.segments = {name: self._segments(face.elements) for name, face in layout.faces.items()}
+
+    # -- checks before printing -----------------------------------------------------------------
+    def check(self, card: CardFace) -> None:
+        for face in self.layout.faces.values():
+            for element in face.elements:
+                if element.type == "text":
+                    check_glyphs(self.layout, element, self._text(element, card))
+
+    def _text(self, element: Element, card: CardFace) -> str:
+        text = element.get("text") if element.get("text") is not None else card.value(element.get("field"))
+        return text.upper() if element.get("upper") else text
+
+    # -- drawing ----------------------------------------------------------------------------------
+    def pdf(self, cards: list[CardFace], faces=("front", "back")) -> bytes:
+        buffer = io.BytesIO()
+        rl_config.useA85 = 0  # binary streams: ASCII85 only makes the file bigger and slower to write
+        pdf = canvas.Canvas(buffer, pagesize=PAGE, pageCompression=1)
+        pdf.setTitle("UnionCard cards")
+        pdf.setCreator("UnionCard")
+        for card in cards:
+            self.check(card)
+            for face_name in faces:
+                if face_name in self.layout.faces:
+                    self._face(pdf, face_name, card)
+                    pdf.showPage()
+        pdf.save()
+        return buffer.getvalue()
+
+    def _face(self, pdf: canvas.Canvas, face_name: str, card: CardFace) -> None:
+        # What is the same on every card (background, bands, fixed texts, images) is drawn once
+        # per document as a form; each card's page draws only its own data over it, in layout order.
+        forms = pdf.__dict__.setdefault("_unioncard_forms", {})
+        for index, segment in enumerate(self.segments[face_name]):
+            if isinstance(segment, Element):
+                getattr(self, f"_draw_{segment.type}")(pdf, segment, card)
+                continue
+            key = (face_name, index)
+            if key not in forms:
+                forms[key] = f"face_{face_name}_{index}"
+                pdf.beginForm(forms[key])
+                if index == 0:
+                    pdf.setFillColor(HexColor(self.layout.faces[face_name].background))
+                    pdf.rect(0, 0, PAGE[0], PAGE[1], stroke=0, fill=1)
+                for element in segment:
+                    getattr(self, f"_draw_{element.type}")(pdf, element, card)
+                pdf.endForm()
+            pdf.doForm(forms[key])
+
+    @staticmethod
+    def _segments(elements) -> list:
+        """Runs of card-independent elements (as lists) between the elements that show card data."""
+        segments: list = [[]]
+        for element in elements:
+            if element.get("field"):
+                segments.append(element)
+                segments.append([])
+            else:
+                segments[-1].append(element)
+        return segments
+
+    @staticmethod
+    def _box(element: Element) -> tuple[float, float, float, float]:
+        """reportlab's origin is bottom-left; layouts measure from the top-left."""
+        return element.x * mm, (CARD_HEIGHT_MM - element.y - element.h) * mm, element.w * mm, element.h * mm
+
+    def _draw_rect(self, pdf, element, card):
+        x, y, w, h = self._box(element)
+        stroke = element.get("stroke")
+        if stroke:
+            pdf.setStrokeColor(HexColor(stroke))
+            pdf.setLineWidth(float(element.get("stroke_width", 0.3)) * mm)
+        pdf.setFillColor(HexColor(element.get("fill", "#FFFFFF")))
+        radius = float(element.get("radius", 0)) * mm
+        fill = 1 if element.get("fill") else 0
+        if radius:
+            pdf.roundRect(x, y, w, h, radius, stroke=1 if stroke else 0, fill=fill)
+        else:
+            pdf.rect(x, y, w, h, stroke=1 if stroke else 0, fill=fill)
+
+    def _draw_text(self, pdf, element, card):
+        text = self._text(element, card)
+        if not text.strip():
+            return
+        font, _ = register_font(self.layout.fonts[element.get("font")])
+        x, y, w, h = self._box(element)
+        size, lines = fit_text(text, font, float(element.get("size")), float(element.get("min_size")),
+                               int(element.get("max_lines")), w, h)
+        pdf.setFillColor(HexColor(element.get("color", "#000000")))
+        pdf.setFont(font, size)
+        top = y + h
+        align = element.get("align")
+        for index, line in enumerate(lines):
+            baseline = top - size * (index + 0.85) - size * (LINE_HEIGHT - 1) * index
+            if align == "center":
+                pdf.drawCentredString(x + w / 2, baseline, line)
+            elif align == "right":
+                pdf.drawRightString(x + w, baseline, line)
+            else:
+                pdf.drawString(x, baseline, line)
+
+    def _draw_barcode(self, pdf, element, card):
+        value = card.value(element.get("field")).replace(" ", "")
+        if not value:
+            return
+        modules = Code128(value).build()[0]
+        x, y, w, h = self._box(element)
+        pdf.setFillColor(HexColor("#FFFFFF"))
+        pdf.rect(x, y, w, h, stroke=0, fill=1)
+        module = w / (len(modules) + 2 * BARCODE_QUIET_MODULES)
+        path = pdf.beginPath()
+        start = None
+        for index, bit in enumerate(modules + "0"):
+            if bit == "1" and start is None:
+                start = index
+            elif bit == "0" and start is not None:
+                path.rect(x + (BARCODE_QUIET_MODULES + start) * module, y, (index - start) * module, h)
+                start = None
+        pdf.setFillColor(HexColor(element.get("color", "#000000")))
+        pdf.drawPath(path, stroke=0, fill=1)
+
+    def _draw_qr(self, pdf, element, card):
+        value = card.value(element.get("field"))
+        if not value:
+            return
+        matrix = qr_matrix(value)
+        x, y, w, h = self._box(element)
+        pdf.setFillColor(HexColor("#FFFFFF"))
+        pdf.rect(x, y, w, h, stroke=0, fill=1)
+        count = len(matrix) + 2 * QR_QUIET_MODULES
+        size = len(matrix)
+        # Drawn in module units (one module = 1), so the path holds small integers.
+        pdf.saveState()
+        pdf.translate(x + QR_QUIET_MODULES * w / count, y + QR_QUIET_MODULES * h / count)
+        pdf.scale(w / count, h / count)
+        operators = []
+        for row_index, row in enumerate(matrix):
+            bottom = size - row_index - 1
+            col = 0
+            for dark, run in groupby(row):
+                length = len(list(run))
+                if dark:
+                    operators.append(f"{col} {bottom} {length} 1 re")
+                col += length
+        pdf.setFillColor(HexColor(element.get("color", "#000000")))
+        # One fill of all module rectangles, written as PDF operators in module units.
+        pdf.addLiteral("\n".join(operators) + "\nf")
+        pdf.restoreState()
+
+    def _draw_image(self, pdf, element, card):
+        x, y, w, h = self._box(element)
+        pdf.drawImage(_image(element.get("path")), x, y, w, h, mask="auto", preserveAspectRatio=True, anchor="c")
+
+
+# Characters an alphanumeric-mode QR holds at error correction M, versions 1-10 (ISO/IEC 18004 table 7).
+_ALNUM_CAPACITY_M = (20, 38, 61, 90, 122, 154, 178, 221, 262, 311)
+
+
+def qr_matrix(text: str) -> list[list[bool]]:
+    """QR at error correction M; alphanumeric mode when the text allows it (our credential does).
+    A fixed mask pattern: every mask is valid, and choosing the best one costs 5× the time."""
+    alnum = all(c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" for c in text)
+    data = qrcode.util.QRData(text, mode=qrcode.util.MODE_ALPHA_NUM) if alnum else qrcode.util.QRData(text)
+    version = next((v for v, limit in enumerate(_ALNUM_CAPACITY_M, 1) if len(text) <= limit), None) if alnum else None
+    code = qrcode.QRCode(version=version, error_correction=qrcode.constants.ERROR_CORRECT_M, border=0,
+                         mask_pattern=0)
+    code.add_data(data)
+    code.make(fit=version is None)
+    return code.get_matrix()
+
+
+def png_previews(pdf_bytes: bytes, dpi: int = 300) -> list[bytes]:
+    """Each page of a card PDF as a PNG (for people who would rather look than read)."""
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(pdf_bytes)
+    try:
+        images = []
+        for page in document:
+            bitmap = page.render(scale=dpi / 72)
+            out = io.BytesIO()
+            bitmap.to_pil().save(out, format="PNG")
+            images.append(out.getvalue())
+        return images
+    finally:
+        document.close()

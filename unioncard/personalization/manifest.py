@@ -1,0 +1,73 @@
+"""Shipment manifests: what is in a region's parcel, by organisation (XLSX and PDF)."""
+
+from __future__ import annotations
+
+import io
+from itertools import groupby
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from unioncard.card_layouts.model import FONT_DIR
+from unioncard.card_layouts.render import register_font
+
+HEADERS = ("№", "Организация", "Член профсоюза", "Номер карты")
+
+
+def title(batch, region_name: str) -> str:
+    return f"Опись отправки: партия № {batch.id}, {region_name}"
+
+
+def _safe(value: str) -> str:
+    # A cell starting with = + - @ would be run as a formula by Excel.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def xlsx(batch, region_name: str, rows) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    sheet.title = f"Партия {batch.id}"
+    sheet.append([title(batch, region_name)])
+    sheet["A1"].font = Font(bold=True, size=13)
+    sheet.append([])
+    sheet.append(list(HEADERS))
+    for cell in sheet[3]:
+        cell.font = Font(bold=True)
+    for index, row in enumerate(rows, 1):
+        sheet.append([index, _safe(row.organisation), _safe(row.member), row.number])
+    sheet.append([])
+    sheet.append(["Всего карт", len(rows)])
+    for column, width in zip("ABCD", (6, 50, 40, 24)):
+        sheet.column_dimensions[column].width = width
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def pdf(batch, region_name: str, rows) -> bytes:
+    regular, _ = register_font(FONT_DIR / "DejaVuSans.ttf")
+    bold, _ = register_font(FONT_DIR / "DejaVuSans-Bold.ttf")
+    heading = ParagraphStyle("h", fontName=bold, fontSize=13, leading=16)
+    cell = ParagraphStyle("c", fontName=regular, fontSize=8.5, leading=10.5)
+    story = [Paragraph(title(batch, region_name), heading), Spacer(1, 4 * mm)]
+    for organisation, group in groupby(rows, key=lambda r: r.organisation):
+        group = list(group)
+        story.append(Paragraph(f"{organisation} — {len(group)} карт(ы)", ParagraphStyle("o", parent=heading,
+                                                                                          fontSize=10.5)))
+        data = [list(HEADERS[2:]) + ["Получено"]] + [[Paragraph(r.member, cell), r.number, ""] for r in group]
+        table = Table(data, colWidths=(85 * mm, 50 * mm, 30 * mm), repeatRows=1)
+        table.setStyle(TableStyle([
+            ("FONT", (0, 0), (-1, 0), bold, 9), ("FONT", (0, 1), (-1, -1), regular, 9),
+            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF6")),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+        story += [Spacer(1, 2 * mm), table, Spacer(1, 5 * mm)]
+    story.append(Paragraph(f"Всего карт: {len(rows)}. Отправил: ____________ Принял: ____________", cell))
+    out = io.BytesIO()
+    SimpleDocTemplate(out, pagesize=A4, title=title(batch, region_name), leftMargin=15 * mm, rightMargin=15 * mm,
+                      topMargin=15 * mm, bottomMargin=15 * mm).build(story)
+    return out.getvalue()
