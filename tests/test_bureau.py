@@ -158,7 +158,7 @@ def test_crash_mid_encoding_and_unrecorded_print_job_are_recovered(make_uow, tre
     with make_uow() as uow:
         from unioncard import clock
 
-        job = PrintJob(batch_id=batch.id, title=f"unioncard-b{batch.id}-j1", printer=printer.name,
+        job = PrintJob(batch_id=batch.id, title=bureau.print_job_title(batch.id, 1), printer=printer.name,
                        status="submitting", cards=2, created_at=clock.now())
         uow.session.add(job)
         uow.session.flush()
@@ -177,6 +177,36 @@ def test_crash_mid_encoding_and_unrecorded_print_job_are_recovered(make_uow, tre
         jobs = list(s.scalars(select(PrintJob).where(PrintJob.batch_id == batch.id).order_by(PrintJob.id)))
     assert jobs[0].status == "completed" and jobs[0].printer_job == jobs[0].title
     assert sum(j.cards for j in jobs) == 4  # 2 adopted + the 2 others (one of them a remake)
+
+
+def test_a_job_that_never_reached_the_printer_is_not_confused_with_another_databases(
+        make_uow, tree, session_factory, signer, renderer, tmp_path):
+    """A printer shared with another database (a test run, a reinstalled server) holds a finished
+    job of the same batch and job numbers; our unsent job must still count as never printed."""
+    approved_cards(make_uow, tree, 2)
+    batch = new_batch(make_uow, tree)[0]
+    printer = FilePrinter(tmp_path / "p")
+    all_items = items(session_factory, batch.id)
+    with make_uow() as uow:
+        from unioncard import clock
+
+        job = PrintJob(batch_id=batch.id, title=bureau.print_job_title(batch.id, 1), printer=printer.name,
+                       status="submitting", cards=2, created_at=clock.now())
+        uow.session.add(job)
+        uow.session.flush()
+        for item in all_items:
+            row = uow.session.get(BatchItem, item.id)
+            row.stage, row.print_job_id = "printing", job.id
+        uow.commit()
+    stranger = bureau.print_job_title(batch.id, 1)
+    assert stranger != job.title
+    printer.submit(b"%PDF-1.4 someone else's cards", stranger)
+    runner(make_uow, tree, batch.id, signer, renderer, printer, SimReader("t5", CardFeeder())).run()
+    with session_factory() as s:
+        jobs = list(s.scalars(select(PrintJob).where(PrintJob.batch_id == batch.id).order_by(PrintJob.id)))
+    assert [j.status for j in jobs] == ["failed", "completed"]
+    assert (tmp_path / "p" / f"{jobs[1].title}.pdf").exists()
+    assert [i.stage for i in items(session_factory, batch.id)] == ["done", "done"]
 
 
 def test_a_second_run_of_a_running_batch_is_refused(make_uow, tree, signer, renderer, tmp_path):

@@ -5,6 +5,7 @@ machine; this module only keeps the bureau's own records (batches, items, print 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
@@ -192,6 +193,14 @@ def _owner_is_dead(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def print_job_title(batch_id: int, job_id: int) -> str:
+    """The name a print job carries on the printer, by which a restarted run finds it again.
+    The random part keeps it unique across databases sharing a printer (a test database, a
+    reinstalled server): batch and job ids alone repeat, and a stranger's finished job with our
+    name would count our unprinted cards as printed."""
+    return f"unioncard-b{batch_id}-j{job_id}-{secrets.token_hex(4)}"
 
 
 class BatchRun:
@@ -415,7 +424,7 @@ class BatchRun:
                            status=JobStatus.SUBMITTING.value, cards=len(items), created_at=clock.now())
             uow.session.add(job)
             uow.session.flush()
-            job.title = f"unioncard-b{self.batch_id}-j{job.id}"
+            job.title = print_job_title(self.batch_id, job.id)
             for item in items:
                 self._move(item, Stage.PRINTING, print_job_id=job.id)
             self._beat(uow)
