@@ -566,3 +566,134 @@ def bureau_printer(printer: str | None) -> None:
         console.print(f"{state.name}: {state.state} {state.message}")
 
     _bureau(run)
+
+
+# --- the reader station (a registration desk) -------------------------------------------------------
+
+def _station_home(home: str | None):
+    from pathlib import Path
+
+    from unioncard.reader_station.station import DEFAULT_HOME
+
+    return Path(home) if home else DEFAULT_HOME
+
+
+_home_option = click.option("--home", default=None, type=click.Path(file_okay=False),
+                            help="The desk's folder (default UNIONCARD_STATION_HOME or ~/.local/share/unioncard-station).")
+
+
+@main.group("station")
+def station_group() -> None:
+    """A registration desk that checks cards offline: enrol it once, then run it."""
+
+
+def _read_root_key(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from unioncard.hsm.domain import public_key_der
+
+    return public_key_der(serialization.load_pem_public_key(Path(path).read_bytes()))
+
+
+@station_group.command("enrol")
+@_home_option
+@click.option("--server", required=True, help="The UnionCard server, e.g. https://unioncard.example.org")
+@click.option("--token", required=True, help="The desk token from the event page.")
+@click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="The union's root public key (PEM) to pin; without it the server's is pinned.")
+def station_enrol(home, server, token, root_key) -> None:
+    """Enrol this laptop as a desk of an event and fetch the event's data."""
+    from unioncard.reader_station import sync
+    from unioncard.reader_station.station import Station
+
+    station = Station(_station_home(home))
+    try:
+        answer = sync.enrol(station, server, token, _read_root_key(root_key))
+    except UnionCardError as exc:
+        _fail(exc)
+    status = station.status()
+    console.print(f"Стол «{answer['desk']}» подключён к мероприятию «{answer['event']}»")
+    if status["bundle"]:
+        console.print(f"Данные мероприятия: версия {status['bundle']['version']}, до {status['bundle']['expires_at']}")
+
+
+@station_group.command("load-bundle")
+@_home_option
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+@click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Pin this root public key (PEM) first, for a desk that never talks to the server.")
+@click.option("--desk", default="1", help="The desk's name, for a desk without the server.")
+def station_load_bundle(home, path, root_key, desk) -> None:
+    """Load an event bundle from a file (a USB stick): checked exactly as a downloaded one."""
+    from pathlib import Path
+
+    from unioncard.reader_station import bundle as eb
+    from unioncard.reader_station.station import Station
+
+    station = Station(_station_home(home))
+    data = Path(path).read_bytes()
+    try:
+        if root_key:
+            header = eb.peek(data)
+            station.pin(root_public_key=_read_root_key(root_key), station_id=f"offline-{desk}", desk=desk,
+                        event_id=header["event"]["id"], server=None, token=None)
+        accepted = station.accept_bundle(data)
+    except (UnionCardError, eb.TrustBundleError) as exc:
+        _fail(exc)
+    console.print(f"Принято: «{accepted.event.name}», версия {accepted.version}, в списке {len(accepted.roster)}, "
+                  f"заблокированных карт {len(accepted.revoked)}, действует до {accepted.expires_at:%d.%m.%Y %H:%M} UTC")
+
+
+@station_group.command("run")
+@_home_option
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--serial", "serials", multiple=True, help="A serial scanner: serial:/dev/ttyUSB0[@9600] (repeatable).")
+@click.option("--reader", "readers", multiple=True, help="A chip reader: pcsc:READER NAME or sim: (repeatable).")
+@click.option("--sync-interval", default=15.0, show_default=True, type=float)
+def station_run(home, port, serials, readers, sync_interval) -> None:
+    """Serve the desk page on 127.0.0.1 and listen to the scanners and readers."""
+    from unioncard.hardware.smartcard import open_reader
+    from unioncard.reader_station.app import create_station_app
+    from unioncard.reader_station.inputs import ChipInput, SerialInput
+    from unioncard.reader_station.station import Station
+    from unioncard.reader_station.sync import Syncer
+
+    station = Station(_station_home(home))
+    app = create_station_app(station)
+    threads = []
+    try:
+        for config in serials:
+            threads.append(SerialInput(station, config))
+        for config in readers:
+            threads.append(ChipInput(station, open_reader(config)))
+    except UnionCardError as exc:
+        _fail(exc)
+    except Exception as exc:  # pyserial's own errors: a missing port
+        _fail(UnionCardError(f"{exc}", code="device_error"))
+    if station.journal.get("server"):
+        syncer = Syncer(station, sync_interval)
+        app.extensions["syncer"] = syncer
+        threads.append(syncer)
+    for thread in threads:
+        thread.start()
+    status = station.status()
+    console.print(f"Стол регистрации: http://127.0.0.1:{port}/")
+    if status["bundle_problem"]:
+        console.print(f"[red]{status['bundle_problem']}[/red]")
+    app.run(host="127.0.0.1", port=port, threaded=True)
+
+
+@station_group.command("status")
+@_home_option
+def station_status(home) -> None:
+    """What the desk has: event data, journal counts, sync state."""
+    import json
+
+    from unioncard.reader_station.station import Station
+
+    station = Station(_station_home(home))
+    console.print_json(json.dumps(station.status(), ensure_ascii=False, default=str))

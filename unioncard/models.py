@@ -1,6 +1,7 @@
 """Every part's tables, imported in one place so Alembic and tests see the whole schema."""
 
 from unioncard.orm import Base
+from unioncard.checkin import models as checkin_models  # noqa: F401
 from unioncard.hsm import models as hsm_models  # noqa: F401
 from unioncard.issuer import models as issuer_models  # noqa: F401
 from unioncard.personalization import models as personalization_models  # noqa: F401

@@ -122,7 +122,8 @@ def export_trust(uow: UnitOfWork, actor: Actor, stores: KeyStores, valid_for: ti
     record = TrustBundleRecord(version=version, issued_at=now.replace(microsecond=0),
                                expires_at=(now + valid_for).replace(microsecond=0),
                                root_key_id=stores.root.active_key(KeyRole.ROOT).key_id,
-                               sha256=hashlib.sha256(data).hexdigest(), content=data, issued_by=actor.user_id)
+                               sha256=hashlib.sha256(data).hexdigest(), content=data, issued_by=actor.user_id,
+                               root_public_key=stores.root.active_key(KeyRole.ROOT).public_key)
     session.add(record)
     session.flush()  # a concurrent export of the same version fails here, on the primary key
     audit.record(session, actor, "trust.export", "trust_bundle", version, None, sha256=record.sha256,

@@ -21,4 +21,6 @@ class TrustBundleRecord(Base):
     root_key_id: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    # The root public key (DER) that signed it: what a desk pins when it is enrolled.
+    root_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     issued_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

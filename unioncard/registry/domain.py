@@ -153,6 +153,7 @@ class Permission(StrEnum):
     APPROVE_CARDS = "approve_cards"
     PRODUCE_CARDS = "produce_cards"
     HAND_OUT_CARDS = "hand_out_cards"
+    MANAGE_EVENTS = "manage_events"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -162,10 +163,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
                                Permission.HAND_OUT_CARDS}),
     Role.REGIONAL_STAFF: frozenset(
         {Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.EDIT_ORGANISATIONS, Permission.ORDER_CARDS,
-         Permission.APPROVE_CARDS, Permission.HAND_OUT_CARDS}
+         Permission.APPROVE_CARDS, Permission.HAND_OUT_CARDS, Permission.MANAGE_EVENTS}
     ),
     Role.BUREAU_OPERATOR: frozenset({Permission.PRODUCE_CARDS}),
-    Role.EVENT_STAFF: frozenset(),
+    Role.EVENT_STAFF: frozenset({Permission.MANAGE_EVENTS}),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -1,0 +1,115 @@
+"""A union with keys, issued cards and an event, for the reader-station tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from tests.support import approved_cards
+from unioncard import clock
+from unioncard.checkin import services as checkin
+from unioncard.hsm import ceremony
+from unioncard.hsm.base import open_keystore
+from unioncard.hsm.domain import KeyRole
+from unioncard.issuer import services as cards
+from unioncard.issuer.domain import CardStatus
+from unioncard.issuer.models import Card
+from unioncard.registry.actor import Actor
+
+HELD_PATH = (CardStatus.IN_PRODUCTION, CardStatus.PRODUCED, CardStatus.SHIPPED, CardStatus.DELIVERED,
+             CardStatus.ISSUED)
+
+
+def union_keys(folder) -> ceremony.KeyStores:
+    operational = open_keystore(f"software:{folder / 'keys'}", "station test", create=True)
+    for role in (KeyRole.CARD_CREDENTIAL, KeyRole.CARD_CERTIFICATE, KeyRole.EVENT_BUNDLE):
+        operational.generate(role)
+    root = open_keystore(f"software:{folder / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
+    root.generate(KeyRole.ROOT)
+    return ceremony.KeyStores(operational=operational, root=root)
+
+
+def export_trust(make_uow, stores, days: int = 30) -> bytes:
+    with make_uow() as uow:
+        data, _record = ceremony.export_trust(uow, Actor.system("test"), stores, timedelta(days=days))
+        uow.commit()
+    return data
+
+
+def issued_cards(make_uow, tree, count: int, signer, organisation: str = "primary_a",
+                 prefix: str = "Делегатова") -> list["HeldCard"]:
+    """``count`` members with a plastic card handed out («Выдан») and its signed credential."""
+    ids = approved_cards(make_uow, tree, count, organisation, prefix)
+    system = Actor.system("test")
+    with make_uow() as uow:
+        rows = list(uow.session.scalars(select(Card).where(Card.id.in_(ids)).order_by(Card.id)))
+        for status in HELD_PATH:
+            rows = cards.transition_many(uow, system, rows, status)
+        cards.ensure_credentials(uow, rows, signer)
+        uow.commit()
+    with make_uow() as uow:
+        return [HeldCard(c.id, c.number, c.credential, c.person_id)
+                for c in uow.session.scalars(select(Card).where(Card.id.in_(ids)).order_by(Card.id))]
+
+
+@dataclass(frozen=True)
+class HeldCard:
+    id: int
+    number: str
+    credential: str
+    person_id: int
+
+
+def block(make_uow, card_ids: list[int]) -> None:
+    system = Actor.system("test")
+    with make_uow() as uow:
+        rows = list(uow.session.scalars(select(Card).where(Card.id.in_(card_ids))))
+        rows = cards.transition_many(uow, system, rows, CardStatus.LOST)
+        cards.transition_many(uow, system, rows, CardStatus.BLOCKED)
+        uow.commit()
+
+
+@dataclass
+class EventSetup:
+    event_id: int
+    stores: ceremony.KeyStores
+    root_public_key: bytes
+
+
+def make_event(make_uow, tree, stores, *, admission: str = "roster", roster: list[str] = (), code: str = "S1",
+               role: str = "делегат") -> int:
+    actor = Actor.system("test")
+    with make_uow() as uow:
+        event = checkin.create_event(uow, actor, code=code, name="XI съезд Профсоюза", kind="congress",
+                                     organisation_id=tree.central, starts_on=date.today(),
+                                     ends_on=date.today() + timedelta(days=1), venue="Москва, Ленинский пр., 42",
+                                     admission=admission)
+        if roster:
+            result = checkin.import_roster(uow, actor, event.id, [(n, role) for n in roster])
+            assert not result.problems, result.problems
+        uow.commit()
+        return event.id
+
+
+def publish(make_uow, event_id: int, stores, **kw):
+    with make_uow() as uow:
+        record = checkin.publish_bundle(uow, Actor.system("test"), event_id, stores.operational, **kw)
+        uow.commit()
+        return record.content
+
+
+def enrol(make_uow, event_id: int, desk: str) -> tuple[int, str]:
+    with make_uow() as uow:
+        station, token = checkin.enrol_station(uow, Actor.system("test"), event_id, desk)
+        uow.commit()
+        return station.id, token
+
+
+def root_public_key(stores) -> bytes:
+    return stores.root.active_key(KeyRole.ROOT).public_key
+
+
+def now():
+    return clock.now()

@@ -1,0 +1,517 @@
+"""Events on the server: create, roster (from the registry or an XLSX), enrol and revoke desks,
+publish signed bundles, take in desks' journals (earliest check-in wins, later ones flagged),
+and the staff's counts. Services take a unit of work; the caller commits."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from unioncard import clock
+from unioncard.db import UnitOfWork, chunked
+from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from unioncard.checkin.models import CheckIn, Event, EventBundleRecord, RosterEntry, Station
+from unioncard.hsm.models import TrustBundleRecord
+from unioncard.hsm.trust import parse_timestamp
+from unioncard.i18n import N_
+from unioncard.issuer import cardnumber
+from unioncard.issuer import domain as cd
+from unioncard.issuer.models import Card, Revocation
+from unioncard.reader_station import bundle as eb
+from unioncard.registry import audit
+from unioncard.registry.actor import Actor
+from unioncard.registry.domain import Permission
+from unioncard.registry.models import Organisation, Person
+
+KINDS = ("congress", "conference", "seminar")
+KIND_LABELS = {"congress": N_("congress"), "conference": N_("conference"), "seminar": N_("seminar")}
+ROSTER_ROLES = ("delegate", "guest", "staff")
+# Cards a desk refuses: revoked for good, or reported lost/stolen/damaged.
+REFUSED_STATUSES = sorted(s.value for s in (cd.REVOKING | cd.LOSS))
+# Cards that exist in someone's hands (or phone): what a roster entry points at.
+HELD_STATUSES = sorted(s.value for s in (cd.CardStatus.PRODUCED, cd.CardStatus.SHIPPED, cd.CardStatus.DELIVERED,
+                                         cd.CardStatus.ISSUED, cd.CardStatus.REFUSED))
+BUNDLE_VALIDITY = timedelta(hours=36)
+# A bundle older than this is rebuilt at a desk's sync if anything it holds has changed.
+BUNDLE_REFRESH = timedelta(minutes=2)
+MAX_UPLOAD_ENTRIES = 5000
+# A desk clock further off than this is recorded (and shown) as wrong.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def _require(actor: Actor) -> None:
+    if not actor.can(Permission.MANAGE_EVENTS):
+        raise PermissionDenied()
+
+
+def get_event(session, actor: Actor, event_id: int) -> Event:
+    _require(actor)
+    event = session.get(Event, event_id)
+    if event is None or not actor.sees(event.org_path):
+        raise NotFound(N_("No such event"), code="event_not_found")
+    return event
+
+
+def list_events(session, actor: Actor) -> list[Event]:
+    _require(actor)
+    rows = session.scalars(select(Event).order_by(Event.starts_on.desc(), Event.id.desc()))
+    return [e for e in rows if actor.sees(e.org_path)]
+
+
+def create_event(uow: UnitOfWork, actor: Actor, *, code: str, name: str, kind: str, organisation_id: int,
+                 starts_on: date, ends_on: date, venue: str, admission: str) -> Event:
+    _require(actor)
+    session = uow.session
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None or not actor.sees(organisation.path):
+        raise NotFound(N_("No such organisation"), code="organisation_not_found")
+    code, name, venue = code.strip(), name.strip(), venue.strip()
+    if not code or not name:
+        raise ValidationError(N_("An event needs a code and a name"), code="event_fields")
+    if kind not in KINDS:
+        raise ValidationError(N_("Unknown kind of event"), code="event_kind")
+    if admission not in eb.ADMISSIONS:
+        raise ValidationError(N_("Unknown admission rule"), code="event_admission")
+    if ends_on < starts_on:
+        raise ValidationError(N_("The event ends before it starts"), code="event_dates")
+    if session.scalar(select(Event.id).where(Event.code == code)):
+        raise Conflict(N_("An event with the code %(event_code)s already exists"), code="event_code_taken",
+                       event_code=code)
+    now = clock.now()
+    event = Event(code=code, name=name, kind=kind, organisation_id=organisation.id, org_path=organisation.path,
+                  starts_on=starts_on, ends_on=ends_on, venue=venue, admission=admission, roster_changed_at=now,
+                  created_at=now, created_by=actor.user_id)
+    session.add(event)
+    session.flush()
+    audit.record(session, actor, "event.create", "event", event.id, organisation.id, code=code)
+    return event
+
+
+# --- roster -------------------------------------------------------------------------------------
+
+@dataclass
+class RosterResult:
+    added: int = 0
+    updated: int = 0
+    problems: list[tuple[int, str]] = None  # (row, message) for rows that were not taken
+
+
+def _roster_set(session, event: Event, person_roles: dict[int, str]) -> tuple[int, int]:
+    existing = {row.person_id: row for row in session.scalars(
+        select(RosterEntry).where(RosterEntry.event_id == event.id))}
+    added = updated = 0
+    for person_id, role in person_roles.items():
+        if person_id in existing:
+            if existing[person_id].role != role:
+                existing[person_id].role = role
+                updated += 1
+        else:
+            session.add(RosterEntry(event_id=event.id, person_id=person_id, role=role))
+            added += 1
+    event.roster_changed_at = clock.now()
+    return added, updated
+
+
+def add_organisation_members(uow: UnitOfWork, actor: Actor, event_id: int, organisation_id: int,
+                             role: str) -> RosterResult:
+    """Everyone who holds a card in an organisation's subtree, with one role."""
+    from unioncard.registry.models import Membership
+
+    session = uow.session
+    event = get_event(session, actor, event_id)
+    if role not in ROSTER_ROLES:
+        raise ValidationError(N_("Unknown role"), code="roster_role")
+    organisation = session.get(Organisation, organisation_id)
+    if organisation is None or not actor.sees(organisation.path):
+        raise NotFound(N_("No such organisation"), code="organisation_not_found")
+    people = session.scalars(select(Membership.person_id).where(
+        Membership.org_path.startswith(organisation.path), Membership.is_active.is_(True))).all()
+    added, updated = _roster_set(session, event, {p: role for p in people})
+    audit.record(session, actor, "event.roster_add", "event", event.id, organisation.id, added=added,
+                 updated=updated, role=role)
+    return RosterResult(added, updated, [])
+
+
+ROLE_WORDS = {"делегат": "delegate", "гость": "guest", "персонал": "staff", "сотрудник": "staff",
+              "delegate": "delegate", "guest": "guest", "staff": "staff"}
+
+
+def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple[str, str]]) -> RosterResult:
+    """Rows of (card number, role word) — e.g. from an XLSX; a bad row is reported, the rest kept."""
+    session = uow.session
+    event = get_event(session, actor, event_id)
+    problems: list[tuple[int, str]] = []
+    wanted: dict[int, str] = {}
+    numbers: dict[str, tuple[int, str]] = {}
+    for index, (raw_number, raw_role) in enumerate(rows, start=2):
+        role = ROLE_WORDS.get(str(raw_role or "делегат").strip().lower())
+        if role is None:
+            problems.append((index, N_("unknown role (write делегат, гость or персонал)")))
+            continue
+        try:
+            numbers[cardnumber.validate(str(raw_number or ""))] = (index, role)
+        except cardnumber.ValidationError as exc:
+            problems.append((index, exc.message))
+    found = {}
+    for chunk in chunked(list(numbers)):
+        for number, person_id, org_path, status in session.execute(
+                select(Card.number, Card.person_id, Card.org_path, Card.status).where(Card.number.in_(chunk))):
+            found[number] = (person_id, org_path, status)
+    for number, (index, role) in numbers.items():
+        hit = found.get(number)
+        if hit is None or not actor.sees(hit[1]):
+            problems.append((index, N_("no such card")))
+        elif hit[2] in REFUSED_STATUSES:
+            problems.append((index, N_("the card is blocked or void")))
+        else:
+            wanted[hit[0]] = role
+    added, updated = _roster_set(session, event, wanted)
+    audit.record(session, actor, "event.roster_import", "event", event.id, event.organisation_id, added=added,
+                 updated=updated, problems=len(problems))
+    return RosterResult(added, updated, sorted(problems))
+
+
+def remove_from_roster(uow: UnitOfWork, actor: Actor, event_id: int, person_id: int) -> None:
+    session = uow.session
+    event = get_event(session, actor, event_id)
+    row = session.scalar(select(RosterEntry).where(RosterEntry.event_id == event.id,
+                                                   RosterEntry.person_id == person_id))
+    if row is None:
+        raise NotFound(N_("Not on the roster"), code="roster_entry_not_found")
+    session.delete(row)
+    event.roster_changed_at = clock.now()
+    audit.record(session, actor, "event.roster_remove", "event", event.id, event.organisation_id,
+                 person_id=person_id)
+
+
+def roster_size(session, event_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.event_id == event_id))
+
+
+def display_name(person: Person) -> str:
+    return " ".join(p for p in (person.surname, person.given_name, person.patronymic) if p)
+
+
+def bundle_roster(session, event: Event) -> list[eb.RosterEntry]:
+    """Every held card of every person on the roster (a person may hold a plastic and a virtual card)."""
+    rows = session.execute(
+        select(Card.number, Card.region_code, RosterEntry.role, Person.surname, Person.given_name, Person.patronymic)
+        .join(RosterEntry, and_(RosterEntry.person_id == Card.person_id, RosterEntry.event_id == event.id))
+        .join(Person, Person.id == Card.person_id)
+        .where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES)))
+    return [eb.RosterEntry(number, " ".join(p for p in (s, g, pa) if p), role, region)
+            for number, region, role, s, g, pa in rows]
+
+
+# --- bundles ------------------------------------------------------------------------------------
+
+def _event_info(event: Event) -> eb.EventInfo:
+    return eb.EventInfo(event.id, event.code, event.name, event.starts_on, event.ends_on, event.venue, event.admission)
+
+
+def latest_bundle(session, event_id: int) -> EventBundleRecord | None:
+    return session.scalar(select(EventBundleRecord).where(EventBundleRecord.event_id == event_id)
+                          .order_by(EventBundleRecord.version.desc()).limit(1))
+
+
+def feed_version(session) -> int:
+    return session.scalar(select(func.max(Revocation.id))) or 0
+
+
+def revoked_numbers(session):
+    return session.scalars(select(Card.number).where(Card.number.is_not(None),
+                                                     Card.status.in_(REFUSED_STATUSES))).yield_per(50_000)
+
+
+def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now: datetime | None = None,
+                   validity: timedelta = BUNDLE_VALIDITY) -> EventBundleRecord:
+    """Sign the next version of the event's bundle with the current roster and revocations."""
+    session = uow.session
+    event = get_event(session, actor, event_id) if actor.user_id is not None else session.get(Event, event_id)
+    trust_record = session.scalar(select(TrustBundleRecord).order_by(TrustBundleRecord.version.desc()).limit(1))
+    now = (now or clock.now()).replace(microsecond=0)
+    if trust_record is None or trust_record.expires_at <= now:
+        raise Conflict(N_("Export a current trust bundle first (Keys page): the desks need it to check signatures"),
+                       code="trust_bundle_missing")
+    previous = latest_bundle(session, event.id)
+    version = (previous.version if previous else 0) + 1
+    roster = bundle_roster(session, event)
+    feed = feed_version(session)
+    revoked = list(revoked_numbers(session))
+    expires_at = min(now + validity, trust_record.expires_at)
+    data = eb.build(signer, _event_info(event), version=version, issued_at=now, expires_at=expires_at,
+                    trust_bundle=trust_record.content, roster=roster, revoked_numbers=revoked,
+                    revocation_feed_version=feed)
+    record = EventBundleRecord(event_id=event.id, version=version, issued_at=now, expires_at=expires_at,
+                               sha256=hashlib.sha256(data).hexdigest(), size=len(data), feed_version=feed,
+                               roster_count=len(roster), revoked_count=len(revoked), content=data)
+    session.add(record)
+    session.flush()  # two publishers of one version: the second fails here, on the primary key
+    audit.record(session, actor, "event.bundle_publish", "event", event.id, event.organisation_id,
+                 version=version, size=len(data), roster=len(roster), revoked=len(revoked))
+    return record
+
+
+def bundle_is_stale(session, event: Event, record: EventBundleRecord | None, now: datetime) -> bool:
+    if record is None:
+        return True
+    if record.expires_at - now < BUNDLE_VALIDITY / 2:
+        return True
+    if now - record.issued_at < BUNDLE_REFRESH:
+        return False
+    return feed_version(session) != record.feed_version or event.roster_changed_at > record.issued_at
+
+
+# --- stations -----------------------------------------------------------------------------------
+
+def _token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def enrol_station(uow: UnitOfWork, actor: Actor, event_id: int, desk: str) -> tuple[Station, str]:
+    """A new desk and its enrolment token (shown once; only its hash is kept)."""
+    session = uow.session
+    event = get_event(session, actor, event_id)
+    desk = desk.strip()[:64]
+    if not desk:
+        raise ValidationError(N_("Give the desk a name (e.g. «Стол 1»)"), code="station_desk")
+    secret = secrets.token_urlsafe(24)
+    station = Station(event_id=event.id, desk=desk, token_hash="-", created_at=clock.now(), created_by=actor.user_id)
+    session.add(station)
+    session.flush()
+    token = f"{station.id}.{secret}"
+    station.token_hash = _token_hash(token)
+    audit.record(session, actor, "event.station_enrol", "station", station.id, event.organisation_id, desk=desk)
+    return station, token
+
+
+def revoke_station(uow: UnitOfWork, actor: Actor, event_id: int, station_id: int) -> Station:
+    session = uow.session
+    event = get_event(session, actor, event_id)
+    station = session.get(Station, station_id)
+    if station is None or station.event_id != event.id:
+        raise NotFound(N_("No such desk"), code="station_not_found")
+    if station.revoked_at is None:
+        station.revoked_at = clock.now()
+        audit.record(session, actor, "event.station_revoke", "station", station.id, event.organisation_id)
+    return station
+
+
+class StationRefused(PermissionDenied):
+    code = "station_token_invalid"
+    message = N_("This desk's token is not valid or has been revoked: enrol the desk again")
+    http_status = 401
+
+
+def authenticate_station(session, token: str) -> Station:
+    station = session.scalar(select(Station).where(Station.token_hash == _token_hash(token or "")))
+    if station is None or station.revoked_at is not None:
+        raise StationRefused()
+    return station
+
+
+def stations(session, event_id: int) -> list[Station]:
+    return list(session.scalars(select(Station).where(Station.event_id == event_id).order_by(Station.id)))
+
+
+# --- journal ------------------------------------------------------------------------------------
+
+@dataclass
+class UploadResult:
+    accepted: int
+    already_had: int
+    duplicates: int  # of this upload's check-ins, how many are not the earliest
+
+
+class BadEntry(ValidationError):
+    code = "journal_entry_invalid"
+    message = N_("Journal entry %(index)s is not valid (%(reason)s)")
+
+
+def _parse_entry(index: int, raw: dict) -> dict:
+    try:
+        nonce = str(raw["nonce"])
+        kind = raw["kind"]
+        if len(nonce) != 32 or not all(c in "0123456789abcdef" for c in nonce) or kind not in ("checkin", "undo"):
+            raise ValueError("nonce/kind")
+        station_clock = parse_timestamp(raw["station_clock"]).replace(tzinfo=None)
+        offset = float(raw.get("clock_offset") or 0)
+        if abs(offset) > 10 * 365 * 86400:
+            raise ValueError("offset")
+        number = raw.get("number")
+        if kind == "checkin":
+            number = cardnumber.validate(number)
+        ref = raw.get("ref_nonce")
+        if kind == "undo" and (not isinstance(ref, str) or len(ref) != 32):
+            raise ValueError("ref_nonce")
+    except (KeyError, TypeError, ValueError, cardnumber.ValidationError) as exc:
+        raise BadEntry(index=index, reason=str(exc)[:80] or type(exc).__name__) from None
+
+    def short(key, length):
+        value = raw.get(key)
+        return None if value is None else str(value)[:length]
+
+    return {"nonce": nonce, "kind": kind, "ref_nonce": ref if kind == "undo" else None, "number": number,
+            "role": short("role", 16), "region_code": short("region_code", 2), "verdict": short("verdict", 32),
+            "source": short("source", 8), "station_clock": station_clock,
+            "effective_at": station_clock + timedelta(seconds=offset)}
+
+
+def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> UploadResult:
+    """Store a desk's entries; an entry already stored (same nonce) is skipped, so an upload sent
+    twice changes nothing. Then re-rank the touched cards: the earliest live check-in is the one,
+    later live ones are duplicates."""
+    if len(entries) > MAX_UPLOAD_ENTRIES:
+        raise ValidationError(N_("At most %(limit)s entries per upload"), code="journal_too_large",
+                              limit=MAX_UPLOAD_ENTRIES)
+    session = uow.session
+    parsed = [_parse_entry(i, raw) for i, raw in enumerate(entries)]
+    now = clock.now()
+    nonces = [p["nonce"] for p in parsed]
+    known = set()
+    for chunk in chunked(nonces):
+        known.update(session.scalars(select(CheckIn.nonce).where(CheckIn.nonce.in_(chunk))))
+    fresh = [dict(p, event_id=station.event_id, station_id=station.id, received_at=now, undone=False,
+                  duplicate=False) for p in parsed if p["nonce"] not in known]
+    if fresh:
+        try:
+            with session.begin_nested():
+                session.execute(insert(CheckIn), fresh)
+        except IntegrityError:
+            # Another request stored some of them between our look and our insert: take the rest one by one.
+            fresh = _insert_one_by_one(session, fresh)
+    undo_refs = [p["ref_nonce"] for p in fresh if p["kind"] == "undo"]
+    touched = {p["number"] for p in fresh if p["kind"] == "checkin"}
+    for chunk in chunked(undo_refs):
+        session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.event_id == station.event_id)
+                        .values(undone=True))
+        touched.update(session.scalars(select(CheckIn.number).where(CheckIn.nonce.in_(chunk))))
+    # An undo may arrive before what it undoes (another desk's upload order): apply those too.
+    new_checkins = [p["nonce"] for p in fresh if p["kind"] == "checkin"]
+    for chunk in chunked(new_checkins):
+        session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.nonce.in_(
+            select(CheckIn.ref_nonce).where(CheckIn.kind == "undo", CheckIn.ref_nonce.in_(chunk)))).values(undone=True))
+    _rerank(session, station.event_id, touched)
+    duplicates = 0
+    for chunk in chunked(new_checkins):
+        duplicates += session.scalar(select(func.count()).select_from(CheckIn).where(
+            CheckIn.nonce.in_(chunk), CheckIn.duplicate.is_(True)))
+    station.last_seen_at = now
+    return UploadResult(len(fresh), len(parsed) - len(fresh), duplicates)
+
+
+def _insert_one_by_one(session, rows: list[dict]) -> list[dict]:
+    stored = []
+    for row in rows:
+        try:
+            with session.begin_nested():
+                session.execute(insert(CheckIn), [row])
+            stored.append(row)
+        except IntegrityError:
+            pass
+    return stored
+
+
+def _rerank(session, event_id: int, numbers: set[str]) -> None:
+    for chunk in chunked(sorted(n for n in numbers if n)):
+        rows = session.execute(select(CheckIn.id, CheckIn.number, CheckIn.undone, CheckIn.duplicate).where(
+            CheckIn.event_id == event_id, CheckIn.kind == "checkin", CheckIn.number.in_(chunk))
+            .order_by(CheckIn.number, CheckIn.effective_at, CheckIn.station_clock, CheckIn.nonce)).all()
+        seen: set[str] = set()
+        flips = {True: [], False: []}
+        for row_id, number, undone, duplicate in rows:
+            should = False
+            if not undone:
+                should = number in seen
+                seen.add(number)
+            if bool(duplicate) != should:
+                flips[should].append(row_id)
+        for value, ids in flips.items():
+            for id_chunk in chunked(ids):
+                session.execute(update(CheckIn).where(CheckIn.id.in_(id_chunk)).values(duplicate=value))
+
+
+def checkins_since(session, event_id: int, after_id: int, limit: int = 5000) -> tuple[list[dict], int]:
+    """Check-ins (live or undone) of all desks after ``after_id``, for desks to learn at sync.
+    Undos change earlier rows, so a desk also re-reads rows it had: see ``undone_since``."""
+    rows = session.execute(
+        select(CheckIn.id, CheckIn.nonce, CheckIn.number, CheckIn.effective_at, CheckIn.undone, CheckIn.station_id,
+               Station.desk).join(Station, Station.id == CheckIn.station_id)
+        .where(CheckIn.event_id == event_id, CheckIn.kind == "checkin", CheckIn.id > after_id)
+        .order_by(CheckIn.id).limit(limit)).all()
+    from unioncard.hsm.trust import timestamp
+
+    entries = [{"nonce": r.nonce, "number": r.number, "at": timestamp(r.effective_at), "undone": r.undone,
+                "station_id": r.station_id, "desk": r.desk} for r in rows]
+    return entries, (rows[-1].id if rows else after_id)
+
+
+def undone_nonces(session, event_id: int) -> list[str]:
+    return list(session.scalars(select(CheckIn.ref_nonce).where(CheckIn.event_id == event_id,
+                                                               CheckIn.kind == "undo")))
+
+
+# --- staff views --------------------------------------------------------------------------------
+
+@dataclass
+class Counts:
+    expected: int | None
+    arrived: int
+    duplicates: int
+    undone: int
+    by_role: list[tuple[str, int, int | None]]      # role, arrived, expected
+    by_region: list[tuple[str, int, int | None]]    # region code, arrived, expected
+
+
+def counts(session, event: Event) -> Counts:
+    live = select(CheckIn.number, CheckIn.role, CheckIn.region_code).where(
+        CheckIn.event_id == event.id, CheckIn.kind == "checkin", CheckIn.undone.is_(False),
+        CheckIn.duplicate.is_(False))
+    arrived_rows = session.execute(live).all()
+    arrived_roles = Counter(r.role or "member" for r in arrived_rows)
+    arrived_regions = Counter(r.region_code or "—" for r in arrived_rows)
+    duplicates = session.scalar(select(func.count()).select_from(CheckIn).where(
+        CheckIn.event_id == event.id, CheckIn.kind == "checkin", CheckIn.duplicate.is_(True)))
+    undone = session.scalar(select(func.count()).select_from(CheckIn).where(
+        CheckIn.event_id == event.id, CheckIn.kind == "checkin", CheckIn.undone.is_(True)))
+    expected_roles: Counter = Counter()
+    expected_regions: Counter = Counter()
+    expected = None
+    if event.admission == "roster":
+        from unioncard.registry.models import Membership
+
+        roster = session.execute(
+            select(RosterEntry.person_id, RosterEntry.role, func.min(Organisation.region_code))
+            .join(Membership, Membership.person_id == RosterEntry.person_id)
+            .join(Organisation, Organisation.id == Membership.organisation_id)
+            .where(RosterEntry.event_id == event.id).group_by(RosterEntry.person_id, RosterEntry.role)).all()
+        expected = roster_size(session, event.id)
+        expected_roles = Counter(r.role for r in roster)
+        expected_regions = Counter(r[2] or "—" for r in roster)
+    roles = sorted(set(arrived_roles) | set(expected_roles))
+    regions = sorted(set(arrived_regions) | set(expected_regions))
+    return Counts(expected, len(arrived_rows), duplicates, undone,
+                  [(r, arrived_roles[r], expected_roles[r] if expected is not None else None) for r in roles],
+                  [(r, arrived_regions[r], expected_regions[r] if expected is not None else None) for r in regions])
+
+
+def journal_rows(session, event: Event, *, duplicates_only: bool = False, limit: int | None = None):
+    """Check-ins with the member's name (for staff screens and the XLSX export)."""
+    query = (select(CheckIn, Station.desk, Person.surname, Person.given_name, Person.patronymic)
+             .join(Station, Station.id == CheckIn.station_id)
+             .outerjoin(Card, Card.number == CheckIn.number)
+             .outerjoin(Person, Person.id == Card.person_id)
+             .where(CheckIn.event_id == event.id, CheckIn.kind == "checkin")
+             .order_by(CheckIn.number, CheckIn.effective_at))
+    if duplicates_only:
+        numbers = select(CheckIn.number).where(CheckIn.event_id == event.id, CheckIn.duplicate.is_(True))
+        query = query.where(CheckIn.number.in_(numbers))
+    if limit:
+        query = query.limit(limit)
+    return session.execute(query).all()

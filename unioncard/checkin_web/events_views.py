@@ -1,0 +1,241 @@
+"""Event staff pages: events, their roster (from the registry or an XLSX), desks and their
+enrolment tokens, the bundle, live counts, duplicates and the XLSX export of the journal.
+Events outside the user's scope answer 404."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from unioncard.checkin import services as checkin
+from unioncard.checkin_web.scope import actor as _actor
+from unioncard.checkin_web.scope import rt as _rt
+from unioncard.errors import NotFound, UnionCardError
+from unioncard.issuer import cardnumber
+from unioncard.reader_station.domain import ROLE_LABELS
+from unioncard.registry import domain as d
+from unioncard.registry import services as registry
+
+bp = Blueprint("events", __name__, url_prefix="/events")
+
+
+@bp.app_context_processor
+def _event_links():
+    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
+    return {"can_manage_events": bool(user_actor and user_actor.can(d.Permission.MANAGE_EVENTS))}
+
+
+def _allowed() -> None:
+    if not _actor().can(d.Permission.MANAGE_EVENTS):
+        abort(404)
+
+
+def _event_or_404(session, event_id: int):
+    try:
+        return checkin.get_event(session, _actor(), event_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/")
+@login_required
+def index():
+    _allowed()
+    with _rt().session_factory() as session:
+        events = checkin.list_events(session, _actor())
+    return render_template("events/index.html", events=events, kinds=checkin.KIND_LABELS,
+                           today=date.today().isoformat())
+
+
+@bp.route("/", methods=["POST"])
+@login_required
+def create():
+    _allowed()
+    form = request.form
+    try:
+        with _rt().uow() as uow:
+            organisation_id = form.get("organisation_id", type=int) or _actor().organisation_id
+            event = checkin.create_event(
+                uow, _actor(), code=form.get("code", ""), name=form.get("name", ""), kind=form.get("kind", ""),
+                organisation_id=organisation_id, starts_on=date.fromisoformat(form.get("starts_on", "")),
+                ends_on=date.fromisoformat(form.get("ends_on", "")), venue=form.get("venue", ""),
+                admission=form.get("admission", ""))
+            uow.commit()
+            return redirect(url_for("events.event", event_id=event.id))
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    except ValueError:
+        flash(_("Give the dates as day.month.year"), "error")
+    return redirect(url_for("events.index"))
+
+
+@bp.route("/<int:event_id>")
+@login_required
+def event(event_id: int):
+    _allowed()
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        desks = checkin.stations(session, found.id)
+        latest = checkin.latest_bundle(session, found.id)
+        counts = checkin.counts(session, found)
+        roster_size = checkin.roster_size(session, found.id)
+    return render_template("events/event.html", event=found, desks=desks, latest=latest, counts=counts,
+                           roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS,
+                           token=request.args.get("token"), token_desk=request.args.get("desk"))
+
+
+@bp.route("/<int:event_id>/live.json")
+@login_required
+def live(event_id: int):
+    _allowed()
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        counts = checkin.counts(session, found)
+    return jsonify({"arrived": counts.arrived, "expected": counts.expected, "duplicates": counts.duplicates,
+                    "undone": counts.undone, "by_role": counts.by_role, "by_region": counts.by_region})
+
+
+@bp.route("/<int:event_id>/roster", methods=["POST"])
+@login_required
+def roster(event_id: int):
+    _allowed()
+    try:
+        with _rt().uow() as uow:
+            _event_or_404(uow.session, event_id)
+            upload = request.files.get("file")
+            if upload and upload.filename:
+                rows = _read_roster_xlsx(upload.read())
+                result = checkin.import_roster(uow, _actor(), event_id, rows)
+            else:
+                org = registry.get_organisation_by_code(uow.session, _actor(), request.form.get("org_code", "").strip())
+                result = checkin.add_organisation_members(uow, _actor(), event_id, org.id,
+                                                          request.form.get("role", "delegate"))
+            uow.commit()
+        flash(_("Added to the list: %(added)s, role changed: %(updated)s", added=result.added,
+                updated=result.updated), "ok")
+        for row, problem in result.problems[:20]:
+            flash(_("Row %(row)s: %(problem)s", row=row, problem=_(problem)), "error")
+        if len(result.problems) > 20:
+            flash(_("…and %(more)s more rows with errors", more=len(result.problems) - 20), "error")
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    return redirect(url_for("events.event", event_id=event_id))
+
+
+def _read_roster_xlsx(content: bytes) -> list[tuple[str, str]]:
+    """Column A: card number, column B: role (делегат / гость / персонал); the first row is a header."""
+    from openpyxl import load_workbook
+    from zipfile import BadZipFile
+
+    from unioncard.errors import ValidationError
+
+    try:
+        sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
+    except (BadZipFile, KeyError, ValueError, OSError):
+        raise ValidationError(_("This is not an Excel (.xlsx) file"), code="roster_file") from None
+    rows = []
+    for index, row in enumerate(sheet.iter_rows(values_only=True)):
+        if index == 0 or not row or all(v in (None, "") for v in row):
+            continue
+        number = row[0] if len(row) > 0 else None
+        role = row[1] if len(row) > 1 else None
+        rows.append((str(number if number is not None else "").strip(), str(role or "").strip()))
+    return rows
+
+
+@bp.route("/<int:event_id>/desks", methods=["POST"])
+@login_required
+def enrol(event_id: int):
+    _allowed()
+    try:
+        with _rt().uow() as uow:
+            station, token = checkin.enrol_station(uow, _actor(), event_id, request.form.get("desk", ""))
+            uow.commit()
+        # The token is shown once, on the next page; it is not kept.
+        return render_template("events/token.html", event_id=event_id, desk=station.desk, token=token,
+                               server=request.host_url.rstrip("/"))
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+        return redirect(url_for("events.event", event_id=event_id))
+
+
+@bp.route("/<int:event_id>/desks/<int:station_id>/revoke", methods=["POST"])
+@login_required
+def revoke(event_id: int, station_id: int):
+    _allowed()
+    try:
+        with _rt().uow() as uow:
+            station = checkin.revoke_station(uow, _actor(), event_id, station_id)
+            uow.commit()
+        flash(_("Desk «%(desk)s» can no longer synchronise", desk=station.desk), "ok")
+    except NotFound:
+        abort(404)
+    return redirect(url_for("events.event", event_id=event_id))
+
+
+@bp.route("/<int:event_id>/bundle", methods=["POST"])
+@login_required
+def publish(event_id: int):
+    _allowed()
+    try:
+        with _rt().uow() as uow:
+            record = checkin.publish_bundle(uow, _actor(), event_id, _rt().signer())
+            uow.commit()
+        flash(_("Desk data version %(version)s signed: %(size)s KB", version=record.version,
+                size=round(record.size / 1024, 1)), "ok")
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    return redirect(url_for("events.event", event_id=event_id))
+
+
+@bp.route("/<int:event_id>/bundle.bin")
+@login_required
+def bundle_file(event_id: int):
+    """The newest bundle as a file, for a desk without network (USB stick)."""
+    _allowed()
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        record = checkin.latest_bundle(session, found.id)
+    if record is None:
+        abort(404)
+    return Response(record.content, mimetype="application/octet-stream", headers={
+        "Content-Disposition": f"attachment; filename=event-{found.code}-v{record.version}.ucb"})
+
+
+@bp.route("/<int:event_id>/duplicates")
+@login_required
+def duplicates(event_id: int):
+    _allowed()
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        rows = checkin.journal_rows(session, found, duplicates_only=True, limit=2000)
+    return render_template("events/duplicates.html", event=found, rows=rows, role_labels=ROLE_LABELS,
+                           fmt=cardnumber.format)
+
+
+@bp.route("/<int:event_id>/checkins.xlsx")
+@login_required
+def export(event_id: int):
+    _allowed()
+    from openpyxl import Workbook
+
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        rows = checkin.journal_rows(session, found)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(_("Check-ins"))
+    sheet.append([_("Card number"), _("Surname"), _("Name"), _("Patronymic"), _("Role"), _("Region"), _("Desk"),
+                  _("Time (UTC)"), _("Status")])
+    for checkin_row, desk, surname, given, patronymic in rows:
+        status = _("undone") if checkin_row.undone else (_("duplicate") if checkin_row.duplicate else _("checked in"))
+        sheet.append([cardnumber.format(checkin_row.number), surname, given, patronymic,
+                      _(ROLE_LABELS.get(checkin_row.role or "member", ROLE_LABELS["member"])), checkin_row.region_code, desk,
+                      checkin_row.effective_at, status])
+    out = io.BytesIO()
+    book.save(out)
+    return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=checkins-{found.code}.xlsx"})

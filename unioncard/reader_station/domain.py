@@ -1,0 +1,178 @@
+"""What a desk decides about a scan, offline: plain rules over an event bundle and the journal.
+
+A scan is a QR text, a barcode or typed number, or what a chip gave (credential, certificate,
+and whether the card answered a challenge with the certified key). The verdict is green (let in,
+recorded), amber (look again: already in, or only a typed number to check by eye) or red (refused),
+with a stable code, the Russian reason from the catalogue, and the name and role when known.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from unioncard.i18n import N_
+from unioncard.issuer import card_certificate, cardnumber, credential
+
+
+class Colour(StrEnum):
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
+class Source(StrEnum):
+    WEDGE = "wedge"      # a keyboard-wedge scanner typing into the page
+    TYPED = "typed"      # a person typing the number
+    SERIAL = "serial"    # a serial scanner
+    CHIP = "chip"        # a PC/SC reader
+
+
+ROLE_LABELS = {"delegate": N_("Delegate"), "guest": N_("Guest"), "staff": N_("Staff"), "member": N_("Union member")}
+
+REASONS = {
+    "admitted": N_("Welcome"),
+    "admitted_number_only": N_("Number accepted without a signature: check the card and the face by eye"),
+    "already_checked_in": N_("Already checked in at %(time)s (desk %(desk)s)"),
+    "revoked": N_("The card is blocked or void: do not admit, send to the help desk"),
+    "not_on_roster": N_("Not on the list for this event"),
+    "forged": N_("The card's signature does not match: the card is forged or damaged"),
+    "clone": N_("The chip did not prove its key: the card is a copy"),
+    "chip_mismatch": N_("The chip's certificate belongs to another card"),
+    "not_our_card": N_("This is not a card of our union"),
+    "foreign_code": N_("This code is not from a union card"),
+    "number_typo": N_("The number has a typing error: check digit does not match"),
+    "number_incomplete": N_("Incomplete number: %(digits)s of 16 digits. Scan or type it again"),
+    "unreadable": N_("The scanner sent unreadable data. Scan again"),
+    "partial_scan": N_("The scan was cut off. Scan again"),
+    "card_removed": N_("The card was taken away too early. Hold it on the reader until the beep"),
+    "not_a_union_chip": N_("This card has no union chip. Scan the QR code or type the number"),
+    "chip_error": N_("The chip could not be read. Try again or scan the QR code"),
+    "no_bundle": N_("The station has no event data: synchronise or load a bundle"),
+    "bundle_expired": N_("The event data have expired: synchronise the station"),
+}
+
+
+@dataclass(frozen=True)
+class ChipRead:
+    """What a chip gave: its credential record, certificate record, the challenge and answer."""
+    credential_record: bytes
+    certificate_record: bytes
+    challenge: bytes
+    response: bytes
+
+
+@dataclass(frozen=True)
+class Scan:
+    source: Source
+    text: str = ""
+    chip: ChipRead | None = None
+    problem: str | None = None   # set by an input that already knows the scan is bad
+
+
+@dataclass(frozen=True)
+class PreviousCheckIn:
+    at: datetime
+    desk: str
+
+
+@dataclass
+class Verdict:
+    colour: Colour
+    code: str
+    number: str | None = None
+    name: str | None = None
+    role: str | None = None
+    region_code: str | None = None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def records_check_in(self) -> bool:
+        return self.code in ("admitted", "admitted_number_only")
+
+
+_DIGITS = re.compile(r"^[\d\s\-.]+$")
+
+
+def _red(code: str, number: str | None = None, **params) -> Verdict:
+    return Verdict(Colour.RED, code, number=number, params=params)
+
+
+def identify(scan: Scan, bundle) -> tuple[str | None, str | None, Verdict | None]:
+    """(number, name from a signed credential, or a red verdict) for a scan."""
+    if scan.problem:
+        return None, None, Verdict(Colour.AMBER if scan.problem in ("partial_scan", "card_removed") else Colour.RED,
+                                   scan.problem)
+    if scan.chip is not None:
+        return _identify_chip(scan.chip, bundle)
+    text = scan.text.strip()
+    if not text or not text.isprintable():
+        return None, None, _red("unreadable")
+    if credential.is_credential(text):
+        try:
+            made = credential.verify(text, bundle.trust)
+        except credential.CredentialError as exc:
+            return None, None, _red("forged" if exc.code == "credential_bad_signature" else "foreign_code")
+        return made.number, made.full_name, None
+    if not _DIGITS.match(text):
+        return None, None, _red("foreign_code")
+    digits = cardnumber.compact(text)
+    if len(digits) < cardnumber.LENGTH:
+        return None, None, Verdict(Colour.AMBER, "number_incomplete", params={"digits": len(digits)})
+    try:
+        number = cardnumber.validate(digits)
+    except cardnumber.InvalidLength:
+        return None, None, _red("not_our_card")
+    except cardnumber.ValidationError:
+        return None, None, _red("number_typo")
+    return number, None, None
+
+
+def _identify_chip(chip: ChipRead, bundle) -> tuple[str | None, str | None, Verdict | None]:
+    try:
+        made = credential.check_signature(credential.decode_record(chip.credential_record), bundle.trust)
+    except credential.CredentialError as exc:
+        return None, None, _red("forged" if exc.code == "credential_bad_signature" else "not_a_union_chip")
+    try:
+        certificate = card_certificate.check_signature(card_certificate.decode(chip.certificate_record),
+                                                       bundle.trust)
+    except card_certificate.CertificateError:
+        return made.number, None, _red("forged", made.number)
+    if certificate.number != made.number:
+        return made.number, None, _red("chip_mismatch", made.number)
+    if not card_certificate.response_is_valid(certificate.public_point, made.number, chip.challenge, chip.response):
+        return made.number, None, _red("clone", made.number)
+    return made.number, made.full_name, None
+
+
+def decide(scan: Scan, bundle, now: datetime, previous=lambda number: None,
+           issuer_prefix: str | None = cardnumber.DEFAULT_ISSUER_PREFIX) -> Verdict:
+    """The verdict for one scan. ``previous(number)`` gives the card's earliest live check-in the
+    station knows of (its own or synced from other desks), a PreviousCheckIn or None."""
+    if bundle is None:
+        return _red("no_bundle")
+    if bundle.is_expired(now):
+        return _red("bundle_expired")
+    number, signed_name, refusal = identify(scan, bundle)
+    if refusal is not None:
+        return refusal
+    if issuer_prefix and not number.startswith(issuer_prefix):
+        return _red("not_our_card", number)
+    entry = bundle.roster.get(number)
+    name = entry.name if entry else signed_name
+    role = entry.role if entry else "member"
+    region = entry.region_code if entry else cardnumber.region_of(number)
+    if bundle.is_revoked(number):
+        return Verdict(Colour.RED, "revoked", number, name, role, region)
+    if bundle.event.admission == "roster" and entry is None:
+        return Verdict(Colour.RED, "not_on_roster", number, name, None, region)
+    earlier = previous(number)
+    if earlier is not None:
+        return Verdict(Colour.AMBER, "already_checked_in", number, name, role, region,
+                       {"time": earlier.at.astimezone().strftime("%H:%M"), "desk": earlier.desk})
+    signed = signed_name is not None
+    if not signed and entry is None:
+        return Verdict(Colour.AMBER, "admitted_number_only", number, None, role, region)
+    return Verdict(Colour.GREEN, "admitted", number, name, role, region)

@@ -1,0 +1,155 @@
+"""The station's own journal (SQLite, next to the station's files): its settings, every check-in
+and undo it made (each with a nonce, the station id and the station's clock), and the check-ins of
+other desks learnt at sync. Entries are never changed except to mark them synced: an undo is a
+new entry naming the one it undoes, so the server can replay the same history."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from unioncard.errors import Conflict, NotFound
+from unioncard.hsm.trust import parse_timestamp, timestamp
+from unioncard.i18n import N_
+from unioncard.reader_station.domain import PreviousCheckIn, Verdict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS entry (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    nonce TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('checkin', 'undo')),
+    ref_nonce TEXT,
+    number TEXT,
+    name TEXT,
+    role TEXT,
+    region_code TEXT,
+    verdict TEXT,
+    source TEXT,
+    station_clock TEXT NOT NULL,
+    clock_offset REAL NOT NULL DEFAULT 0,
+    synced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS ix_entry_number ON entry (number);
+CREATE INDEX IF NOT EXISTS ix_entry_unsynced ON entry (synced, seq);
+CREATE TABLE IF NOT EXISTS remote (
+    nonce TEXT PRIMARY KEY,
+    number TEXT NOT NULL,
+    desk TEXT NOT NULL,
+    at TEXT NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS ix_remote_number ON remote (number);
+"""
+
+
+class Journal:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the input threads, serialised by a lock.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- settings
+    def get(self, key: str, default: str | None = None) -> str | None:
+        row = self._db.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set(self, **values) -> None:
+        with self.lock:
+            self._db.executemany("INSERT INTO setting (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                                 "DO UPDATE SET value = excluded.value",
+                                 [(k, None if v is None else str(v)) for k, v in values.items()])
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds to add to this computer's clock to get the server's (learnt at sync)."""
+        return float(self.get("clock_offset", "0") or 0)
+
+    # --- entries
+    def record(self, verdict: Verdict, source: str, station_clock: datetime) -> str:
+        nonce = uuid.uuid4().hex
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO entry (nonce, kind, number, name, role, region_code, verdict, source, station_clock,"
+                " clock_offset) VALUES (?, 'checkin', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (nonce, verdict.number, verdict.name, verdict.role, verdict.region_code, verdict.code, source,
+                 timestamp(station_clock), self.clock_offset))
+        return nonce
+
+    def undo(self, nonce: str, station_clock: datetime) -> str:
+        with self.lock:
+            row = self._db.execute("SELECT kind FROM entry WHERE nonce = ?", (nonce,)).fetchone()
+            if row is None or row[0] != "checkin":
+                raise NotFound(N_("No such check-in at this desk"), code="checkin_not_found")
+            if self._db.execute("SELECT 1 FROM entry WHERE kind = 'undo' AND ref_nonce = ?", (nonce,)).fetchone():
+                raise Conflict(N_("This check-in has already been undone"), code="checkin_already_undone")
+            undo_nonce = uuid.uuid4().hex
+            self._db.execute("INSERT INTO entry (nonce, kind, ref_nonce, station_clock, clock_offset) "
+                             "VALUES (?, 'undo', ?, ?, ?)", (undo_nonce, nonce, timestamp(station_clock),
+                                                             self.clock_offset))
+        return undo_nonce
+
+    def previous(self, number: str) -> PreviousCheckIn | None:
+        """The earliest live check-in of this number that the station knows of."""
+        desk = self.get("desk", "?")
+        found = []
+        for (at, offset) in self._db.execute(
+                "SELECT station_clock, clock_offset FROM entry e WHERE kind = 'checkin' AND number = ? AND NOT EXISTS"
+                " (SELECT 1 FROM entry u WHERE u.kind = 'undo' AND u.ref_nonce = e.nonce)", (number,)):
+            found.append(PreviousCheckIn(parse_timestamp(at) + timedelta(seconds=offset), desk))
+        for at, other in self._db.execute("SELECT at, desk FROM remote WHERE number = ? AND undone = 0", (number,)):
+            found.append(PreviousCheckIn(parse_timestamp(at), other))
+        return min(found, key=lambda p: p.at) if found else None
+
+    def recent(self, limit: int = 8) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT nonce, number, name, role, verdict, station_clock, EXISTS (SELECT 1 FROM entry u WHERE "
+            "u.kind = 'undo' AND u.ref_nonce = e.nonce) FROM entry e WHERE kind = 'checkin' ORDER BY seq DESC LIMIT ?",
+            (limit,)).fetchall()
+        return [{"nonce": r[0], "number": r[1], "name": r[2], "role": r[3], "verdict": r[4], "at": r[5],
+                 "undone": bool(r[6])} for r in rows]
+
+    def counts(self) -> dict:
+        (mine,) = self._db.execute(
+            "SELECT count(*) FROM entry e WHERE kind = 'checkin' AND NOT EXISTS (SELECT 1 FROM entry u WHERE "
+            "u.kind = 'undo' AND u.ref_nonce = e.nonce)").fetchone()
+        (unsynced,) = self._db.execute("SELECT count(*) FROM entry WHERE synced = 0").fetchone()
+        (others,) = self._db.execute("SELECT count(DISTINCT number) FROM remote WHERE undone = 0").fetchone()
+        return {"here": mine, "unsynced": unsynced, "other_desks": others}
+
+    def unsynced(self, limit: int = 1000) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT nonce, kind, ref_nonce, number, role, region_code, verdict, source, station_clock, clock_offset "
+            "FROM entry WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        keys = ("nonce", "kind", "ref_nonce", "number", "role", "region_code", "verdict", "source", "station_clock",
+                "clock_offset")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def mark_synced(self, nonces: list[str]) -> None:
+        with self.lock:
+            self._db.executemany("UPDATE entry SET synced = 1 WHERE nonce = ?", [(n,) for n in nonces])
+
+    def merge_remote(self, entries: list[dict]) -> None:
+        """Other desks' check-ins (from the server): nonce, number, desk, at, undone."""
+        own = self.get("station_id")
+        with self.lock:
+            self._db.executemany(
+                "INSERT INTO remote (nonce, number, desk, at, undone) VALUES (?, ?, ?, ?, ?) ON CONFLICT (nonce) "
+                "DO UPDATE SET undone = excluded.undone",
+                [(e["nonce"], e["number"], e["desk"], e["at"], int(bool(e["undone"]))) for e in entries
+                 if str(e.get("station_id")) != own])
+
+    def mark_remote_undone(self, nonces) -> None:
+        with self.lock:
+            self._db.executemany("UPDATE remote SET undone = 1 WHERE nonce = ?", [(n,) for n in nonces])

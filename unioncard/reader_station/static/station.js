@@ -1,0 +1,130 @@
+// The desk page: keyboard (wedge scanner or person) in, verdicts out, big and loud.
+(function () {
+  "use strict";
+  var token = document.body.getAttribute("data-token");
+  var labels = document.getElementById("labels").dataset;
+  var input = document.getElementById("scan");
+  var form = document.getElementById("scanform");
+  var seq = 0, shown = 0;
+  // A wedge scanner types a whole code in a burst; a burst that stops without Enter was cut off.
+  var BURST_GAP_MS = 40, CUT_OFF_MS = 600;
+  var lastKey = 0, burstKeys = 0, cutTimer = null;
+
+  function post(url, body) {
+    return fetch(url, {method: "POST", headers: {"Content-Type": "application/json", "X-Station-Token": token},
+                       body: JSON.stringify(body || {})}).then(function (r) { return r.json(); });
+  }
+  var audio = null;
+  function beep(colour) {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var tones = {green: [[880, 0.15]], amber: [[660, 0.12], [660, 0.12]], red: [[220, 0.6]]}[colour] || [];
+      var t = audio.currentTime;
+      tones.forEach(function (tone) {
+        var osc = audio.createOscillator(), gain = audio.createGain();
+        osc.frequency.value = tone[0]; gain.gain.value = 0.2;
+        osc.connect(gain); gain.connect(audio.destination);
+        osc.start(t); osc.stop(t + tone[1]); t += tone[1] + 0.08;
+      });
+    } catch (e) { /* no sound device: the colours still speak */ }
+  }
+  function formatNumber(n) { return n ? n.replace(/(\d{4})(?=\d)/g, "$1 ") : ""; }
+  function show(v) {
+    if (!v || v.code === "status" || (v.seq && v.seq <= shown)) { return; }
+    if (v.seq) { shown = v.seq; }
+    var panel = document.getElementById("verdict");
+    panel.className = "verdict " + v.colour;
+    panel.setAttribute("data-code", v.code);
+    document.getElementById("headline").textContent = labels[v.colour] || "";
+    document.getElementById("name").textContent = v.name || "";
+    document.getElementById("role").textContent = v.role_label || "";
+    document.getElementById("reason").textContent = v.reason || "";
+    document.getElementById("number").textContent = formatNumber(v.number);
+    beep(v.colour);
+    refreshStatus();
+  }
+  function submit(text, source, problem) {
+    post("/scan", {text: text, source: source, problem: problem}).then(show).catch(offline);
+  }
+  function offline() { document.getElementById("sync").textContent = labels.offline; }
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    clearTimeout(cutTimer);
+    var text = input.value;
+    var source = burstKeys >= 4 ? "wedge" : "typed";
+    input.value = ""; burstKeys = 0;
+    if (text.trim()) { submit(text, source); }
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.ctrlKey && (e.key === "z" || e.key === "Z" || e.key === "я" || e.key === "Я")) {
+      e.preventDefault(); undo(); return;
+    }
+    if (e.key === "Enter" || e.key.length !== 1) { return; }
+    var now = Date.now();
+    burstKeys = (now - lastKey < BURST_GAP_MS) ? burstKeys + 1 : 1;
+    lastKey = now;
+    clearTimeout(cutTimer);
+    cutTimer = setTimeout(function () {
+      if (burstKeys >= 4 && input.value) {
+        input.value = ""; burstKeys = 0;
+        submit("", "wedge", "partial_scan");
+      }
+    }, CUT_OFF_MS);
+  });
+  document.addEventListener("click", function () { if (document.activeElement.tagName !== "BUTTON") { input.focus(); } });
+  window.addEventListener("focus", function () { input.focus(); });
+
+  function undo(nonce) {
+    post("/undo", nonce ? {nonce: nonce} : {}).then(function (answer) {
+      if (answer.error) {
+        show({colour: "amber", code: answer.error.code, reason: answer.error.message});
+      } else {
+        show({colour: "amber", code: "undone", reason: labels.undoneMsg});
+      }
+      input.focus();
+    });
+  }
+  document.getElementById("undo").addEventListener("click", function () { undo(); });
+
+  function refreshStatus() {
+    fetch("/status").then(function (r) { return r.json(); }).then(function (s) {
+      document.getElementById("event").textContent = s.bundle ? s.bundle.event + " · v" + s.bundle.version + " · " +
+        labels.expires + " " + s.bundle.expires_at.replace("T", " ").replace("Z", " UTC") : (s.bundle_problem || "—");
+      document.getElementById("desk").textContent = s.desk || "";
+      var sync = document.getElementById("sync");
+      sync.textContent = s.sync.message || "";
+      sync.className = "sync-" + s.sync.state;
+      document.getElementById("counts").textContent = labels.here + ": " + s.counts.here + " · " + labels.unsynced + ": " +
+        s.counts.unsynced + " · " + labels.others + ": " + s.counts.other_desks;
+      var warning = document.getElementById("warning");
+      var text = s.clock_warning || (s.bundle_problem && !s.bundle ? s.bundle_problem : "");
+      warning.hidden = !text; warning.textContent = text || "";
+      var list = document.getElementById("recent");
+      list.textContent = "";
+      (s.recent || []).forEach(function (r) {
+        var li = document.createElement("li");
+        li.textContent = (r.at || "").slice(11, 16) + " UTC · " + (r.name || formatNumber(r.number));
+        if (r.undone) { li.className = "undone"; li.textContent += " (" + labels.undone + ")"; }
+        else {
+          var b = document.createElement("button");
+          b.type = "button"; b.textContent = labels.undo;
+          b.addEventListener("click", function () { undo(r.nonce); });
+          li.appendChild(b);
+        }
+        list.appendChild(li);
+      });
+    }).catch(offline);
+  }
+  function poll() {
+    fetch("/feed?after=" + seq).then(function (r) { return r.json(); }).then(function (answer) {
+      var items = answer.items || [];
+      items.forEach(function (item) { if (item.code === "status") { refreshStatus(); } else { show(item); } });
+      seq = Math.max(seq, answer.seq || 0);
+      setTimeout(poll, 50);
+    }).catch(function () { offline(); setTimeout(poll, 2000); });
+  }
+  fetch("/status").then(function (r) { return r.json(); }).then(function (s) { seq = s.seq; shown = s.seq; refreshStatus(); poll(); });
+  setInterval(refreshStatus, 15000);
+  input.focus();
+})();
