@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from unioncard.registry.models import AuditEntry, Consent, Membership
 from tests.test_web import text_of
 
-KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "batch_id", "fmt", "code", "filename", "token"}
+KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "batch_id", "fmt", "code", "filename", "token",
+                "event_id", "station_id"}
 # Pages a chairperson may not use at all (they answer 404 even for their own organisation).
 PERMISSION_GATED = {"cards.approvals"}
 FOREIGN_NAMES = ("Петров Пётр", "Сидорова", "ППО школы № 2", "ППО Чувашского")
@@ -168,3 +169,45 @@ def test_batches_answer_404_outside_the_bureau_and_the_region(web, tree, make_uo
             assert web.client.get(fill(rule, {"batch_id": batch.id})).status_code == 200, rule.rule
     with session_factory() as s:
         assert s.get(Batch, batch.id).status == "open"
+
+
+def test_events_answer_404_outside_their_organiser(web, tree, make_uow, session_factory):
+    """An event of region 21 with one desk: region 23's staff, a chairperson and an unknown id
+    get 404 on every event route, GET and POST, and nothing changes; region 21 gets the pages."""
+    from tests.station_support import enrol
+    from unioncard.checkin import services as checkin
+    from unioncard.checkin.models import Station
+    from unioncard.registry.actor import Actor
+
+    with make_uow() as uow:
+        event = checkin.create_event(uow, Actor.system("test"), code="R21", name="Конференция Чувашской организации",
+                                     kind="conference", organisation_id=tree.region_b, starts_on=date(2026, 12, 1),
+                                     ends_on=date(2026, 12, 1), venue="Чебоксары", admission="members")
+        uow.commit()
+        event_id = event.id
+    station_id, _token = enrol(make_uow, event_id, "Стол 1")
+    event_rules = [r for r in routes(web.app) if "event_id" in r.arguments]
+    assert len(event_rules) >= 8
+    from tests.support import WebClient
+
+    for login in ("region_a", "chair_a"):
+        web = WebClient(web.app)
+        web.login(login)
+        token = web.token("/")
+        for rule in event_rules:
+            for values in ({"event_id": event_id, "station_id": station_id}, {"event_id": 987654, "station_id": 1}):
+                path = fill(rule, values)
+                for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                    response = web.client.get(path) if method == "GET" else web.client.post(
+                        path, data={"csrf_token": token, "desk": "Чужой стол", "org_code": "21-001", "role": "guest"})
+                    assert response.status_code == 404, f"{login}: {method} {path} answered {response.status_code}"
+                    assert "Чувашской" not in text_of(response)
+    with session_factory() as s:
+        assert s.get(Station, station_id).revoked_at is None
+        assert len(checkin.stations(s, event_id)) == 1 and checkin.roster_size(s, event_id) == 0
+    web = WebClient(web.app)
+    web.login("region_b")
+    for rule in event_rules:
+        if "GET" in rule.methods and not rule.rule.endswith("bundle.bin"):
+            assert web.client.get(fill(rule, {"event_id": event_id, "station_id": station_id})).status_code == 200, \
+                rule.rule

@@ -41,6 +41,12 @@ def _event_or_404(session, event_id: int):
         abort(404)
 
 
+def _check_event(event_id: int) -> None:
+    """Before any change: an event outside the user's scope is a 404, never a flashed error."""
+    with _rt().session_factory() as session:
+        _event_or_404(session, event_id)
+
+
 @bp.route("/")
 @login_required
 def index():
@@ -103,6 +109,7 @@ def live(event_id: int):
 @login_required
 def roster(event_id: int):
     _allowed()
+    _check_event(event_id)
     try:
         with _rt().uow() as uow:
             _event_or_404(uow.session, event_id)
@@ -151,6 +158,7 @@ def _read_roster_xlsx(content: bytes) -> list[tuple[str, str]]:
 @login_required
 def enrol(event_id: int):
     _allowed()
+    _check_event(event_id)
     try:
         with _rt().uow() as uow:
             station, token = checkin.enrol_station(uow, _actor(), event_id, request.form.get("desk", ""))
@@ -167,6 +175,7 @@ def enrol(event_id: int):
 @login_required
 def revoke(event_id: int, station_id: int):
     _allowed()
+    _check_event(event_id)
     try:
         with _rt().uow() as uow:
             station = checkin.revoke_station(uow, _actor(), event_id, station_id)
@@ -181,6 +190,7 @@ def revoke(event_id: int, station_id: int):
 @login_required
 def publish(event_id: int):
     _allowed()
+    _check_event(event_id)
     try:
         with _rt().uow() as uow:
             record = checkin.publish_bundle(uow, _actor(), event_id, _rt().signer())
