@@ -30,10 +30,11 @@ def translate(message: str, locale: str | None = None, **params) -> str:
     """Translate with Flask-Babel inside a request, else with the given/default locale."""
     if locale is None:
         try:
-            from flask import has_request_context
+            from flask import current_app, has_request_context
             from flask_babel import gettext
 
-            if has_request_context():
+            # Inside the main web app's requests; the desk app has no Babel and speaks Russian.
+            if has_request_context() and "babel" in current_app.extensions:
                 return gettext(message, **params)
         except ImportError:  # pragma: no cover - flask is a hard dependency
             pass

@@ -28,7 +28,8 @@ MAX_LINE = 2048
 def read_chip(session) -> Scan:
     """One chip read into a Scan (or a Scan with the problem that stopped it)."""
     try:
-        cardapp.select(session)
+        if cardapp.select(session) != cardapp.State.LOCKED:
+            return Scan(Source.CHIP, problem="not_a_union_chip")  # a blank or half-made card
         credential_record = cardapp.read_file(session, cardapp.FID_CREDENTIAL)
         certificate_record = cardapp.read_file(session, cardapp.FID_CERTIFICATE)
         challenge = os.urandom(cardapp.CHALLENGE_SIZE)
@@ -143,20 +144,20 @@ class SerialInput(threading.Thread):
     def run(self) -> None:
         import serial
 
-        while not self.stopping.is_set():
-            try:
-                data = self.port.read(256)
-            except serial.SerialException as exc:
-                log.warning("serial scanner: %s", exc)
-                time.sleep(1.0)
-                continue
-            now = time.monotonic()
-            for scan in self.assembler.feed(data, now) + self.assembler.tick(now):
-                self.station.scan(scan)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    data = self.port.read(256)
+                except serial.SerialException as exc:
+                    log.warning("serial scanner: %s", exc)
+                    time.sleep(1.0)
+                    continue
+                now = time.monotonic()
+                for scan in self.assembler.feed(data, now) + self.assembler.tick(now):
+                    self.station.scan(scan)
+        finally:
+            self.port.close()
 
     def stop(self) -> None:
+        """The thread closes its port itself, after its last read (reads time out every 50 ms)."""
         self.stopping.set()
-        try:
-            self.port.close()
-        except Exception:  # closing a port that vanished
-            pass
