@@ -372,6 +372,9 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
                               limit=MAX_UPLOAD_ENTRIES)
     session = uow.session
     parsed = [_parse_entry(i, raw) for i, raw in enumerate(entries)]
+    # Uploads of one event take turns: ranking needs every earlier upload's rows, and under READ
+    # COMMITTED two desks ranking at once would each see only their own and both claim "first".
+    session.execute(select(Event.id).where(Event.id == station.event_id).with_for_update())
     now = clock.now()
     nonces = [p["nonce"] for p in parsed]
     known = set()
