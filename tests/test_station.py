@@ -235,3 +235,34 @@ def test_journal_undo_and_station_refusals(make_uow, tree, union, tmp_path):
     third = Station(tmp_path / "desk")
     assert third.bundle is None and third.bundle_problem
     assert third.scan(Scan(Source.WEDGE, text=held[0].credential))["code"] == "no_bundle"
+
+
+def test_station_cli_loads_a_bundle_file_and_refuses_a_damaged_one(make_uow, tree, union, tmp_path):
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives import serialization
+
+    from unioncard.hsm.domain import load_public_key
+
+    stores, held = union
+    event_id = make_event(make_uow, tree, stores, roster=[c.number for c in held[:2]])
+    data = publish(make_uow, event_id, stores)
+    (tmp_path / "root.pem").write_bytes(load_public_key(root_public_key(stores)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "cut.ucb").write_bytes(data[:len(data) // 2])
+    (tmp_path / "good.ucb").write_bytes(data)
+    home = tmp_path / "desk"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "unioncard", "station", *args, "--home", str(home)],
+                              capture_output=True, text=True, timeout=120)
+
+    cut = cli("load-bundle", str(tmp_path / "cut.ucb"), "--root-key", str(tmp_path / "root.pem"))
+    assert cut.returncode == 2 and "неполный" in cut.stdout
+    good = cli("load-bundle", str(tmp_path / "good.ucb"), "--root-key", str(tmp_path / "root.pem"))
+    assert good.returncode == 0 and "в списке 2" in good.stdout, good.stdout + good.stderr
+    again = cli("load-bundle", str(tmp_path / "good.ucb"))
+    assert again.returncode == 0
+    status = cli("status")
+    assert '"version": 1' in status.stdout and '"roster": 2' in status.stdout
