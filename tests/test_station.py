@@ -4,13 +4,14 @@ one), the verdict rules for QR, typed numbers and chips, the serial line rules, 
 from __future__ import annotations
 
 import random
+import time
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.station_support import block, export_trust, issued_cards, make_event, publish, root_public_key, union_keys
 from unioncard import clock
-from unioncard.hardware import cardapp
 from unioncard.hardware.emulator import CardFeeder, SimReader, UidCard, UnionCardChip
 from unioncard.hsm.domain import TrustBundleError
 from unioncard.issuer import card_certificate, cardnumber, credential
@@ -47,7 +48,7 @@ def test_revocation_set_is_exact_and_small():
         revocations.decode(data + b"\xff", k, count)
 
 
-def test_bundle_round_trip_and_every_refusal(make_uow, tree, union):
+def test_bundle_round_trip_and_every_refusal(make_uow, tree, union, tmp_path):
     stores, held = union
     event_id = make_event(make_uow, tree, stores, roster=[c.number for c in held[:4]])
     block(make_uow, [held[5].id])
@@ -81,7 +82,7 @@ def test_bundle_round_trip_and_every_refusal(make_uow, tree, union):
     with pytest.raises((eb.BundleFromFuture, TrustBundleError)) as info:
         eb.check(data, root, now - timedelta(hours=3))
     assert info.value.code.endswith("from_future") and "часы" in info.value.render()
-    other = union_keys(tree_folder := __import__("pathlib").Path(__import__("tempfile").mkdtemp()))
+    other = union_keys(tmp_path / "another-union")
     with pytest.raises(TrustBundleError):
         eb.check(data, root_public_key(other), now)
     # Rolled back: version 2 installed, version 1 offered again; a different version 2.
@@ -93,7 +94,6 @@ def test_bundle_round_trip_and_every_refusal(make_uow, tree, union):
         eb.check(newer, root, now, current_version=2, current_sha256="0" * 64)
     with pytest.raises(eb.BundleOtherEvent):
         eb.check(newer, root, now, event_id=event_id + 1)
-    del tree_folder
 
 
 def test_verdicts_for_qr_numbers_and_refusals(make_uow, tree, union):
@@ -158,8 +158,7 @@ def test_chip_verdicts_on_the_emulated_reader(make_uow, tree, union, tmp_path):
     copied = _personalised(held[1], stores)
     clone.files = {fid: bytes(content) for fid, content in copied.files.items()}
     clone.state = copied.state
-    clone.key = __import__("cryptography.hazmat.primitives.asymmetric.ec", fromlist=["ec"]).generate_private_key(
-        __import__("cryptography.hazmat.primitives.asymmetric.ec", fromlist=["ec"]).SECP256R1())
+    clone.key = ec.generate_private_key(ec.SECP256R1())
     feeder = CardFeeder(auto_blank=False)
     reader = SimReader("desk-test", feeder)
     verdicts = []
@@ -186,7 +185,7 @@ def test_chip_verdicts_on_the_emulated_reader(make_uow, tree, union, tmp_path):
     for _ in range(50):
         if station.journal.counts()["here"] == 2:
             break
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     thread.stop()
     thread.join(2)
     assert station.journal.counts()["here"] == 2
