@@ -14,6 +14,11 @@ def number(value) -> str:
     return f"{int(value):,}".replace(",", "\u00a0")
 
 
+def percent(value) -> str:
+    """99,7 / 100 / 0,2 — one decimal, Russian comma, no trailing zero (as the union's tables)."""
+    return f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",")
+
+
 def day(value) -> str:
     if value is None:
         return ""
@@ -45,5 +50,6 @@ def label(mapping_name: str, value) -> str:
 def install(app) -> None:
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["day"] = day
+    app.jinja_env.filters["percent"] = percent
     app.jinja_env.globals["label"] = label
     app.jinja_env.globals["get_locale"] = lambda: str(get_locale() or "ru")

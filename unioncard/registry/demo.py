@@ -12,7 +12,7 @@ import hashlib
 import io
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Callable, Iterator
 
@@ -44,6 +44,10 @@ REGION_CODES = {
     "Татарстанская": "16", "Пензенская": "58", "Псковская": "60", "Брянская": "32", "Хабаровская": "27",
     "Ярославская": "76",
 }
+
+
+# The figures are the registry «на 19.05.2020»: members joined by then, cards handed out by then.
+DATA_DATE = date(2020, 5, 19)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class DemoResult:
     primaries: int = 0
     members: int = 0
     consents: int = 0
+    plastic_cards: int = 0
+    virtual_cards: int = 0
 
 
 def _categories(kind: str) -> list[tuple[str, float]]:
@@ -112,8 +118,10 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
+        from unioncard.issuer.models import Card, CardEvent
+
         order = (Organisation.__table__, OrganisationParentHistory.__table__, Person.__table__,
-                 Membership.__table__, Consent.__table__)
+                 Membership.__table__, Consent.__table__, Card.__table__, CardEvent.__table__)
         with self.engine.begin() as conn:
             for t in order:
                 rows = self.buffers.get(t)
@@ -164,10 +172,18 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
     central = new_org("0", "Общероссийский Профсоюз образования", d.Level.CENTRAL, None)
     seen_people: set[int] = set()
     pending_progress = 0
+    card_rng = random.Random(seed + 1)  # its own stream: the members stay the same with or without cards
+    serials: dict[str, int] = {}
     for figures, target in zip(regions, targets):
         code = region_code(figures.name)
         region = new_org(code, full_region_name(figures.name), d.Level.REGIONAL, central, region=code)
         result.regions += 1
+        plastic = min(target, round(figures.plastic_cards * scale))
+        virtual = min(target - plastic, round(figures.virtual_cards * scale))
+        chosen = card_rng.sample(range(target), plastic + virtual)
+        card_of = {index: "plastic" for index in chosen[:plastic]}
+        card_of.update({index: "virtual" for index in chosen[plastic:]})
+        region_index = 0
         # About 5 000 members per territorial organisation; about 45 per primary one.
         territorial_count = max(1, round(target / 5000))
         per_territorial = _split(target, territorial_count, rng)
@@ -189,7 +205,13 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
                                   d.Level.PRIMARY, territorial, kind=kind, region=code)
                 result.primaries += 1
                 for _ in range(size):
-                    _person(writer, rng, ids, primary, kind, today, seen_people, result)
+                    person_id, membership_id, joined = _person(writer, rng, ids, primary, kind, today, seen_people,
+                                                               result)
+                    kind_of_card = card_of.get(region_index)
+                    if kind_of_card:
+                        _card(writer, card_rng, ids, serials, code, primary, person_id, membership_id, joined,
+                              kind_of_card, result)
+                    region_index += 1
                 pending_progress += size
                 if progress and pending_progress >= 5000:
                     progress(pending_progress)
@@ -198,15 +220,22 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
     if progress and pending_progress:
         progress(pending_progress)
     with engine.begin() as conn:
+        from unioncard.issuer.models import CardNumberCounter
+
+        if serials:
+            conn.execute(insert(CardNumberCounter.__table__), [
+                {"region_code": code, "next_serial": last + 1} for code, last in serials.items()])
         if engine.dialect.name == "postgresql":
-            for table in ("organisation", "organisation_parent_history", "person", "membership", "consent"):
+            for table in ("organisation", "organisation_parent_history", "person", "membership", "consent", "card",
+                          "card_event"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"COALESCE((SELECT max(id) FROM {table}), 1))"))
             conn.execute(text("ANALYZE"))
         conn.execute(insert(AuditEntry.__table__), [dict(
             at=clock.now(), user_id=None, actor="demo-data", action="demo.generate", object_type="registry",
             object_id=None, organisation_id=None,
-            details={"scale": scale, "seed": seed, "members": result.members})])
+            details={"scale": scale, "seed": seed, "members": result.members, "plastic_cards": result.plastic_cards,
+                     "virtual_cards": result.virtual_cards})])
     return result
 
 
@@ -218,7 +247,7 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
     return shares
 
 
-def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> None:
+def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> tuple[int, int, date]:
     category = _pick(rng, _categories(kind))
     while True:
         female = rng.random() < (0.8 if kind == d.OrgKind.WORKERS else 0.6)
@@ -241,7 +270,7 @@ def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> None
     ids["person"] += 1
     pid = ids["person"]
     join = birth + timedelta(days=rng.randint(17 * 365, max(17 * 365 + 1, age_days - 30)))
-    join = min(join, today)
+    join = min(join, today, DATA_DATE)
     phone = f"+79{rng.randint(0, 999999999):09d}" if rng.random() < 0.7 else None
     writer.add(Person.__table__, dict(
         id=pid, surname=surname, given_name=given, patronymic=patronymic, birth_date=birth,
@@ -264,6 +293,34 @@ def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> None
             result.consents += 1
         else:
             break  # sections 2 and 3 only after section 1 in practice
+    return pid, ids["membership"], join
+
+
+def _card(writer, rng, ids, serials, code, primary, person_id, membership_id, joined, kind, result) -> None:
+    """A card handed out («Выдан») before the data date, with its number and one history row."""
+    from unioncard.issuer import cardnumber
+    from unioncard.issuer.models import Card, CardEvent
+
+    serial = serials.get(code, 0) + 1
+    serials[code] = serial
+    start = max(joined, date(2019, 9, 1))
+    span = max(0, (DATA_DATE - start).days - 1)
+    handed = datetime.combine(start + timedelta(days=rng.randint(0, span)), datetime.min.time()) + timedelta(hours=10)
+    ids["card"] = ids.get("card", 0) + 1
+    writer.add(Card.__table__, dict(
+        id=ids["card"], kind=kind, status="issued",
+        number=cardnumber.build(cardnumber.DEFAULT_ISSUER_PREFIX, code, serial), membership_id=membership_id,
+        person_id=person_id, organisation_id=primary[0], org_path=primary[1], region_code=code, ordered_by=None,
+        ordered_at=handed - timedelta(days=30), status_changed_at=handed, status_reason=None, replaces_card_id=None,
+        link_token_hash=None, credential=None, chip_uid=None, chip_key=None, lock_version=1))
+    ids["card_event"] = ids.get("card_event", 0) + 1
+    writer.add(CardEvent.__table__, dict(
+        id=ids["card_event"], card_id=ids["card"], from_status=None, to_status="issued", at=handed, user_id=None,
+        actor="demo-data", reason=None))
+    if kind == "plastic":
+        result.plastic_cards += 1
+    else:
+        result.virtual_cards += 1
 
 
 def _pick(rng, weighted):

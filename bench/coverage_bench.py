@@ -1,0 +1,68 @@
+"""Card coverage report (Table 3) at the union's scale: the demo union built from
+card_coverage_2020-05-19.csv at scale 1 (1 094 481 members, 830 494 cards), then the report for
+19.05.2020 (goal ≤ 5 s) compared row by row with the CSV, and the report for today.
+
+    .venv/bin/python bench/coverage_bench.py [--scale 1.0] [--database postgresql|sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from datetime import date
+from importlib import resources
+
+from benchkit import add_database_arguments, report, scratch_database
+
+from unioncard import db
+from unioncard.issuer import coverage as cov
+from unioncard.registry import demo
+from unioncard.registry.actor import Actor
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0)
+    add_database_arguments(parser)
+    args = parser.parse_args()
+    with scratch_database(args) as url:
+        engine = db.make_engine(url)
+        started = time.perf_counter()
+        result = demo.generate(engine, scale=args.scale)
+        report(f"demo union at scale {args.scale:g}: members / plastic / virtual",
+               f"{result.members:,} / {result.plastic_cards:,} / {result.virtual_cards:,}",
+               f"{time.perf_counter() - started:.0f} s")
+        sessions = db.make_session_factory(engine)
+        admin = Actor.system("bench")
+        for label, on in (("19.05.2020", date(2020, 5, 19)), ("today", date.today())):
+            times = []
+            for _ in range(3):
+                with sessions() as session:
+                    started = time.perf_counter()
+                    rows, totals = cov.coverage(session, admin, on)
+                    times.append(time.perf_counter() - started)
+            report(f"coverage report on {label} (best of 3)", f"{min(times):.2f} s", "goal ≤ 5 s")
+        text = resources.files("unioncard.registry").joinpath("data/card_coverage_2020-05-19.csv").read_text("utf-8")
+        with sessions() as session:
+            rows, totals = cov.coverage(session, admin, date(2020, 5, 19))
+        got = {r.name: r for r in rows}
+        differing = 0
+        for line in csv.DictReader(io.StringIO(text)):
+            row = got[demo.full_region_name(line["regional_organisation"])]
+            wanted = (int(line["members_in_registry"]), int(line["plastic_cards"]), int(line["virtual_cards"]),
+                      int(line["members_with_new_card"]), float(line["percent_with_new_card"]))
+            if args.scale == 1.0 and (row.members, row.plastic, row.virtual, row.with_card, row.percent) != wanted:
+                differing += 1
+                print("differs:", line["regional_organisation"], wanted,
+                      (row.members, row.plastic, row.virtual, row.with_card, row.percent))
+        report("rows differing from Table 3 (scale 1 only)", str(differing), "goal 0")
+        report("totals: members / plastic / virtual / with card / %",
+               f"{totals.members:,} / {totals.plastic:,} / {totals.virtual:,} / {totals.with_card:,} / "
+               f"{totals.percent}", "Table 3: 1 094 481 / 793 573 / 36 921 / 830 494 / 75,9")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Reports: card coverage by regional organisation (Table 3 of the union's report), on screen
+and as Excel, for any date."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from unioncard import clock
+from unioncard.checkin_web.scope import actor as _actor
+from unioncard.checkin_web.scope import rt as _rt
+from unioncard.issuer import coverage as cov
+from unioncard.registry import domain as d
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+
+@bp.app_context_processor
+def _report_links():
+    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
+    return {"can_read_reports": bool(user_actor and user_actor.can(d.Permission.VIEW_MEMBERS))}
+
+
+def _date() -> tuple[date, str | None]:
+    raw = request.args.get("on", "").strip()
+    if not raw:
+        return clock.today(), None
+    try:
+        return date.fromisoformat(raw), None
+    except ValueError:
+        return clock.today(), _("Give the date as day.month.year")
+
+
+def _figures():
+    if not _actor().can(d.Permission.VIEW_MEMBERS):
+        abort(404)
+    on, problem = _date()
+    with _rt().session_factory() as session:
+        rows, totals = cov.coverage(session, _actor(), on)
+    return on, problem, rows, totals
+
+
+@bp.route("/coverage")
+@login_required
+def coverage():
+    on, problem, rows, totals = _figures()
+    return render_template("reports/coverage.html", on=on, problem=problem, rows=rows, totals=totals)
+
+
+@bp.route("/coverage.xlsx")
+@login_required
+def coverage_xlsx():
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    on, _problem, rows, totals = _figures()
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Card coverage")
+    sheet.append([_("Card coverage by regional organisation on %(day)s", day=on.strftime("%d.%m.%Y"))])
+    sheet["A1"].font = Font(bold=True, size=13)
+    headers = ["№", _("Regional organisation"), _("Members on the registry"), _("Plastic cards"), _("Virtual cards"),
+               _("Members with the new card"), _("Share with the new card") + ", %"]
+    sheet.append(headers)
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for index, row in enumerate(rows, start=1):
+        sheet.append([index, row.name, row.members, row.plastic, row.virtual, row.with_card, row.percent])
+    sheet.append(["", _("Total"), totals.members, totals.plastic, totals.virtual, totals.with_card, totals.percent])
+    for cell in sheet[sheet.max_row]:
+        cell.font = Font(bold=True)
+    for column, width in zip("ABCDEFG", (5, 48, 14, 14, 14, 16, 12)):
+        sheet.column_dimensions[column].width = width
+    out = io.BytesIO()
+    book.save(out)
+    return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=coverage-{on.isoformat()}.xlsx"})
