@@ -48,16 +48,24 @@ def main() -> None:
         with sessions() as session:
             rows, totals = cov.coverage(session, admin, date(2020, 5, 19))
         got = {r.name: r for r in rows}
-        differing = 0
+        differing, percent_differs = 0, []
         for line in csv.DictReader(io.StringIO(text)):
             row = got[demo.full_region_name(line["regional_organisation"])]
             wanted = (int(line["members_in_registry"]), int(line["plastic_cards"]), int(line["virtual_cards"]),
-                      int(line["members_with_new_card"]), float(line["percent_with_new_card"]))
-            if args.scale == 1.0 and (row.members, row.plastic, row.virtual, row.with_card, row.percent) != wanted:
+                      int(line["members_with_new_card"]))
+            if args.scale != 1.0:
+                continue
+            if (row.members, row.plastic, row.virtual, row.with_card) != wanted:
                 differing += 1
                 print("differs:", line["regional_organisation"], wanted,
-                      (row.members, row.plastic, row.virtual, row.with_card, row.percent))
-        report("rows differing from Table 3 (scale 1 only)", str(differing), "goal 0")
+                      (row.members, row.plastic, row.virtual, row.with_card))
+            if row.percent != float(line["percent_with_new_card"]):
+                # The printed table rounds a few rows its own way (18 650 / 20 780 = 89.75 printed 89,8).
+                percent_differs.append(f"{line['regional_organisation']} {line['percent_with_new_card']}→"
+                                       f"{row.percent}")
+        report("rows whose counts differ from Table 3 (scale 1 only)", str(differing), "goal 0")
+        report("rows whose printed % differs (the table's own rounding)", str(len(percent_differs)),
+               "; ".join(percent_differs))
         report("totals: members / plastic / virtual / with card / %",
                f"{totals.members:,} / {totals.plastic:,} / {totals.virtual:,} / {totals.with_card:,} / "
                f"{totals.percent}", "Table 3: 1 094 481 / 793 573 / 36 921 / 830 494 / 75,9")
