@@ -11,7 +11,6 @@ from tests.support import approved_cards
 from unioncard import clock
 from unioncard.checkin import services as checkin
 from unioncard.hsm import ceremony
-from unioncard.hsm.base import open_keystore
 from unioncard.hsm.domain import KeyRole
 from unioncard.issuer import services as cards
 from unioncard.issuer.domain import CardStatus
@@ -20,15 +19,6 @@ from unioncard.registry.actor import Actor
 
 HELD_PATH = (CardStatus.IN_PRODUCTION, CardStatus.PRODUCED, CardStatus.SHIPPED, CardStatus.DELIVERED,
              CardStatus.ISSUED)
-
-
-def union_keys(folder) -> ceremony.KeyStores:
-    operational = open_keystore(f"software:{folder / 'keys'}", "station test", create=True)
-    for role in (KeyRole.CARD_CREDENTIAL, KeyRole.CARD_CERTIFICATE, KeyRole.EVENT_BUNDLE):
-        operational.generate(role)
-    root = open_keystore(f"software:{folder / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
-    root.generate(KeyRole.ROOT)
-    return ceremony.KeyStores(operational=operational, root=root)
 
 
 def export_trust(make_uow, stores, days: int = 30) -> bytes:

@@ -138,3 +138,31 @@ def approved_cards(make_uow, tree, count: int, organisation: str = "primary_a", 
         cards.approve(uow, tree.actors[region], [c.id for c in ordered])
         uow.commit()
     return [c.id for c in ordered]
+
+
+def union_keys(folder):
+    """The union's key stores for a test: the operational keys that sign cards and event data,
+    and the root key in a store of its own."""
+    from unioncard.hsm import ceremony
+    from unioncard.hsm.base import open_keystore
+    from unioncard.hsm.domain import KeyRole
+
+    operational = open_keystore(f"software:{folder / 'keys'}", "test keys", create=True)
+    for role in (KeyRole.CARD_CREDENTIAL, KeyRole.CARD_CERTIFICATE, KeyRole.EVENT_BUNDLE):
+        operational.generate(role)
+    root = open_keystore(f"software:{folder / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
+    root.generate(KeyRole.ROOT)
+    return ceremony.KeyStores(operational=operational, root=root)
+
+
+def signing_keys(folder):
+    """(operational key store, a checked trust bundle listing its keys), valid for a day."""
+    from unioncard import clock
+    from unioncard.hsm import trust
+    from unioncard.hsm.domain import KeyRole
+
+    stores = union_keys(folder)
+    now = clock.now()
+    data = trust.build(stores.root, stores.operational.list(), version=1, issued_at=now,
+                       expires_at=now + timedelta(days=1))
+    return stores.operational, trust.check(data, stores.root.active_key(KeyRole.ROOT).public_key, now)

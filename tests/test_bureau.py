@@ -18,10 +18,9 @@ from unioncard.hardware.printers import FilePrinter
 from unioncard.hsm.base import open_keystore
 from unioncard.hsm.domain import KeyRole
 from unioncard.issuer import credential
-from unioncard.issuer.domain import CardStatus
 from unioncard.issuer.models import Card, Revocation
 from unioncard.personalization import services as bureau
-from unioncard.personalization.domain import BatchStatus, Stage
+from unioncard.personalization.domain import BatchStatus
 from unioncard.personalization.models import BatchItem, PrintJob
 
 
@@ -147,6 +146,25 @@ def test_wrong_card_and_no_card_stop_the_run_and_lose_nothing(make_uow, tree, se
     assert runner(make_uow, tree, batch.id, signer, renderer, printer, reader).run().made == 2
 
 
+def killed_run_state(make_uow, session_factory, batch_id, printer, stages) -> PrintJob:
+    """The batch's items in ``stages`` as a killed run leaves them, the «printing» ones in one
+    print job recorded as being submitted (its printer id never written)."""
+    from unioncard import clock
+
+    batch_items = items(session_factory, batch_id)
+    with make_uow() as uow:
+        job = PrintJob(batch_id=batch_id, title=bureau.print_job_title(batch_id, 1), printer=printer.name,
+                       status="submitting", cards=stages.count("printing"), created_at=clock.now())
+        uow.session.add(job)
+        uow.session.flush()
+        for item, stage in zip(batch_items, stages):
+            row = uow.session.get(BatchItem, item.id)
+            row.stage = stage
+            row.print_job_id = job.id if stage == "printing" else None
+        uow.commit()
+        return job
+
+
 def test_crash_mid_encoding_and_unrecorded_print_job_are_recovered(make_uow, tree, session_factory, signer,
                                                                    renderer, tmp_path):
     approved_cards(make_uow, tree, 4)
@@ -154,19 +172,7 @@ def test_crash_mid_encoding_and_unrecorded_print_job_are_recovered(make_uow, tre
     printer = FilePrinter(tmp_path / "p")
     # State as a killed run leaves it: one card marked "encoding", two in a print job that the
     # printer received but whose id was never recorded.
-    all_items = items(session_factory, batch.id)
-    with make_uow() as uow:
-        from unioncard import clock
-
-        job = PrintJob(batch_id=batch.id, title=bureau.print_job_title(batch.id, 1), printer=printer.name,
-                       status="submitting", cards=2, created_at=clock.now())
-        uow.session.add(job)
-        uow.session.flush()
-        for item, stage in zip(all_items, ["encoding", "printing", "printing", "queued"]):
-            row = uow.session.get(BatchItem, item.id)
-            row.stage = stage
-            row.print_job_id = job.id if stage == "printing" else None
-        uow.commit()
+    job = killed_run_state(make_uow, session_factory, batch.id, printer, ["encoding", "printing", "printing", "queued"])
     printer.submit(b"%PDF-1.4 already printed", job.title)
     report = runner(make_uow, tree, batch.id, signer, renderer, printer, SimReader("t4", CardFeeder())).run()
     final = items(session_factory, batch.id)
@@ -186,18 +192,7 @@ def test_a_job_that_never_reached_the_printer_is_not_confused_with_another_datab
     approved_cards(make_uow, tree, 2)
     batch = new_batch(make_uow, tree)[0]
     printer = FilePrinter(tmp_path / "p")
-    all_items = items(session_factory, batch.id)
-    with make_uow() as uow:
-        from unioncard import clock
-
-        job = PrintJob(batch_id=batch.id, title=bureau.print_job_title(batch.id, 1), printer=printer.name,
-                       status="submitting", cards=2, created_at=clock.now())
-        uow.session.add(job)
-        uow.session.flush()
-        for item in all_items:
-            row = uow.session.get(BatchItem, item.id)
-            row.stage, row.print_job_id = "printing", job.id
-        uow.commit()
+    job = killed_run_state(make_uow, session_factory, batch.id, printer, ["printing", "printing"])
     stranger = bureau.print_job_title(batch.id, 1)
     assert stranger != job.title
     printer.submit(b"%PDF-1.4 someone else's cards", stranger)

@@ -11,14 +11,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.support import approved_cards
-from unioncard import clock
+from tests.support import approved_cards, signing_keys
 from unioncard.card_layouts.model import builtin
 from unioncard.card_layouts.render import CardFace, CardRenderer
 from unioncard.hardware import cardapp
@@ -26,10 +24,9 @@ from unioncard.hardware.emulator import UidCard, UnionCardChip
 from unioncard.hardware.errors import NoReader, PrintFailed, PrinterNotFound
 from unioncard.hardware.printers import open_printer
 from unioncard.hardware.smartcard import open_reader
-from unioncard.hsm import trust
 from unioncard.hsm.base import open_keystore
 from unioncard.hsm.domain import KeyRole
-from unioncard.issuer import card_certificate, cardnumber, credential
+from unioncard.issuer import card_certificate, credential
 from unioncard.issuer.models import Card, Revocation
 from unioncard.personalization import services as bureau
 from unioncard.personalization.models import BatchItem, PrintJob
@@ -40,15 +37,7 @@ NUMBER_ON_FACE = re.compile(r"9643 \d{4} \d{4} \d{4}")
 
 @pytest.fixture
 def keys(tmp_path):
-    store = open_keystore(f"software:{tmp_path / 'keys'}", "bureau test", create=True)
-    store.generate(KeyRole.CARD_CREDENTIAL)
-    store.generate(KeyRole.CARD_CERTIFICATE)
-    root = open_keystore(f"software:{tmp_path / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
-    root_key = root.generate(KeyRole.ROOT)
-    now = clock.now()
-    bundle = trust.check(trust.build(root, store.list(), version=1, issued_at=now, expires_at=now + timedelta(days=1)),
-                         root_key.public_key, now)
-    return store, bundle
+    return signing_keys(tmp_path)
 
 
 def outputs(cups_queue, since: set) -> list[Path]:
@@ -183,7 +172,7 @@ def test_faults_on_the_real_reader_and_printer(make_uow, tree, session_factory, 
 
 def test_missing_devices_get_clear_errors(pcscd, cups_queue):
     with pytest.raises(PrinterNotFound) as info:
-        open_printer(f"cups:nosuchqueue")
+        open_printer("cups:nosuchqueue")
     assert cups_queue["queue"] in info.value.render("en")
     with pytest.raises(NoReader) as info:
         open_reader("pcsc:Reader that is not there")

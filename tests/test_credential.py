@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import base45
 import pytest
@@ -10,9 +10,7 @@ import qrcode
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings, strategies as st
 
-from unioncard import clock
-from unioncard.hsm import trust
-from unioncard.hsm.base import open_keystore
+from tests.support import signing_keys
 from unioncard.hsm.domain import KeyRole
 from unioncard.issuer import card_certificate, cardnumber, credential
 
@@ -21,16 +19,7 @@ NUMBER = cardnumber.build("964301", "23", 17)
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cred")
-    store = open_keystore(f"software:{folder / 'ops'}", "pass", create=True)
-    store.generate(KeyRole.CARD_CREDENTIAL)
-    store.generate(KeyRole.CARD_CERTIFICATE)
-    root = open_keystore(f"software:{folder / 'root'}", "root", roles={KeyRole.ROOT}, create=True)
-    root_key = root.generate(KeyRole.ROOT)
-    now = clock.now()
-    bundle = trust.check(trust.build(root, store.list(), version=1, issued_at=now, expires_at=now + timedelta(days=1)),
-                         root_key.public_key, now)
-    return store, bundle
+    return signing_keys(tmp_path_factory.mktemp("cred"))
 
 
 def test_round_trip_and_signature(keys):

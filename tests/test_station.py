@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.station_support import block, export_trust, issued_cards, make_event, publish, root_public_key, union_keys
+from tests.station_support import block, export_trust, issued_cards, make_event, publish, root_public_key
+from tests.support import union_keys
 from unioncard import clock
 from unioncard.hardware.emulator import CardFeeder, SimReader, UidCard, UnionCardChip
 from unioncard.hsm.domain import TrustBundleError
@@ -145,6 +146,14 @@ def _personalised(card, stores) -> UnionCardChip:
     return blank
 
 
+def _clone(original: UnionCardChip) -> UnionCardChip:
+    """What a cloner can make: the same files on a chip with a key of its own."""
+    clone = UnionCardChip()
+    clone.files = {fid: bytearray(content) for fid, content in original.files.items()}
+    clone.state, clone.key = original.state, ec.generate_private_key(ec.SECP256R1())
+    return clone
+
+
 def test_chip_verdicts_on_the_emulated_reader(make_uow, tree, union, tmp_path):
     stores, held = union
     event_id = make_event(make_uow, tree, stores, roster=[c.number for c in held[:4]])
@@ -153,12 +162,7 @@ def test_chip_verdicts_on_the_emulated_reader(make_uow, tree, union, tmp_path):
                 server=None, token=None)
     station.accept_bundle(publish(make_uow, event_id, stores))
     genuine = _personalised(held[0], stores)
-    # A copy: the same files on a chip with a key of its own (what a cloner can do).
-    clone = UnionCardChip()
-    copied = _personalised(held[1], stores)
-    clone.files = {fid: bytes(content) for fid, content in copied.files.items()}
-    clone.state = copied.state
-    clone.key = ec.generate_private_key(ec.SECP256R1())
+    clone = _clone(_personalised(held[1], stores))
     feeder = CardFeeder(auto_blank=False)
     reader = SimReader("desk-test", feeder)
     verdicts = []

@@ -10,10 +10,10 @@ import threading
 import time
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.station_support import export_trust, issued_cards, make_event, publish, root_public_key, union_keys
-from tests.test_station import _personalised
+from tests.station_support import export_trust, issued_cards, make_event, publish, root_public_key
+from tests.support import union_keys
+from tests.test_station import _clone, _personalised
 from unioncard.hardware.emulator import UidCard, UnionCardChip
 from unioncard.hardware.smartcard import open_reader
 from unioncard.reader_station.app import create_station_app
@@ -92,10 +92,7 @@ def test_chip_reader_through_pcscd_and_vpcd(desk, virtual_card):
     virtual_card.auto_blank = False
     virtual_card.take_off()
     genuine = _personalised(held[0], stores)
-    copied = _personalised(held[1], stores)
-    clone = UnionCardChip()
-    clone.files = {fid: bytearray(content) for fid, content in copied.files.items()}
-    clone.state, clone.key = copied.state, ec.generate_private_key(ec.SECP256R1())
+    clone = _clone(_personalised(held[1], stores))
     reader = ChipInput(station, open_reader(READER), poll=0.2)
     reader.start()
     try:

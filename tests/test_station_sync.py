@@ -12,7 +12,8 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
-from tests.station_support import enrol, export_trust, issued_cards, make_event, union_keys
+from tests.station_support import enrol, export_trust, issued_cards, make_event
+from tests.support import union_keys
 from unioncard.checkin.models import CheckIn
 from unioncard.reader_station import sync
 from unioncard.reader_station.domain import Scan, Source

@@ -5,7 +5,6 @@ and the staff's counts. Services take a unit of work; the caller commits."""
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,8 +16,8 @@ from unioncard import clock
 from unioncard.db import UnitOfWork, chunked
 from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from unioncard.checkin.models import CheckIn, Event, EventBundleRecord, RosterEntry, Station
-from unioncard.hsm.models import TrustBundleRecord
-from unioncard.hsm.trust import parse_timestamp
+from unioncard.hsm import ceremony
+from unioncard.hsm.trust import parse_timestamp, timestamp
 from unioncard.i18n import N_
 from unioncard.issuer import cardnumber
 from unioncard.issuer import domain as cd
@@ -27,7 +26,8 @@ from unioncard.reader_station import bundle as eb
 from unioncard.registry import audit
 from unioncard.registry.actor import Actor
 from unioncard.registry.domain import Permission
-from unioncard.registry.models import Organisation, Person
+from unioncard.registry.models import Membership, Organisation, Person
+from unioncard.tokens import new_token, token_hash
 
 KINDS = ("congress", "conference", "seminar")
 KIND_LABELS = {"congress": N_("congress"), "conference": N_("conference"), "seminar": N_("seminar")}
@@ -121,8 +121,6 @@ def _roster_set(session, event: Event, person_roles: dict[int, str]) -> tuple[in
 def add_organisation_members(uow: UnitOfWork, actor: Actor, event_id: int, organisation_id: int,
                              role: str) -> RosterResult:
     """Everyone who holds a card in an organisation's subtree, with one role."""
-    from unioncard.registry.models import Membership
-
     session = uow.session
     event = get_event(session, actor, event_id)
     if role not in ROSTER_ROLES:
@@ -194,8 +192,8 @@ def roster_size(session, event_id: int) -> int:
     return session.scalar(select(func.count()).select_from(RosterEntry).where(RosterEntry.event_id == event_id))
 
 
-def display_name(person: Person) -> str:
-    return " ".join(p for p in (person.surname, person.given_name, person.patronymic) if p)
+def full_name(surname: str, given_name: str, patronymic: str | None) -> str:
+    return " ".join(p for p in (surname, given_name, patronymic) if p)
 
 
 def bundle_roster(session, event: Event) -> list[eb.RosterEntry]:
@@ -205,8 +203,8 @@ def bundle_roster(session, event: Event) -> list[eb.RosterEntry]:
         .join(RosterEntry, and_(RosterEntry.person_id == Card.person_id, RosterEntry.event_id == event.id))
         .join(Person, Person.id == Card.person_id)
         .where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES)))
-    return [eb.RosterEntry(number, " ".join(p for p in (s, g, pa) if p), role, region)
-            for number, region, role, s, g, pa in rows]
+    return [eb.RosterEntry(number, full_name(surname, given, patronymic), role, region)
+            for number, region, role, surname, given, patronymic in rows]
 
 
 # --- bundles ------------------------------------------------------------------------------------
@@ -234,7 +232,7 @@ def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now:
     """Sign the next version of the event's bundle with the current roster and revocations."""
     session = uow.session
     event = get_event(session, actor, event_id) if actor.user_id is not None else session.get(Event, event_id)
-    trust_record = session.scalar(select(TrustBundleRecord).order_by(TrustBundleRecord.version.desc()).limit(1))
+    trust_record = ceremony.latest_bundle(session)
     now = (now or clock.now()).replace(microsecond=0)
     if trust_record is None or trust_record.expires_at <= now:
         raise Conflict(N_("Export a current trust bundle first (Keys page): the desks need it to check signatures"),
@@ -270,10 +268,6 @@ def bundle_is_stale(session, event: Event, record: EventBundleRecord | None, now
 
 # --- stations -----------------------------------------------------------------------------------
 
-def _token_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
 def enrol_station(uow: UnitOfWork, actor: Actor, event_id: int, desk: str) -> tuple[Station, str]:
     """A new desk and its enrolment token (shown once; only its hash is kept)."""
     session = uow.session
@@ -281,12 +275,12 @@ def enrol_station(uow: UnitOfWork, actor: Actor, event_id: int, desk: str) -> tu
     desk = desk.strip()[:64]
     if not desk:
         raise ValidationError(N_("Give the desk a name (e.g. «Стол 1»)"), code="station_desk")
-    secret = secrets.token_urlsafe(24)
+    secret = new_token()
     station = Station(event_id=event.id, desk=desk, token_hash="-", created_at=clock.now(), created_by=actor.user_id)
     session.add(station)
     session.flush()
     token = f"{station.id}.{secret}"
-    station.token_hash = _token_hash(token)
+    station.token_hash = token_hash(token)
     audit.record(session, actor, "event.station_enrol", "station", station.id, event.organisation_id, desk=desk)
     return station, token
 
@@ -310,7 +304,7 @@ class StationRefused(PermissionDenied):
 
 
 def authenticate_station(session, token: str) -> Station:
-    station = session.scalar(select(Station).where(Station.token_hash == _token_hash(token or "")))
+    station = session.scalar(select(Station).where(Station.token_hash == token_hash(token or "")))
     if station is None or station.revoked_at is not None:
         raise StationRefused()
     return station
@@ -448,8 +442,6 @@ def checkins_since(session, event_id: int, after_id: int, limit: int = 5000) -> 
                Station.desk).join(Station, Station.id == CheckIn.station_id)
         .where(CheckIn.event_id == event_id, CheckIn.kind == "checkin", CheckIn.id > after_id)
         .order_by(CheckIn.id).limit(limit)).all()
-    from unioncard.hsm.trust import timestamp
-
     entries = [{"nonce": r.nonce, "number": r.number, "at": timestamp(r.effective_at), "undone": r.undone,
                 "station_id": r.station_id, "desk": r.desk} for r in rows]
     return entries, (rows[-1].id if rows else after_id)
@@ -487,8 +479,6 @@ def counts(session, event: Event) -> Counts:
     expected_regions: Counter = Counter()
     expected = None
     if event.admission == "roster":
-        from unioncard.registry.models import Membership
-
         roster = session.execute(
             select(RosterEntry.person_id, RosterEntry.role, func.min(Organisation.region_code))
             .join(Membership, Membership.person_id == RosterEntry.person_id)

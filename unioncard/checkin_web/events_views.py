@@ -112,7 +112,6 @@ def roster(event_id: int):
     _check_event(event_id)
     try:
         with _rt().uow() as uow:
-            _event_or_404(uow.session, event_id)
             upload = request.files.get("file")
             if upload and upload.filename:
                 rows = _read_roster_xlsx(upload.read())

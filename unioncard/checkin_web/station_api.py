@@ -7,14 +7,13 @@ from __future__ import annotations
 import base64
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import select
 
 from unioncard import clock
 from unioncard.checkin import services as checkin
 from unioncard.checkin.models import Event
 from unioncard.checkin_web.scope import rt
 from unioncard.errors import UnionCardError, ValidationError
-from unioncard.hsm.models import TrustBundleRecord
+from unioncard.hsm import ceremony
 from unioncard.hsm.trust import timestamp
 from unioncard.i18n import N_
 from unioncard.registry.actor import Actor
@@ -41,7 +40,7 @@ def hello():
     with rt().uow() as uow:
         station = checkin.authenticate_station(uow.session, _token())
         event = uow.session.get(Event, station.event_id)
-        trust_record = uow.session.scalar(select(TrustBundleRecord).order_by(TrustBundleRecord.version.desc()).limit(1))
+        trust_record = ceremony.latest_bundle(uow.session)
         station.last_seen_at = clock.now()
         uow.commit()
         root = trust_record.root_public_key if trust_record is not None else None

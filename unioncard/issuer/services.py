@@ -7,8 +7,6 @@ in scope? reason given?) → change in the unit of work's transaction → card e
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -29,6 +27,7 @@ from unioncard.registry import domain as rd
 from unioncard.registry import services as registry
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import Membership, Organisation
+from unioncard.tokens import new_token, token_hash
 
 
 @dataclass(frozen=True)
@@ -511,10 +510,6 @@ def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer) -> dict[int, 
 
 # --- virtual card link ----------------------------------------------------------------------------
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
 def new_private_link(uow: UnitOfWork, actor: Actor, card_id: int) -> str:
     """A new private link token for a virtual card; any earlier link stops working."""
     card = get_card(uow.session, actor, card_id, for_update=True)
@@ -522,8 +517,8 @@ def new_private_link(uow: UnitOfWork, actor: Actor, card_id: int) -> str:
         raise Conflict(N_("A private link exists only for an issued virtual card"), code="card_link_not_available")
     if not actor.can(rd.Permission.HAND_OUT_CARDS):
         raise PermissionDenied()
-    token = secrets.token_urlsafe(24)
-    card.link_token_hash = _token_hash(token)
+    token = new_token()
+    card.link_token_hash = token_hash(token)
     audit.record(uow.session, actor, "card.link_new", "card", card.id, card.organisation_id)
     return token
 
@@ -539,7 +534,7 @@ def revoke_private_link(uow: UnitOfWork, actor: Actor, card_id: int) -> None:
 def card_by_private_link(session: Session, token: str) -> Card | None:
     if not token or len(token) > 64:
         return None
-    card = session.scalar(select(Card).where(Card.link_token_hash == _token_hash(token)))
+    card = session.scalar(select(Card).where(Card.link_token_hash == token_hash(token)))
     if card is None or CardStatus(card.status) != CardStatus.ISSUED:
         return None
     return card

@@ -46,6 +46,10 @@ CREATE INDEX IF NOT EXISTS ix_remote_number ON remote (number);
 """
 
 
+# A check-in of this desk that no later undo entry names.
+_LIVE = "kind = 'checkin' AND NOT EXISTS (SELECT 1 FROM entry u WHERE u.kind = 'undo' AND u.ref_nonce = e.nonce)"
+
+
 class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -105,8 +109,7 @@ class Journal:
         desk = self.get("desk", "?")
         found = []
         for (at, offset) in self._db.execute(
-                "SELECT station_clock, clock_offset FROM entry e WHERE kind = 'checkin' AND number = ? AND NOT EXISTS"
-                " (SELECT 1 FROM entry u WHERE u.kind = 'undo' AND u.ref_nonce = e.nonce)", (number,)):
+                f"SELECT station_clock, clock_offset FROM entry e WHERE {_LIVE} AND number = ?", (number,)):
             found.append(PreviousCheckIn(parse_timestamp(at) + timedelta(seconds=offset), desk))
         for at, other in self._db.execute("SELECT at, desk FROM remote WHERE number = ? AND undone = 0", (number,)):
             found.append(PreviousCheckIn(parse_timestamp(at), other))
@@ -114,16 +117,14 @@ class Journal:
 
     def recent(self, limit: int = 8) -> list[dict]:
         rows = self._db.execute(
-            "SELECT nonce, number, name, role, verdict, station_clock, EXISTS (SELECT 1 FROM entry u WHERE "
-            "u.kind = 'undo' AND u.ref_nonce = e.nonce) FROM entry e WHERE kind = 'checkin' ORDER BY seq DESC LIMIT ?",
+            f"SELECT nonce, number, name, role, verdict, station_clock, NOT ({_LIVE}) FROM entry e "
+            "WHERE kind = 'checkin' ORDER BY seq DESC LIMIT ?",
             (limit,)).fetchall()
         return [{"nonce": r[0], "number": r[1], "name": r[2], "role": r[3], "verdict": r[4], "at": r[5],
                  "undone": bool(r[6])} for r in rows]
 
     def counts(self) -> dict:
-        (mine,) = self._db.execute(
-            "SELECT count(*) FROM entry e WHERE kind = 'checkin' AND NOT EXISTS (SELECT 1 FROM entry u WHERE "
-            "u.kind = 'undo' AND u.ref_nonce = e.nonce)").fetchone()
+        (mine,) = self._db.execute(f"SELECT count(*) FROM entry e WHERE {_LIVE}").fetchone()
         (unsynced,) = self._db.execute("SELECT count(*) FROM entry WHERE synced = 0").fetchone()
         (others,) = self._db.execute("SELECT count(DISTINCT number) FROM remote WHERE undone = 0").fetchone()
         return {"here": mine, "unsynced": unsynced, "other_desks": others}

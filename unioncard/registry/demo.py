@@ -22,6 +22,8 @@ from sqlalchemy.engine import Engine
 from unioncard import clock
 from unioncard.errors import Conflict
 from unioncard.i18n import N_
+from unioncard.issuer import cardnumber
+from unioncard.issuer.models import Card, CardEvent, CardNumberCounter
 from unioncard.registry import demo_names as names
 from unioncard.registry import domain as d
 from unioncard.registry.models import (
@@ -118,8 +120,6 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        from unioncard.issuer.models import Card, CardEvent
-
         order = (Organisation.__table__, OrganisationParentHistory.__table__, Person.__table__,
                  Membership.__table__, Consent.__table__, Card.__table__, CardEvent.__table__)
         with self.engine.begin() as conn:
@@ -220,8 +220,6 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
     if progress and pending_progress:
         progress(pending_progress)
     with engine.begin() as conn:
-        from unioncard.issuer.models import CardNumberCounter
-
         if serials:
             conn.execute(insert(CardNumberCounter.__table__), [
                 {"region_code": code, "next_serial": last + 1} for code, last in serials.items()])
@@ -298,9 +296,6 @@ def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> tupl
 
 def _card(writer, rng, ids, serials, code, primary, person_id, membership_id, joined, kind, result) -> None:
     """A card handed out («Выдан») before the data date, with its number and one history row."""
-    from unioncard.issuer import cardnumber
-    from unioncard.issuer.models import Card, CardEvent
-
     serial = serials.get(code, 0) + 1
     serials[code] = serial
     start = max(joined, date(2019, 9, 1))
