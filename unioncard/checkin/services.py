@@ -434,7 +434,10 @@ def _rerank(session, event_id: int, numbers: set[str]) -> None:
                 session.execute(update(CheckIn).where(CheckIn.id.in_(id_chunk)).values(duplicate=value))
 
 
-def checkins_since(session, event_id: int, after_id: int, limit: int = 5000) -> tuple[list[dict], int]:
+OTHERS_PAGE = 5000
+
+
+def checkins_since(session, event_id: int, after_id: int, limit: int = OTHERS_PAGE) -> tuple[list[dict], int]:
     """Check-ins (live or undone) of all desks after ``after_id``, for desks to learn at sync.
     Undos change earlier rows, so a desk also re-reads rows it had: see ``undone_since``."""
     rows = session.execute(

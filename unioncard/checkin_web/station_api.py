@@ -95,4 +95,5 @@ def journal():
         undone = checkin.undone_nonces(uow.session, station.event_id)
         return jsonify({"accepted": result.accepted, "already_had": result.already_had,
                         "duplicates": result.duplicates, "others": others, "after": next_after,
+                        "more": len(others) >= checkin.OTHERS_PAGE,
                         "undone": undone, "server_time": _server_time()})

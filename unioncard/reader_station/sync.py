@@ -121,7 +121,7 @@ def sync_once(station, batch: int = 1000) -> dict:
         duplicates += answer.get("duplicates", 0)
         if offset is not None:
             journal.set(clock_offset=round(offset, 1))
-        if len(entries) < batch and len(answer["others"]) < 5000:
+        if len(entries) < batch and not answer.get("more"):
             break
     data, offset = client.bundle(int(journal.get("bundle_version", "0") or 0))
     new_version = None
