@@ -37,6 +37,14 @@ class Settings:
     bureau_printer: str = ""
     bureau_reader: str = "sim:"
     bureau_layout: str = "union"
+    # Rate limits (Flask-Limiter): where the counters live (memory:// is per process; give
+    # redis://host:6379 when several server processes run), and how many failures one address
+    # may make before it has to wait: wrong passwords on the login page, wrong partner API keys.
+    rate_limit_storage: str = "memory://"
+    login_failures_per_address: str = "20 per 10 minutes"
+    api_key_failures_per_address: str = "10 per 10 minutes"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none).
+    proxy_hops: int = 0
     extra: dict = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> "Settings":
@@ -83,5 +91,9 @@ def load_settings(**overrides) -> Settings:
         bureau_printer=os.environ.get("UNIONCARD_BUREAU_PRINTER") or f"file:{instance_dir / 'printed'}",
         bureau_reader=os.environ.get("UNIONCARD_BUREAU_READER", "sim:"),
         bureau_layout=os.environ.get("UNIONCARD_BUREAU_LAYOUT", "union"),
+        rate_limit_storage=os.environ.get("UNIONCARD_RATE_LIMIT_STORAGE", "memory://"),
+        login_failures_per_address=os.environ.get("UNIONCARD_LOGIN_FAILURES_PER_ADDRESS", "20 per 10 minutes"),
+        api_key_failures_per_address=os.environ.get("UNIONCARD_API_KEY_FAILURES_PER_ADDRESS", "10 per 10 minutes"),
+        proxy_hops=_env_int("UNIONCARD_PROXY_HOPS", 0),
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -65,7 +65,11 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     runtime = Runtime(settings, engine, db.make_session_factory(engine), [])
     app.extensions["unioncard"] = runtime
 
-    CSRFProtect(app)
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
     _init_login(app, runtime)
 
@@ -82,6 +86,15 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     # Desks authenticate with their token, not a browser session: no CSRF token to carry.
     app.extensions["csrf"].exempt(station_api.bp)
     app.register_blueprint(station_api.bp)
+
+    from unioncard.checkin_web import partner_api, partners_views
+
+    limiter = partner_api.init_app(app, settings, csrf)
+    app.register_blueprint(partners_views.bp)
+    # Back-off for password guessing from one address, on top of the per-account lockout.
+    app.view_functions["auth.login"] = limiter.limit(
+        settings.login_failures_per_address, key_func=partner_api.client_address, methods=["POST"],
+        scope="login-failures", deduct_when=lambda response: response.status_code == 401)(auth.login)
 
     from unioncard.checkin_web import formatting
 
@@ -129,17 +142,24 @@ def _security_headers(response):
 
 
 def _install_error_pages(app: Flask) -> None:
+    """Pages get a page in plain Russian; API paths (/api/, /station-api/) get JSON with a code."""
     from flask_babel import gettext as _
+
+    from unioncard.checkin_web.partner_api import http_error, is_api_request
 
     def page(status, title, text):
         return render_template("error.html", title=title, text=text), status
 
     @app.errorhandler(404)
-    def not_found(_e):
+    def not_found(e):
+        if is_api_request():
+            return http_error(e)
         return page(404, _("Page not found"), _("There is no such page, or it is not available to you."))
 
     @app.errorhandler(413)
-    def too_large(_e):
+    def too_large(e):
+        if is_api_request():
+            return http_error(e)
         limit = runtime().settings.max_upload_bytes // (1024 * 1024)
         return page(413, _("The file is too large"),
                     _("Files up to %(limit)s MB can be uploaded. Split the list into several files.", limit=limit))
@@ -150,8 +170,25 @@ def _install_error_pages(app: Flask) -> None:
                     _("The page was open too long or was opened in another window. Go back, reload it and try again."))
 
     @app.errorhandler(405)
-    def not_allowed(_e):
+    def not_allowed(e):
+        if is_api_request():
+            return http_error(e)
         return page(405, _("Page not found"), _("There is no such page, or it is not available to you."))
+
+    @app.errorhandler(429)
+    def too_many(e):
+        if is_api_request():
+            return http_error(e)
+        return page(429, _("Too many attempts"),
+                    _("There were too many unsuccessful attempts from this computer. Wait a few minutes and try again."))
+
+    @app.errorhandler(500)
+    def internal(e):
+        if is_api_request():
+            return http_error(e)
+        return page(500, _("Something went wrong"),
+                    _("The server could not do this. Nothing was saved; try again, and if it repeats, tell the "
+                      "administrator the time it happened."))
 
     @app.teardown_appcontext
     def _drop_request_state(_exc):

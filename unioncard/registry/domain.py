@@ -154,6 +154,7 @@ class Permission(StrEnum):
     PRODUCE_CARDS = "produce_cards"
     HAND_OUT_CARDS = "hand_out_cards"
     MANAGE_EVENTS = "manage_events"
+    MANAGE_PARTNERS = "manage_partners"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
