@@ -398,3 +398,26 @@ def test_the_openapi_document_and_its_docs_page(client):
     assert docs.status_code == 200 and b"swagger-ui-bundle.js" in docs.data
     assert client.get("/api/v1/docs/ui/swagger-ui-bundle.js").status_code == 200
     assert client.get("/api/v1/docs/ui/../../etc/passwd").status_code == 404
+
+
+def test_keys_from_the_command_line(database_url, tmp_path, monkeypatch, app, issued):
+    from click.testing import CliRunner
+
+    from unioncard.cli import main
+
+    monkeypatch.setenv("UNIONCARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("UNIONCARD_INSTANCE_DIR", str(tmp_path / "cli"))
+    runner = CliRunner()
+    made = runner.invoke(main, ["partner", "add-key", "--name", "Кооператив «Учитель»", "--per-minute", "60"])
+    assert made.exit_code == 0, made.output
+    key = made.output.strip().splitlines()[-1]
+    assert key.startswith("ucp_")
+    client = app.test_client()
+    assert ask(client, key, issued["ivanov"][1], "Иванов").get_json()["valid"] is True
+    key_id = made.output.split()[1]
+    revoked = runner.invoke(main, ["partner", "revoke-key", key_id])
+    assert revoked.exit_code == 0 and "отозван" in revoked.output
+    app.extensions["unioncard_partner_keys"].clear()  # another process: its cached key expires in 10 s
+    assert ask(client, key, issued["ivanov"][1], "Иванов").status_code == 401
+    wrong = runner.invoke(main, ["partner", "add-key", "--name", " ", "--per-minute", "60"])
+    assert wrong.exit_code == 2 and "Укажите" in wrong.output

@@ -84,10 +84,16 @@ def test_english_is_available(web):
 
 def test_member_search_treats_yo_and_e_alike(web, tree):
     web.login("chair_a")
+    members = f"/registry/org/{tree.primary_a}/members"
     for query in ("Щелокова", "щёл", "ЩЕЛ"):
-        page = web.get(f"/registry/org/{tree.primary_a}/members", query_string={"q": query})
+        page = web.post(members, token_from=members, data={"q": query}, follow_redirects=True)
+        # The surname is not in any address (server logs, history, Referer): it stays in the session.
+        assert page.request.full_path.rstrip("?") == members and query not in page.request.url
         assert "Щёлокова Анна" in text_of(page), query
         assert "Иванов" not in text_of(page)
+        assert "Щёлокова Анна" in text_of(web.get(members))  # the list remembers the search
+    web.post(members, token_from=members, data={"q": ""})
+    assert "Иванов" in text_of(web.get(members))
 
 
 def test_register_member_with_bad_dates_shows_russian_error_and_saves_nothing(web, tree, session_factory):

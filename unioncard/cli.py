@@ -203,6 +203,48 @@ def user_create(login, role, org_code, full_name, valid_until, password) -> None
     console.print(f"Пользователь {login} создан")
 
 
+@main.group("partner")
+def partner_group() -> None:
+    """Partner API keys (docs/partner-api.md)."""
+
+
+@partner_group.command("add-key")
+@click.option("--name", "partner_name", required=True, help="The partner's name, as the union calls it.")
+@click.option("--kind", type=click.Choice(["general", "bonus_programme"]), default="general", show_default=True,
+              help="bonus_programme: answers «valid» only for members with consent section 2.")
+@click.option("--per-minute", type=int, default=120, show_default=True, help="The key's rate limit.")
+def partner_add_key(partner_name, kind, per_minute) -> None:
+    """Make a key; it is printed once and only its hash is kept."""
+    from unioncard.partner import services as partners
+
+    engine = db.make_engine(load_settings().database_url)
+    try:
+        with db.UnitOfWork(db.make_session_factory(engine)) as uow:
+            key, text = partners.create_key(uow.session, _ceremony_actor(), partner_name, kind, per_minute)
+            key_id = key.id
+            uow.commit()
+    except UnionCardError as exc:
+        _fail(exc)
+    console.print(f"Ключ {key_id} для «{partner_name}» (показан один раз):")
+    print(text)
+
+
+@partner_group.command("revoke-key")
+@click.argument("key_id", type=int)
+def partner_revoke_key(key_id) -> None:
+    from unioncard.partner import services as partners
+
+    engine = db.make_engine(load_settings().database_url)
+    try:
+        with db.UnitOfWork(db.make_session_factory(engine)) as uow:
+            key = partners.revoke_key(uow.session, _ceremony_actor(), key_id)
+            name = key.partner_name
+            uow.commit()
+    except UnionCardError as exc:
+        _fail(exc)
+    console.print(f"Ключ {key_id} партнёра «{name}» отозван")
+
+
 @main.command("import-members")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--org-code", required=True)

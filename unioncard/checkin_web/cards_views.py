@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
 from unioncard.issuer import domain as cd
@@ -43,14 +44,16 @@ def _card_or_404(session, card_id: int):
         abort(404)
 
 
-@bp.route("/org/<int:organisation_id>")
+@bp.route("/org/<int:organisation_id>", methods=["GET", "POST"])
 @login_required
 def organisation(organisation_id: int):
     """Members with their cards (primary organisations), or card counts by status (higher levels)."""
-    query = (request.args.get("q") or "").strip()[:100]
     page = max(1, request.args.get("page", 1, type=int))
     with _rt().session_factory() as session:
         org = _org_or_404(session, organisation_id)
+        query, stored = search_text(f"cards:{org.id}")
+        if stored:
+            return stored
         counts = dict(session.execute(select(Card.status, func.count()).where(Card.org_path.like(org.path + "%"))
                                       .group_by(Card.status)).all())
         rows, total, card_map = [], 0, {}

@@ -23,6 +23,7 @@ from unioncard import clock
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
 from unioncard.registry import domain as d
 from unioncard.registry import importer, services
@@ -97,14 +98,16 @@ def organisation(organisation_id: int):
 
 # --- member list and records ------------------------------------------------------------------
 
-@bp.route("/org/<int:organisation_id>/members")
+@bp.route("/org/<int:organisation_id>/members", methods=["GET", "POST"])
 @login_required
 def members(organisation_id: int):
-    query = (request.args.get("q") or "").strip()[:100]
     page = max(1, request.args.get("page", 1, type=int))
     former = request.args.get("former") == "1"
     with _rt().session_factory() as db_session:
         org = _org_or_404(db_session, organisation_id)
+        query, stored = search_text(f"members:{org.id}")
+        if stored:
+            return stored
         try:
             rows, total = services.list_members(db_session, _actor(), org.id, query=query, page=page,
                                                 per_page=PER_PAGE, include_former=former)
