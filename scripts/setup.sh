@@ -12,9 +12,9 @@ APT_BUILD_PACKAGES=(gcc libpcsclite-dev libcups2-dev swig)
 
 # System packages the tests drive for real: the browser for the web UI, SoftHSM2 for PKCS#11,
 # pcscd + the vpcd virtual reader for chip encoding, CUPS with a PDF queue for printing, poppler
-# and zbar as independent checkers of printed cards.
+# and zbar as independent checkers of printed cards; wrk for bench/partner_bench.py.
 APT_TEST_PACKAGES=(chromium fonts-dejavu-core softhsm2 pcscd vsmartcard-vpcd cups printer-driver-cups-pdf
-                   poppler-utils zbar-tools socat)
+                   poppler-utils zbar-tools socat wrk)
 
 wanted=("${APT_BUILD_PACKAGES[@]}")
 [ "$want_test" = 1 ] && wanted+=("${APT_TEST_PACKAGES[@]}")

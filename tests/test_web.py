@@ -1,11 +1,12 @@
 import io
 import re
 from datetime import date, timedelta
+from urllib.parse import unquote
 
 from sqlalchemy import func, select
 
 from unioncard.registry.models import AuditEntry, Consent, Membership
-from tests.support import PASSWORD
+from tests.support import PASSWORD, WebClient
 from tests.test_import_export import ROWS, xlsx
 
 
@@ -188,8 +189,61 @@ def test_export_is_xlsx_and_audited(web, tree, session_factory):
         assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "member.export")) == 1
 
 
-def test_no_personal_data_in_urls(web, tree):
+def test_no_personal_data_in_urls(web, tree, make_uow, system):
+    """Addresses end up in server logs, browser history and Referer headers: no link, form
+    address or GET form on the pages a chairperson uses carries a name, a birth date or a card
+    number, also after a search."""
+    from unioncard.issuer import services as cards
+    from unioncard.registry import services as registry
+
+    with make_uow() as uow:
+        registry.give_consent(uow, system, tree.members["ivanov"], "processing", date(2020, 1, 1), "paper")
+        card = cards.order_cards(uow, tree.actors["chair_a"], [tree.members["ivanov"]]).ordered[0]
+        cards.approve(uow, tree.actors["region_a"], [card.id])
+        uow.commit()
+        number = card.number
     web.login("chair_a")
-    page = web.get(f"/registry/org/{tree.primary_a}/members").get_data(as_text=True)
-    for href in re.findall(r'href="([^"]+)"', page):
-        assert "Иванов" not in href and "1980" not in href
+    members = f"/registry/org/{tree.primary_a}/members"
+    web.post(members, token_from=members, data={"q": "Иванов"})
+    web.post(f"/cards/org/{tree.primary_a}", token_from=members, data={"q": "Иванов"})
+    pages = [members, f"/cards/org/{tree.primary_a}", f"/registry/member/{tree.members['ivanov']}",
+             f"/cards/{card.id}", f"/registry/org/{tree.primary_a}"]
+    checked = 0
+    for path in pages:
+        response = web.get(path)
+        assert response.status_code == 200, path
+        html = response.get_data(as_text=True)
+        assert "Иванов" in html  # the data is on the page…
+        for address in re.findall(r'(?:href|action|src)="([^"]+)"', html):
+            decoded = unquote(address)
+            assert "Иванов" not in decoded and "1980" not in decoded and number not in decoded, (path, address)
+            checked += 1
+        assert not re.search(r'<form[^>]*method="get"', html, re.I), path  # …and never sent in a GET form
+    assert checked > 20
+
+
+def test_security_headers_and_cookies_behind_https(database_url, tmp_path, tree):
+    from unioncard.checkin_web import create_app
+    from unioncard.config import Settings
+
+    app = create_app(Settings(instance_dir=tmp_path / "i", database_url=database_url, secret_key="t",
+                              secure_cookies=True))
+    web = WebClient(app)
+    response = web.login("chair_a")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-unioncard_session=") and "Secure" in cookie and "HttpOnly" in cookie \
+        and "SameSite=Lax" in cookie and "Path=/" in cookie and "Domain" not in cookie
+    page = web.get("/")
+    assert page.status_code == 200  # the prefixed cookie works
+    assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "camera=(self)" in page.headers["Permissions-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    app.extensions["unioncard"].engine.dispose()
+
+
+def test_desk_api_errors_are_json_too(web):
+    response = web.get("/station-api/v1/no-such-thing")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    response = web.client.delete("/station-api/v1/hello")
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"

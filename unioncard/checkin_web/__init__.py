@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,6 +30,22 @@ class Runtime:
     def uow(self) -> db.UnitOfWork:
         return db.UnitOfWork(self.session_factory, self.subscribers)
 
+    @contextmanager
+    def partner_connection(self):
+        """A connection for the partner API's read + log pair. On PostgreSQL it is autocommit
+        (no BEGIN/COMMIT round trips) from a pool without pre-ping; a connection found dead is
+        retried once by the caller (``retrying_dead_connections``)."""
+        engine = getattr(self, "_partner_engine", None)
+        if engine is None:
+            if self.engine.dialect.name == "postgresql":
+                engine = db.make_engine(self.settings.database_url, pool_pre_ping=False,
+                                        isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=4)
+            else:
+                engine = self.engine
+            self._partner_engine = engine
+        with engine.begin() as conn:
+            yield conn
+
     def signer(self):
         """The operational key store, opened on first use and kept for the process (opening a
         software store costs a scrypt derivation). Raises a KeyStoreError if not configured."""
@@ -49,7 +66,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
-        SESSION_COOKIE_NAME="unioncard_session",
+        # Behind HTTPS the cookie gets the __Host- prefix: browsers then refuse it unless it is
+        # Secure, for this host only and for the whole path, so a sibling subdomain cannot set it.
+        SESSION_COOKIE_NAME="__Host-unioncard_session" if settings.secure_cookies else "unioncard_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
@@ -136,6 +155,12 @@ def _security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    # The hand-out page may use the camera to read card codes; nothing needs more than that.
+    response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), payment=(), usb=()")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    if runtime().settings.secure_cookies:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.endpoint and request.endpoint != "static":
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -90,8 +90,7 @@ def event(event_id: int):
         counts = checkin.counts(session, found)
         roster_size = checkin.roster_size(session, found.id)
     return render_template("events/event.html", event=found, desks=desks, latest=latest, counts=counts,
-                           roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS,
-                           token=request.args.get("token"), token_desk=request.args.get("desk"))
+                           roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS)
 
 
 @bp.route("/<int:event_id>/live.json")

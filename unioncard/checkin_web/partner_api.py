@@ -22,8 +22,10 @@ from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from unioncard import clock
 from unioncard.checkin_web.scope import rt
 from unioncard.hsm import ceremony, trust
 from unioncard.issuer import cardnumber
@@ -282,6 +284,20 @@ def _document_errors(extra=None):
     return wrap
 
 
+def _with_connection(work):
+    """Run ``work(conn)`` on a partner connection. The pool does not ping connections first (a
+    round trip per query); a connection the database dropped fails once and is retried on a new
+    one. Nothing is committed twice: the log row is the last statement."""
+    try:
+        with rt().partner_connection() as conn:
+            return work(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with rt().partner_connection() as conn:
+        return work(conn)
+
+
 def _answer(answer: partners.Answer) -> dict:
     return {"valid": answer.valid, "checked_at": answer.checked_at.replace(tzinfo=timezone.utc),
             "reference": answer.reference}
@@ -304,10 +320,11 @@ def verify(args):
         log.info("partner API: key %s sent a malformed card number (%s)", partner.key_id, exc.code)
         return error_response(422, exc.code, exc.render())
     name = NameQuery(args["surname"], args.get("given_name"), args.get("patronymic"))
-    with rt().session_factory() as session:
-        answer = partners.verify_number(session, partner, number, name, client_ip=client_address())
-        session.commit()
-    return _answer(answer)
+
+    def ask(conn):
+        return partners.verify_number(conn, partner, number, name, client_ip=client_address())
+
+    return _answer(_with_connection(ask))
 
 
 @bp.route("/verify-credential", methods=["POST"])
@@ -330,14 +347,14 @@ def verify_credential(args):
         log.info("partner API: key %s sent something that is not a card code", partner.key_id)
         return error_response(422, exc.code, exc.render())
     with rt().session_factory() as session:
-        from unioncard import clock
-
         bundle = current_app.extensions["unioncard_partner_trust"].bundle(session, clock.now())
-        if bundle is None:
-            return error_response(503, "trust_bundle_missing", _http_message(503))
-        answer = partners.verify_credential(session, partner, parsed, bundle, client_ip=client_address())
-        session.commit()
-    return _answer(answer)
+    if bundle is None:
+        return error_response(503, "trust_bundle_missing", _http_message(503))
+
+    def ask(conn):
+        return partners.verify_credential(conn, partner, parsed, bundle, client_ip=client_address())
+
+    return _answer(_with_connection(ask))
 
 
 # --- docs -----------------------------------------------------------------------------------------
