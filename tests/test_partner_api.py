@@ -255,6 +255,17 @@ def test_each_key_has_its_own_rate_limit(storage, database_url, tmp_path, issued
     app.extensions["unioncard"].engine.dispose()
 
 
+def test_limits_hold_in_memory_when_redis_is_away(database_url, tmp_path, issued, make_uow, tree):
+    """Redis down (nothing listens on port 1): queries are still answered, and the limits are
+    counted in the process's memory meanwhile rather than not at all."""
+    app = _limited_app(database_url, tmp_path, rate_limit_storage="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    key = new_key(make_uow, tree, per_minute=3)
+    number = issued["ivanov"][1]
+    assert [ask(client, key, number, "Иванов").status_code for _ in range(4)] == [200, 200, 200, 429]
+    app.extensions["unioncard"].engine.dispose()
+
+
 def test_wrong_keys_make_the_address_wait(database_url, tmp_path, issued, make_uow, tree):
     app = _limited_app(database_url, tmp_path, api_key_failures_per_address="3 per 10 minutes")
     client = app.test_client()
