@@ -175,45 +175,29 @@ def _install_error_pages(app: Flask) -> None:
     def page(status, title, text):
         return render_template("error.html", title=title, text=text), status
 
-    @app.errorhandler(404)
-    def not_found(e):
-        if is_api_request():
-            return http_error(e)
-        return page(404, _("Page not found"), _("There is no such page, or it is not available to you."))
+    def page_or_json(status, title, text):
+        """A handler for ``status``: JSON with a code on API paths, the page otherwise. Title and
+        text are callables so they are translated per request."""
+        def handle(e):
+            return http_error(e) if is_api_request() else page(status, title(), text())
+        app.register_error_handler(status, handle)
 
-    @app.errorhandler(413)
-    def too_large(e):
-        if is_api_request():
-            return http_error(e)
-        limit = runtime().settings.max_upload_bytes // (1024 * 1024)
-        return page(413, _("The file is too large"),
-                    _("Files up to %(limit)s MB can be uploaded. Split the list into several files.", limit=limit))
+    not_found = (lambda: _("Page not found"), lambda: _("There is no such page, or it is not available to you."))
+    page_or_json(404, *not_found)
+    page_or_json(405, *not_found)
+    page_or_json(413, lambda: _("The file is too large"), lambda: _(
+        "Files up to %(limit)s MB can be uploaded. Split the list into several files.",
+        limit=runtime().settings.max_upload_bytes // (1024 * 1024)))
+    page_or_json(429, lambda: _("Too many attempts"), lambda: _(
+        "There were too many unsuccessful attempts from this computer. Wait a few minutes and try again."))
+    page_or_json(500, lambda: _("Something went wrong"), lambda: _(
+        "The server could not do this. Nothing was saved; try again, and if it repeats, tell the "
+        "administrator the time it happened."))
 
     @app.errorhandler(CSRFError)
     def csrf_error(_e):
         return page(400, _("The form has expired"),
                     _("The page was open too long or was opened in another window. Go back, reload it and try again."))
-
-    @app.errorhandler(405)
-    def not_allowed(e):
-        if is_api_request():
-            return http_error(e)
-        return page(405, _("Page not found"), _("There is no such page, or it is not available to you."))
-
-    @app.errorhandler(429)
-    def too_many(e):
-        if is_api_request():
-            return http_error(e)
-        return page(429, _("Too many attempts"),
-                    _("There were too many unsuccessful attempts from this computer. Wait a few minutes and try again."))
-
-    @app.errorhandler(500)
-    def internal(e):
-        if is_api_request():
-            return http_error(e)
-        return page(500, _("Something went wrong"),
-                    _("The server could not do this. Nothing was saved; try again, and if it repeats, tell the "
-                      "administrator the time it happened."))
 
     @app.teardown_appcontext
     def _drop_request_state(_exc):
