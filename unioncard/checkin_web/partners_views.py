@@ -69,11 +69,11 @@ def create():
 def key(key_id: int):
     _allowed()
     with _rt().session_factory() as session:
-        try:
-            found = next(r for r in partners.list_keys(session, _actor(), clock.now()) if r.key.id == key_id)
-            week = partners.outcome_counts(session, _actor(), key_id, clock.now() - timedelta(days=7))
-        except (StopIteration, NotFound):
+        rows = partners.list_keys(session, _actor(), clock.now(), key_id=key_id)
+        if not rows:
             abort(404)
+        found = rows[0]
+        week = partners.outcome_counts(session, _actor(), key_id, clock.now() - timedelta(days=7))
     return render_template("partners/key.html", row=found, week=week, outcomes=OUTCOME_LABELS, kinds=KIND_LABELS)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, select, true
 from sqlalchemy.orm import Session
 
 from unioncard import clock, tokens
@@ -102,18 +102,21 @@ class KeyRow:
     last_query_at: datetime | None
 
 
-def list_keys(session: Session, actor: Actor, now: datetime) -> list[KeyRow]:
+def list_keys(session: Session, actor: Actor, now: datetime, key_id: int | None = None) -> list[KeyRow]:
+    """Every key (or the one ``key_id``) with its last day's counts and its last query."""
     _require_admin(actor)
     since = now - timedelta(days=1)
+    only = (lambda column: column == key_id) if key_id is not None else (lambda column: true())
     day = dict(
         (row.key_id, row) for row in session.execute(
             select(PartnerQuery.key_id, func.count().label("n"),
                    func.count().filter(PartnerQuery.outcome == Outcome.VALID).label("valid"))
-            .where(PartnerQuery.at >= since).group_by(PartnerQuery.key_id))
+            .where(PartnerQuery.at >= since, only(PartnerQuery.key_id)).group_by(PartnerQuery.key_id))
     )
-    last = dict(session.execute(select(PartnerQuery.key_id, func.max(PartnerQuery.at)).group_by(PartnerQuery.key_id)).all())
-    keys = session.scalars(select(PartnerKey).order_by(PartnerKey.revoked_at.is_not(None), PartnerKey.partner_name,
-                                                       PartnerKey.id))
+    last = dict(session.execute(select(PartnerQuery.key_id, func.max(PartnerQuery.at))
+                                .where(only(PartnerQuery.key_id)).group_by(PartnerQuery.key_id)).all())
+    keys = session.scalars(select(PartnerKey).where(only(PartnerKey.id))
+                           .order_by(PartnerKey.revoked_at.is_not(None), PartnerKey.partner_name, PartnerKey.id))
     return [KeyRow(k, day[k.id].n if k.id in day else 0, day[k.id].valid if k.id in day else 0, last.get(k.id))
             for k in keys]
 
