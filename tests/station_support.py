@@ -103,3 +103,44 @@ def root_public_key(stores) -> bytes:
 
 def now():
     return clock.now()
+
+
+def resign(data: bytes, signer, change_header=None, **sections: bytes) -> bytes:
+    """``data`` rebuilt with sections replaced and the header changed, then signed again with the
+    union's own event_bundle key: a bundle only the union could have made, for testing what a desk
+    does with content no honest builder writes (a header without an event, event 0, a zlib bomb)."""
+    import hashlib
+    import json
+    import struct
+
+    from unioncard.reader_station import bundle as eb
+
+    start = len(eb.MAGIC) + 4
+    (length,) = struct.unpack_from(">I", data, len(eb.MAGIC))
+    header = json.loads(data[start:start + length])
+    position = start + length
+    parts = {}
+    for entry in header["sections"]:
+        parts[entry["name"]] = data[position:position + entry["length"]]
+        position += entry["length"]
+    parts.update(sections)
+    header["sections"] = [{"name": name, "length": len(parts[name]), "sha256": hashlib.sha256(parts[name]).hexdigest()}
+                          for name in eb.SECTIONS]
+    header["key_id"] = signer.active_key(KeyRole.EVENT_BUNDLE).key_id
+    if change_header is not None:
+        change_header(header)
+    raw = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    signed = eb.MAGIC + struct.pack(">I", len(raw)) + raw + b"".join(parts[name] for name in eb.SECTIONS)
+    signature = signer.sign(KeyRole.EVENT_BUNDLE, signed).value
+    return signed + bytes([len(signature)]) + signature
+
+
+def root_pem(stores, path) -> str:
+    """The root public key as the PEM file an operator passes with --root-key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from unioncard.hsm.domain import load_public_key
+
+    path.write_bytes(load_public_key(root_public_key(stores)).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return str(path)

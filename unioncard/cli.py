@@ -667,27 +667,66 @@ def station_enrol(home, server, token, root_key) -> None:
 @_home_option
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
 @click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Pin this root public key (PEM) first, for a desk that never talks to the server.")
-@click.option("--desk", default="1", help="The desk's name, for a desk without the server.")
+              help="The union's root public key (PEM): pinned by a fresh desk that never talks to the server; "
+                   "on a desk that has one it must be the same.")
+@click.option("--desk", default="1", help="The desk's name, for a fresh desk without the server.")
 def station_load_bundle(home, path, root_key, desk) -> None:
-    """Load an event bundle from a file (a USB stick): checked exactly as a downloaded one."""
+    """Load an event bundle from a file (a USB stick): checked exactly as a downloaded one.
+
+    A fresh desk is bound to the bundle's event; a bound desk takes only its own event's bundles
+    (moving it to another event is «unioncard station switch-event»)."""
     from pathlib import Path
 
-    from unioncard.reader_station import bundle as eb
     from unioncard.reader_station.station import Station
 
     station = Station(_station_home(home))
     data = Path(path).read_bytes()
     try:
-        if root_key:
-            header = eb.peek(data)
-            station.pin(root_public_key=_read_root_key(root_key), station_id=f"offline-{desk}", desk=desk,
-                        event_id=header["event"]["id"], server=None, token=None)
-        accepted = station.accept_bundle(data)
-    except (UnionCardError, eb.TrustBundleError) as exc:
+        accepted = station.accept_bundle(data, _read_root_key(root_key), desk=desk)
+    except UnionCardError as exc:  # refusals of the bundle, its trust bundle or the desk
         _fail(exc)
     console.print(f"Принято: «{accepted.event.name}», версия {accepted.version}, в списке {len(accepted.roster)}, "
-                  f"заблокированных карт {len(accepted.revoked)}, действует до {accepted.expires_at:%d.%m.%Y %H:%M} UTC")
+                  f"заблокированных карт {len(accepted.revoked)}, действует до {accepted.valid_until:%d.%m.%Y %H:%M} UTC")
+
+
+@station_group.command("switch-event")
+@_home_option
+@click.argument("path", type=click.Path(dir_okay=False, exists=True))
+@click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="The union's root public key (PEM); it must be the one the desk has pinned.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def station_switch_event(home, path, root_key, yes) -> None:
+    """Move this desk to the event of the bundle PATH (stop «station run» first).
+
+    The bundle is checked first. The current event's journal is kept in a file of its own and the
+    desk starts an empty journal for the new event; check-ins not yet sent stay in that file."""
+    from pathlib import Path
+
+    from unioncard.reader_station.station import Station
+
+    station = Station(_station_home(home))
+    data = Path(path).read_bytes()
+    root = _read_root_key(root_key)
+    try:
+        plan = station.switch_plan(data, root)
+        if plan["archive"] is not None:
+            counts = plan["counts"]
+            console.print(f"Стол работает для мероприятия «{plan['from_event']}»: отметок за этим столом "
+                          f"{counts['here']}, из них не отправлено на сервер {counts['unsynced']}.")
+            console.print(f"Журнал этого мероприятия будет сохранён в файле {plan['archive'].name} (в папке стола), "
+                          f"и стол начнёт новый, пустой журнал для «{plan['to_event']}». Подключение к серверу "
+                          "для прежнего мероприятия будет снято.")
+            if counts["unsynced"]:
+                console.print("[yellow]Неотправленные отметки останутся только в сохранённом файле: "
+                              "если сервер доступен, сначала синхронизируйте стол.[/yellow]")
+            if not yes:
+                click.confirm(f"Перевести стол на мероприятие «{plan['to_event']}»?", abort=True)
+        done = station.switch_event(data, root)
+    except UnionCardError as exc:  # refusals of the bundle, its trust bundle or the desk
+        _fail(exc)
+    accepted = done["bundle"]
+    console.print(f"Стол работает для мероприятия «{accepted.event.name}», данные версии {accepted.version}, "
+                  f"действуют до {accepted.valid_until:%d.%m.%Y %H:%M} UTC")
 
 
 @station_group.command("run")

@@ -106,7 +106,9 @@ def retire(uow: UnitOfWork, actor: Actor, stores: KeyStores, key_id: str) -> Key
     _require(actor)
     key = stores.get(key_id)
     retired = stores.store_for(key.role).retire(key_id)
-    _audit_key(uow, actor, "key.retire", retired, previous_status=key.status)
+    # Card keys keep verifying the cards they signed (trust.listed_status): the audit says so.
+    _audit_key(uow, actor, "key.retire", retired, previous_status=key.status,
+               still_verifies=trust.listed_status(retired) is not None)
     return retired
 
 

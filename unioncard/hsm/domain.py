@@ -37,11 +37,14 @@ class Algorithm(StrEnum):
 class KeyStatus(StrEnum):
     ACTIVE = "active"            # signs; the newest key of its role
     VERIFY_ONLY = "verify_only"  # rotated out: its old signatures stay valid, it signs nothing new
-    RETIRED = "retired"          # private part destroyed; no longer trusted
+    RETIRED = "retired"          # private part destroyed; no longer trusted (card keys: still verify-only)
 
 
 SIGNING_ALGORITHMS = (Algorithm.ED25519, Algorithm.P256)
 SYMMETRIC_ROLES = (KeyRole.CARD_KEY_MASTER,)
+# Roles whose signatures are carried by cards for the cards' whole life: their keys stay
+# trusted (verify-only) after retirement, or every card they signed would stop verifying.
+CARD_ROLES = (KeyRole.CARD_CREDENTIAL, KeyRole.CARD_CERTIFICATE)
 DEFAULT_ALGORITHM = {role: Algorithm.AES128 if role in SYMMETRIC_ROLES else Algorithm.ED25519 for role in KeyRole}
 # Chips verify their certificates with ECDSA P-256, which card operating systems implement.
 DEFAULT_ALGORITHM[KeyRole.CARD_CERTIFICATE] = Algorithm.P256

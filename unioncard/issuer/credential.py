@@ -14,6 +14,7 @@ date, card kind. No birth date, no organisation, no internal ids.
 from __future__ import annotations
 
 import struct
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -59,13 +60,39 @@ class Credential:
         return QR_PREFIX + base45.b45encode(self.record).decode("ascii")
 
 
+def _initials(name: str | None) -> str:
+    """«Мария» → «М.», and each part of a hyphenated name: «Анна-Мария» → «А.-М.»."""
+    parts = [part.strip() for part in (name or "").split("-")]
+    return "-".join(f"{part[0]}." for part in parts if part)
+
+
+def _drop_last(text: str) -> str:
+    """``text`` without its last character, and without a combining mark left dangling."""
+    end = len(text)
+    while end and unicodedata.combining(text[end - 1]):
+        end -= 1
+    return text[:max(0, end - 1)]
+
+
 def short_name(surname: str, given_name: str, patronymic: str | None) -> str:
-    """Surname and initials, cut (at a character boundary) to fit the record."""
-    initials = f"{given_name[:1]}." + (f" {patronymic[:1]}." if patronymic else "")
-    name = f"{surname} {initials}"
-    while len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        surname = surname[:-1]
-        name = f"{surname}… {initials}"
+    """Surname and initials, at most MAX_NAME_BYTES of UTF-8 (formats.md §6.2).
+
+    NFC first: the same name typed with decomposed letters (и + U+0306 for «й») must give the
+    same bytes, and must not lose a mark when cut. Too long, the surname loses characters from
+    its end and ends in «…»; the initials are kept, since the desk compares them with the person."""
+    surname, given_name, patronymic = (unicodedata.normalize("NFC", (part or "").strip())
+                                       for part in (surname, given_name, patronymic))
+    initials = " ".join(part for part in (_initials(given_name), _initials(patronymic)) if part)
+
+    def joined(head: str) -> str:
+        return f"{head} {initials}" if initials else head
+
+    name = joined(surname)
+    while len(name.encode("utf-8")) > MAX_NAME_BYTES and surname:
+        surname = _drop_last(surname).rstrip(" -")
+        name = joined(f"{surname}…")
+    while len(name.encode("utf-8")) > MAX_NAME_BYTES:  # initials alone too long: cut the whole
+        name = _drop_last(name.rstrip("…")) + "…"
     return name
 
 

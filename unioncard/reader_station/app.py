@@ -15,7 +15,8 @@ from flask import Flask, abort, jsonify, render_template, request
 from unioncard.errors import UnionCardError
 from unioncard.i18n import N_, translate
 from unioncard.reader_station import bundle as eb
-from unioncard.reader_station.domain import Scan, Source
+from unioncard.reader_station.domain import Source
+from unioncard.reader_station.inputs import keyboard_scan
 
 # Problems the page itself may report (it saw the keystrokes, the server did not).
 PAGE_PROBLEMS = {"partial_scan"}
@@ -59,7 +60,7 @@ def create_station_app(station) -> Flask:
         source = Source.WEDGE if body.get("source") == "wedge" else Source.TYPED
         if problem is not None and problem not in PAGE_PROBLEMS:
             abort(400)
-        return jsonify(station.scan(Scan(source, text=text, problem=problem)))
+        return jsonify(station.scan(keyboard_scan(source, text, problem)))
 
     @app.post("/undo")
     def undo():
@@ -93,7 +94,7 @@ def create_station_app(station) -> Flask:
         data = request.get_data()
         try:
             accepted = station.accept_bundle(data)
-        except (eb.BundleError, eb.TrustBundleError) as exc:
+        except eb.REFUSALS as exc:
             return jsonify({"error": exc.as_dict()}), 400
         return jsonify({"version": accepted.version, "event": accepted.event.name})
 

@@ -4,10 +4,13 @@
 
 The header names the event, the bundle's version, issue and expiry times, the signing key and,
 for each section (``trust``, ``roster``, ``revoked``), its length and SHA-256. The signature
-(role ``event_bundle``, Ed25519) covers every byte before ``n``. A station checks, in this order:
-shape and lengths (a truncated file), the embedded trust bundle against its pinned root key,
-the signature with the event_bundle key that trust bundle lists, the section digests, the
-expiry, and that the version is above the one it already has (rollback, TUF's lesson).
+(role ``event_bundle``) covers every byte before ``n``.
+
+A station checks in a fixed order, and each step has its own stable code (formats.md §10.4 lists
+them): the frame (magic, header shape, lengths, trailing bytes), the section digests, the embedded
+trust bundle against the pinned root key, the signature, the signed content, and only then what
+the bundle means for this station (its event, expiry, clock, version). Nothing the header says is
+acted on before the signature has verified: until then it is only used to find the parts.
 
 Plain Python and ``cryptography``: no database, no Flask, no device libraries.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -32,6 +36,14 @@ FORMAT = "unioncard-event-bundle/1"
 SECTIONS = ("trust", "roster", "revoked")
 ADMISSIONS = ("roster", "members")
 ROLES = ("delegate", "guest", "staff", "member")
+ROSTER_ENCODING = "zlib+json"
+# A real header is under 1 KiB; the bound keeps a damaged length field from making us parse megabytes.
+MAX_HEADER = 64 * 1024
+# The roster is zlib inside a signed file: a signed bomb must still not exhaust a desk laptop's
+# memory, so it is inflated with a ceiling (~270 000 entries of ~120 bytes fit).
+MAX_ROSTER_BYTES = 32 * 1024 * 1024
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(ValidationError):
@@ -39,14 +51,45 @@ class BundleError(ValidationError):
     message = N_("The event bundle is damaged or not an event bundle (%(reason)s)")
 
 
+class BundleNotABundle(BundleError):
+    code = "bundle_bad_magic"
+    message = N_("This file is not an event bundle (it does not start with the event bundle mark)")
+
+
 class BundleTruncated(BundleError):
     code = "bundle_truncated"
     message = N_("The event bundle file is incomplete (cut off at %(length)s bytes): copy or download it again")
 
 
+class BundleBadHeader(BundleError):
+    code = "bundle_bad_header"
+    message = N_("The event bundle's header is damaged (%(reason)s): copy or download it again")
+
+
+class BundleTrailingData(BundleError):
+    code = "bundle_trailing_data"
+    message = N_("The event bundle file has %(count)s extra bytes after its end: copy or download it again")
+
+
+class BundleSectionMismatch(BundleError):
+    code = "bundle_section_mismatch"
+    message = N_("The part «%(section)s» of the event bundle is damaged (its checksum differs): "
+                 "copy or download it again")
+
+
 class BundleTampered(BundleError):
     code = "bundle_bad_signature"
     message = N_("The event bundle's signature does not match: the file has been altered")
+
+
+class BundleBadContent(BundleError):
+    code = "bundle_bad_content"
+    message = N_("The event bundle is signed but its content cannot be read (%(reason)s)")
+
+
+class BundleTooLarge(BundleError):
+    code = "bundle_roster_too_large"
+    message = N_("The event bundle's list unpacks to more than %(limit)s MiB and is refused")
 
 
 class BundleExpired(BundleError):
@@ -68,6 +111,10 @@ class BundleRollback(BundleError):
 class BundleOtherEvent(BundleError):
     code = "bundle_other_event"
     message = N_("This bundle is for another event («%(event)s»); this station works for «%(station_event)s»")
+
+
+# Every refusal ``check`` can raise: its own errors, and the embedded trust bundle's.
+REFUSALS = (BundleError, TrustBundleError)
 
 
 @dataclass(frozen=True)
@@ -93,12 +140,20 @@ class EventInfo:
                 "ends_on": self.ends_on.isoformat(), "venue": self.venue, "admission": self.admission}
 
     @classmethod
-    def from_json(cls, value: dict) -> "EventInfo":
-        admission = value["admission"]
-        if admission not in ADMISSIONS:
-            raise ValueError("admission")
-        return cls(int(value["id"]), str(value["code"]), str(value["name"]), date.fromisoformat(value["starts_on"]),
-                   date.fromisoformat(value["ends_on"]), str(value["venue"]), admission)
+    def from_json(cls, value) -> "EventInfo":
+        """Strict: an event id is a positive integer (0 or a string is no event), texts are texts."""
+        if not isinstance(value, dict):
+            raise ValueError("event")
+        event_id = value.get("id")
+        if not _is_int(event_id) or event_id < 1:
+            raise ValueError("event.id")
+        texts = [value.get(name) for name in ("code", "name", "venue", "starts_on", "ends_on")]
+        if not all(isinstance(text, str) for text in texts) or value.get("admission") not in ADMISSIONS:
+            raise ValueError("event")
+        starts_on, ends_on = date.fromisoformat(value["starts_on"]), date.fromisoformat(value["ends_on"])
+        if ends_on < starts_on:
+            raise ValueError("event dates")
+        return cls(event_id, value["code"], value["name"], starts_on, ends_on, value["venue"], value["admission"])
 
 
 @dataclass
@@ -116,23 +171,36 @@ class EventBundle:
     size: int
     header: dict = field(repr=False, default_factory=dict)
 
+    @property
+    def valid_until(self) -> datetime:
+        """The bundle is good while both it and the trust bundle inside it are."""
+        return min(self.expires_at, self.trust.expires_at)
+
     def is_revoked(self, number: str) -> bool:
         return revocations.key(number) in self.revoked
 
     def is_expired(self, now: datetime) -> bool:
-        return trust.utc(now) >= self.expires_at
+        return trust.utc(now) >= self.valid_until
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _section_roster(entries: list[RosterEntry]) -> bytes:
     rows = [[e.number, e.name, e.role, e.region_code] for e in sorted(entries, key=lambda e: e.number)]
-    return zlib.compress(trust.canonical_json(rows), 9)
+    raw = trust.canonical_json(rows)
+    if len(raw) > MAX_ROSTER_BYTES:
+        # Desks would refuse it (BundleTooLarge): say so when building, not at the door.
+        raise BundleTooLarge(limit=MAX_ROSTER_BYTES // (1024 * 1024))
+    return zlib.compress(raw, 9)
 
 
 def build(signer, event: EventInfo, *, version: int, issued_at: datetime, expires_at: datetime,
           trust_bundle: bytes, roster: list[RosterEntry], revoked_numbers, revocation_feed_version: int) -> bytes:
     """Sign a bundle with the active event_bundle key of ``signer`` (a KeyStore)."""
-    if version < 1 or expires_at <= issued_at:
-        raise BundleError(reason="version/expiry")
+    if version < 1 or expires_at <= issued_at or event.id < 1:
+        raise BundleError(reason="version/expiry/event id")
     for entry in roster:
         if entry.role not in ROLES:
             raise BundleError(reason=f"role {entry.role}")
@@ -142,7 +210,7 @@ def build(signer, event: EventInfo, *, version: int, issued_at: datetime, expire
     header = trust.canonical_json({
         "format": FORMAT, "event": event.as_json(), "version": version,
         "issued_at": trust.timestamp(issued_at), "expires_at": trust.timestamp(expires_at), "key_id": key_id,
-        "roster": {"count": len(roster), "encoding": "zlib+json"},
+        "roster": {"count": len(roster), "encoding": ROSTER_ENCODING},
         "revoked": {"scheme": revocations.SCHEME, "k": k, "count": count, "feed_version": revocation_feed_version},
         "sections": [{"name": name, "length": len(sections[name]),
                       "sha256": hashlib.sha256(sections[name]).hexdigest()} for name in SECTIONS],
@@ -152,30 +220,96 @@ def build(signer, event: EventInfo, *, version: int, issued_at: datetime, expire
     return signed + bytes([len(signature)]) + signature
 
 
-def _split(data: bytes) -> tuple[dict, dict[str, bytes], bytes, bytes]:
-    if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
-        if MAGIC.startswith(data[:len(MAGIC)]) and len(data) < len(MAGIC) + 4:
-            raise BundleTruncated(length=len(data))
-        raise BundleError(reason="not an event bundle")
-    (header_length,) = struct.unpack_from(">I", data, len(MAGIC))
+# --- the frame: everything that can be checked without a key -----------------------------------
+
+@dataclass(frozen=True)
+class _Header:
+    """The header's fields, shape-checked. Not acted on until the signature has verified."""
+    raw: dict
+    event: EventInfo
+    version: int
+    issued_at: datetime
+    expires_at: datetime
+    key_id: str
+    roster_count: int
+    revoked_k: int
+    revoked_count: int
+    feed_version: int
+    sections: tuple[tuple[str, int, str], ...]
+
+
+def _header(raw: bytes) -> _Header:
+    def bad(reason: str) -> BundleBadHeader:
+        return BundleBadHeader(reason=reason)
+
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or absurdly nested
+        raise bad("not JSON") from None
+    if not isinstance(header, dict):
+        raise bad("not an object")
+    if header.get("format") != FORMAT:
+        raise bad("format")
+    sections = header.get("sections")
+    if not isinstance(sections, list) or len(sections) != len(SECTIONS):
+        raise bad("sections")
+    declared = []
+    for name, entry in zip(SECTIONS, sections):
+        if not isinstance(entry, dict) or entry.get("name") != name:
+            raise bad("sections")
+        length, digest = entry.get("length"), entry.get("sha256")
+        if not _is_int(length) or length < 0 or not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise bad(f"section {name}")
+        declared.append((name, length, digest))
+    key_id = header.get("key_id")
+    if not isinstance(key_id, str) or not _HEX16.fullmatch(key_id):
+        raise bad("key_id")
+    try:
+        event = EventInfo.from_json(header.get("event"))
+    except ValueError as exc:
+        raise bad(str(exc) if str(exc).startswith("event") else "event") from None
+    version = header.get("version")
+    if not _is_int(version) or version < 1:
+        raise bad("version")
+    try:
+        issued_at = trust.parse_timestamp(header.get("issued_at"))
+        expires_at = trust.parse_timestamp(header.get("expires_at"))
+    except (TypeError, ValueError):
+        raise bad("issued_at/expires_at") from None
+    if expires_at <= issued_at:
+        raise bad("expires_at")
+    roster, revoked = header.get("roster"), header.get("revoked")
+    if not isinstance(roster, dict) or roster.get("encoding") != ROSTER_ENCODING \
+            or not _is_int(roster.get("count")) or roster["count"] < 0:
+        raise bad("roster")
+    if not isinstance(revoked, dict) or revoked.get("scheme") != revocations.SCHEME:
+        raise bad("revoked")
+    numbers = [revoked.get("k"), revoked.get("count"), revoked.get("feed_version")]
+    if not all(_is_int(n) and n >= 0 for n in numbers) or revoked["k"] > revocations.MAX_K:
+        raise bad("revoked")
+    return _Header(header, event, version, issued_at, expires_at, key_id, roster["count"], revoked["k"],
+                   revoked["count"], revoked["feed_version"], tuple(declared))
+
+
+def _frame(data: bytes) -> tuple[_Header, dict[str, bytes], bytes, bytes]:
+    """(header, sections, signed bytes, signature), or the first framing refusal."""
     start = len(MAGIC) + 4
+    if not data.startswith(MAGIC):
+        if MAGIC.startswith(data):  # a file cut inside the magic
+            raise BundleTruncated(length=len(data))
+        raise BundleNotABundle()
+    if len(data) < start:
+        raise BundleTruncated(length=len(data))
+    (header_length,) = struct.unpack_from(">I", data, len(MAGIC))
+    if header_length > MAX_HEADER:
+        raise BundleBadHeader(reason="length")
     if len(data) < start + header_length:
         raise BundleTruncated(length=len(data))
-    try:
-        header = json.loads(data[start:start + header_length])
-        if header.get("format") != FORMAT:
-            raise BundleError(reason="format")
-        declared = [(s["name"], int(s["length"]), s["sha256"]) for s in header["sections"]]
-    except BundleError:
-        raise
-    except (ValueError, KeyError, TypeError):
-        raise BundleError(reason="header") from None
-    if [name for name, _, _ in declared] != list(SECTIONS):
-        raise BundleError(reason="sections")
+    header = _header(data[start:start + header_length])
     position = start + header_length
     sections = {}
-    for name, length, _digest in declared:
-        if length < 0 or position + length > len(data):
+    for name, length, _digest in header.sections:
+        if position + length > len(data):
             raise BundleTruncated(length=len(data))
         sections[name] = data[position:position + length]
         position += length
@@ -186,54 +320,88 @@ def _split(data: bytes) -> tuple[dict, dict[str, bytes], bytes, bytes]:
     if len(signature) < signature_length:
         raise BundleTruncated(length=len(data))
     if len(signature) > signature_length:
-        raise BundleError(reason="trailing data")
-    for name, _length, digest in declared:
+        raise BundleTrailingData(count=len(signature) - signature_length)
+    # The digests are redundant with the signature; checked first, they tell a copy damaged in
+    # one part (and which) from a file someone altered.
+    for name, _length, digest in header.sections:
         if hashlib.sha256(sections[name]).hexdigest() != digest:
-            raise BundleTampered()
+            raise BundleSectionMismatch(section=name)
     return header, sections, data[:position], signature
 
 
 def peek(data: bytes) -> dict:
-    """The header, unverified (to show what a file claims to be, or the version floor)."""
-    return _split(data)[0]
+    """The header, UNVERIFIED: for showing what a file claims to be, never for deciding anything."""
+    return _frame(data)[0].raw
+
+
+# --- the signed content ------------------------------------------------------------------------
+
+def _inflate_roster(section: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(section, MAX_ROSTER_BYTES + 1)
+    except zlib.error:
+        raise BundleBadContent(reason="roster is not zlib") from None
+    if len(raw) > MAX_ROSTER_BYTES or inflater.unconsumed_tail:
+        raise BundleTooLarge(limit=MAX_ROSTER_BYTES // (1024 * 1024))
+    if not inflater.eof or inflater.unused_data:
+        raise BundleBadContent(reason="roster stream")
+    return raw
+
+
+def _roster(section: bytes, count: int) -> dict[str, RosterEntry]:
+    try:
+        rows = json.loads(_inflate_roster(section))
+    except (ValueError, RecursionError):
+        raise BundleBadContent(reason="roster is not JSON") from None
+    if not isinstance(rows, list) or len(rows) != count:
+        raise BundleBadContent(reason="roster count")
+    roster = {}
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 4 and all(isinstance(v, str) for v in row)
+                and row[2] in ROLES):
+            raise BundleBadContent(reason="roster entry")
+        roster[row[0]] = RosterEntry(*row)
+    return roster
 
 
 def check(data: bytes, root_public_key: bytes, now: datetime, *, current_version: int = 0,
-          event_id: int | None = None, current_sha256: str | None = None) -> EventBundle:
-    """Verify and open a bundle; raise a BundleError (or TrustBundleError) saying why not."""
+          event_id: int | None = None, current_sha256: str | None = None,
+          trust_floor: tuple[int, str] | None = None) -> EventBundle:
+    """Verify and open a bundle; raise one of REFUSALS saying why not.
+
+    ``event_id``: the event the station is bound to (None: not bound yet). ``current_version`` and
+    ``current_sha256``: the installed bundle of that event. ``trust_floor``: (version, payload
+    SHA-256) of the newest trust bundle the station has accepted, which may not go back either."""
     now = trust.utc(now)
-    header, sections, signed, signature = _split(data)
+    header, sections, signed, signature = _frame(data)
     trusted = trust.check(sections["trust"], root_public_key, now)
-    if not trusted.verify(KeyRole.EVENT_BUNDLE, str(header.get("key_id")), signed, signature):
+    if trust_floor is not None:
+        trust.check_not_older(trusted, *trust_floor)
+    if not trusted.verify(KeyRole.EVENT_BUNDLE, header.key_id, signed, signature):
         raise BundleTampered()
+    # From here on the header is the union's word.
+    roster = _roster(sections["roster"], header.roster_count)
     try:
-        event = EventInfo.from_json(header["event"])
-        version = int(header["version"])
-        issued_at = trust.parse_timestamp(header["issued_at"])
-        expires_at = trust.parse_timestamp(header["expires_at"])
-        revoked_meta = header["revoked"]
-        if revoked_meta["scheme"] != revocations.SCHEME:
-            raise BundleError(reason="revocation scheme")
-        revoked = revocations.decode(sections["revoked"], int(revoked_meta["k"]), int(revoked_meta["count"]))
-        rows = json.loads(zlib.decompress(sections["roster"]))
-        roster = {row[0]: RosterEntry(*map(str, row)) for row in rows}
-    except BundleError:
-        raise
-    except (ValueError, KeyError, TypeError, zlib.error, revocations.DecodeError):
-        raise BundleError(reason="content") from None
+        revoked = revocations.decode(sections["revoked"], header.revoked_k, header.revoked_count)
+    except revocations.DecodeError as exc:
+        raise BundleBadContent(reason=f"revoked set: {exc}") from None
+    event = header.event
     if event_id is not None and event.id != event_id:
         raise BundleOtherEvent(event=event.name, station_event=str(event_id))
-    if now >= expires_at:
-        raise BundleExpired(expired=trust.timestamp(expires_at))
-    if issued_at > now + trust.CLOCK_SKEW:
-        raise BundleFromFuture(issued=trust.timestamp(issued_at))
-    sha256 = hashlib.sha256(data).hexdigest()
-    if version < current_version or (version == current_version and current_sha256 not in (None, sha256)):
-        raise BundleRollback(version=version, current=current_version)
-    return EventBundle(event, version, issued_at, expires_at, str(header["key_id"]), trusted, roster, revoked,
-                       int(revoked_meta.get("feed_version", 0)), sha256, len(data), header)
+    bundle = EventBundle(event, header.version, header.issued_at, header.expires_at, header.key_id, trusted, roster,
+                         revoked, header.feed_version, hashlib.sha256(data).hexdigest(), len(data), header.raw)
+    if bundle.is_expired(now):
+        raise BundleExpired(expired=trust.timestamp(bundle.valid_until))
+    if header.issued_at > now + trust.CLOCK_SKEW:
+        raise BundleFromFuture(issued=trust.timestamp(header.issued_at))
+    if header.version < current_version or (header.version == current_version
+                                            and current_sha256 not in (None, bundle.sha256)):
+        raise BundleRollback(version=header.version, current=current_version)
+    return bundle
 
 
-__all__ = ["BundleError", "BundleExpired", "BundleFromFuture", "BundleOtherEvent", "BundleRollback",
-           "BundleTampered", "BundleTruncated", "EventBundle", "EventInfo", "RosterEntry", "TrustBundleError",
-           "build", "check", "peek"]
+__all__ = ["REFUSALS", "BundleBadContent", "BundleBadHeader", "BundleError", "BundleExpired", "BundleFromFuture",
+           "BundleNotABundle", "BundleOtherEvent", "BundleRollback", "BundleSectionMismatch", "BundleTampered",
+           "BundleTooLarge", "BundleTrailingData", "BundleTruncated", "EventBundle", "EventInfo", "RosterEntry",
+           "TrustBundleError", "build", "check", "peek"]

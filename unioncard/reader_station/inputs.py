@@ -17,6 +17,7 @@ import time
 
 from unioncard.hardware import cardapp
 from unioncard.hardware.errors import CardCommunicationError, CardRemoved, DeviceError, NoCard
+from unioncard.issuer import credential
 from unioncard.reader_station.domain import ChipRead, Scan, Source
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,49 @@ class ChipInput(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+# --- keyboard-wedge scanners and typing ----------------------------------------------------------
+
+# A wedge scanner sends key positions, and the computer turns them into characters with whatever
+# keyboard layout is on. With the Russian layout (ЙЦУКЕН, the standard one of Windows, macOS «Russian
+# – PC» and X11 "ru") on, "UC1:…" arrives as "ГС1Ж…". This is that layout's character for each key of
+# the US layout the scanner means: letters in both cases, and the punctuation keys that differ.
+_US_KEYS = ("`qwertyuiop[]asdfghjkl;'zxcvbnm,./"
+            '~QWERTYUIOP{}ASDFGHJKL:"ZXCVBNM<>?'
+            '@#$^&|')
+_RUSSIAN = ("ёйцукенгшщзхъфывапролджэячсмитьбю."
+            "ЁЙЦУКЕНГШЩЗХЪФЫВАПРОЛДЖЭЯЧСМИТЬБЮ,"
+            '"№;:?/')
+RUSSIAN_TO_US = str.maketrans(_RUSSIAN, _US_KEYS)
+US_TO_RUSSIAN = str.maketrans(_US_KEYS, _RUSSIAN)
+
+
+def _readable(text: str) -> bool:
+    """A code the desk can read: a credential that decodes, or a card number's characters."""
+    text = text.strip()
+    if credential.is_credential(text):
+        try:
+            credential.parse(text)
+        except credential.CredentialError:
+            return False
+        return True
+    return bool(text) and all(c.isdigit() or c in " -." for c in text)
+
+
+def keyboard_text(text: str) -> str:
+    """What a wedge scanner (or a person) meant, typed with the Russian layout on. Text that is
+    readable as it is stays as it is; otherwise it is read back key by key, and used only if that
+    makes it readable (so a foreign code is still shown as what it is)."""
+    if _readable(text):
+        return text
+    mapped = text.translate(RUSSIAN_TO_US)
+    return mapped if mapped != text and _readable(mapped) else text
+
+
+def keyboard_scan(source: Source, text: str, problem: str | None = None) -> Scan:
+    """The Scan for text typed into the desk page (by a wedge scanner or a person)."""
+    return Scan(source, text=keyboard_text(text) if text else text, problem=problem)
 
 
 # --- serial scanners ----------------------------------------------------------------------------

@@ -16,6 +16,11 @@ from unioncard.issuer import cardnumber
 
 SCHEME = "exp-golomb-delta/1"
 MAX_K = 40
+# Keys are the first 15 digits of a card number: anything from 10**15 up is damage, not a card.
+KEY_LIMIT = 10 ** 15
+# A gap below KEY_LIMIT has a quotient of at most 50 bits; longer zero runs are damage (and
+# refusing them early keeps a damaged set from building huge integers).
+MAX_ZEROS = 50
 
 
 def key(number: str) -> int:
@@ -86,12 +91,16 @@ def decode(data: bytes, k: int, count: int) -> set[int]:
         if one < 0:
             raise DecodeError("truncated")
         zeros = one - position
+        if zeros > MAX_ZEROS:
+            raise DecodeError("gap too large")
         end = one + zeros + 1 + k
         if end > length:
             raise DecodeError("truncated")
         quotient = int(bits[one:one + zeros + 1], 2) - 1
         low = int(bits[one + zeros + 1:end], 2) if k else 0
         previous += ((quotient << k) | low) + 1
+        if previous >= KEY_LIMIT:
+            raise DecodeError("key out of range")
         keys.add(previous)
         position = end
     if "1" in bits[position:]:

@@ -14,16 +14,41 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from unioncard.errors import ValidationError
 from unioncard.files import write_private_atomically
 from unioncard.hsm.trust import timestamp
+from unioncard.hsm.trust import utc as trust_utc
 from unioncard.i18n import N_, translate
 from unioncard.reader_station import bundle as eb
 from unioncard.reader_station.domain import REASONS, ROLE_LABELS, Scan, Source, Verdict, decide
 from unioncard.reader_station.journal import Journal
 
+class StationError(ValidationError):
+    code = "station_error"
+    message = N_("The station cannot do this")
+
+
+class StationNotEnrolled(StationError):
+    code = "station_not_enrolled"
+    message = N_("The station is not enrolled: give the union's root public key (--root-key root.pem) or enrol it")
+
+
+class StationOtherRoot(StationError):
+    code = "station_other_root"
+    message = N_("This station trusts another root key: use a new station folder (--home)")
+
+
+class StationOtherEvent(StationError):
+    code = "station_other_event"
+    message = N_("This desk works for the event «%(station_event)s»: to move it to another event, run "
+                 "«unioncard station switch-event» or use a new station folder (--home)")
+
+
 DEFAULT_HOME = Path(os.environ.get("UNIONCARD_STATION_HOME", Path.home() / ".local" / "share" / "unioncard-station"))
 # A station whose clock differs from the server's by more than this says so on screen.
 CLOCK_WARNING = timedelta(minutes=5)
+# Event data expire (formats.md §10): a day's notice leaves time to sync or fetch a new file.
+EXPIRY_WARNING = timedelta(hours=24)
 
 
 def utcnow() -> datetime:
@@ -50,13 +75,36 @@ class Station:
         value = self.journal.get("root_public_key")
         return base64.b64decode(value) if value else None
 
+    @property
+    def event_id(self) -> int | None:
+        """The event this desk is bound to (None: a fresh desk, bound by its first verified bundle)."""
+        value = self.journal.get("event_id")
+        return int(value) if value not in (None, "") else None
+
+    def _check_root(self, root_public_key: bytes | None) -> bytes:
+        """The root key to verify with: the pinned one; one given must be the same."""
+        pinned = self.root_public_key
+        if pinned is not None and root_public_key is not None and pinned != root_public_key:
+            raise StationOtherRoot()
+        if pinned is None and root_public_key is None:
+            raise StationNotEnrolled()
+        return pinned or root_public_key
+
     def pin(self, *, root_public_key: bytes, station_id: str, desk: str, event_id: int, server: str | None,
             token: str | None) -> None:
-        current = self.root_public_key
-        if current is not None and current != root_public_key:
-            raise eb.BundleError(reason="this station is pinned to another root key; use a new station folder")
+        """Enrolment with the server (sync.enrol): the server's answer names the event, over the
+        desk's own token. A desk bound to another event stays bound (switch_event moves it)."""
+        self._check_root(root_public_key)
+        if not isinstance(event_id, int) or isinstance(event_id, bool) or event_id < 1:
+            raise eb.BundleError(reason="event id")
+        bound = self.event_id
+        if bound is not None and bound != event_id:
+            raise StationOtherEvent(station_event=self._event_label())
         self.journal.set(root_public_key=base64.b64encode(root_public_key).decode(), station_id=station_id,
                          desk=desk, event_id=event_id, server=server, token=token)
+
+    def _event_label(self) -> str:
+        return self.journal.get("event_name") or str(self.event_id)
 
     @property
     def bundle_path(self) -> Path:
@@ -67,32 +115,97 @@ class Station:
         return self.clock() + timedelta(seconds=self.journal.clock_offset)
 
     # --- bundles
+    def _trust_floor(self) -> tuple[int, str] | None:
+        version = self.journal.get("trust_version")
+        return (int(version), self.journal.get("trust_payload_sha256") or "") if version else None
+
     def _load_stored_bundle(self) -> None:
         if not self.bundle_path.exists() or self.root_public_key is None:
             return
         try:
-            self.bundle = eb.check(self.bundle_path.read_bytes(), self.root_public_key, self.server_now())
+            self.bundle = eb.check(self.bundle_path.read_bytes(), self.root_public_key, self.server_now(),
+                                   event_id=self.event_id)
             self.bundle_problem = None
-        except (eb.BundleError, eb.TrustBundleError) as exc:
+        except eb.REFUSALS as exc:
             self.bundle = None
             self.bundle_problem = exc.render()
 
-    def accept_bundle(self, data: bytes) -> eb.EventBundle:
-        """Check a new bundle against the pinned root and the one we have; keep it if good."""
-        if self.root_public_key is None:
-            raise eb.BundleError(reason="the station is not enrolled: no root key is pinned")
-        event_id = self.journal.get("event_id")
-        current_version = int(self.journal.get("bundle_version", "0") or 0)
-        accepted = eb.check(data, self.root_public_key, self.server_now(), current_version=current_version,
-                            event_id=int(event_id) if event_id else None,
-                            current_sha256=self.journal.get("bundle_sha256"))
+    def _verify(self, data: bytes, root_public_key: bytes | None = None, *, event_id: int | None,
+                current_version: int = 0, current_sha256: str | None = None) -> eb.EventBundle:
+        root = self._check_root(root_public_key)
+        try:
+            return eb.check(data, root, self.server_now(), current_version=current_version, event_id=event_id,
+                            current_sha256=current_sha256, trust_floor=self._trust_floor())
+        except eb.BundleOtherEvent as exc:  # name the desk's event, not its number
+            raise eb.BundleOtherEvent(event=exc.params["event"], station_event=self._event_label()) from None
+
+    def _install(self, data: bytes, accepted: eb.EventBundle, **settings) -> None:
+        """Keep a verified bundle; every setting it implies is written in one step, after the check."""
         write_private_atomically(self.bundle_path, data)
-        self.journal.set(bundle_version=accepted.version, bundle_sha256=accepted.sha256,
-                         event_id=accepted.event.id)
+        self.journal.set(bundle_version=accepted.version, bundle_sha256=accepted.sha256, event_id=accepted.event.id,
+                         event_name=accepted.event.name, trust_version=accepted.trust.version,
+                         trust_payload_sha256=accepted.trust.payload_sha256, **settings)
         self.bundle = accepted
         self.bundle_problem = None
         self._announce()
+
+    def accept_bundle(self, data: bytes, root_public_key: bytes | None = None, *, desk: str | None = None
+                      ) -> eb.EventBundle:
+        """Check a new bundle against the pinned root (or, on a fresh desk, the one given), the
+        event the desk is bound to and the version it has; keep it if good. Nothing about the desk
+        changes unless the bundle passes every check."""
+        fresh = self.root_public_key is None
+        bound = self.event_id
+        accepted = self._verify(data, root_public_key, event_id=bound,
+                                current_version=int(self.journal.get("bundle_version", "0") or 0) if bound else 0,
+                                current_sha256=self.journal.get("bundle_sha256") if bound else None)
+        settings = {}
+        if fresh:  # a desk that never talks to the server: pinned by the operator's --root-key
+            desk = desk or "1"
+            settings = {"root_public_key": base64.b64encode(root_public_key).decode(), "desk": desk,
+                        "station_id": f"offline-{desk}", "server": None, "token": None}
+        self._install(data, accepted, **settings)
         return accepted
+
+    def switch_plan(self, data: bytes, root_public_key: bytes | None = None) -> dict:
+        """What switch_event would do, after verifying the bundle (it changes nothing)."""
+        accepted = self._verify(data, root_public_key, event_id=None)
+        same = self.event_id == accepted.event.id
+        return {"bundle": accepted, "same_event": same, "from_event": self._event_label() if self.event_id else None,
+                "to_event": accepted.event.name, "counts": self.journal.counts(),
+                "archive": None if same or self.event_id is None else self._archive_path()}
+
+    def _archive_path(self) -> Path:
+        stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
+        return self.home / f"journal-event-{self.event_id}-{stamp}.sqlite3"
+
+    def switch_event(self, data: bytes, root_public_key: bytes | None = None) -> dict:
+        """Move the desk to another event: the bundle is verified first; then the old event's
+        journal is kept, closed, in its own file (its check-ins stay there, unsent ones too: send
+        them before switching) and the desk starts an empty journal for the new event. The root
+        key, the desk's name and the newest trust bundle version stay; the server enrolment,
+        which was for the old event, does not."""
+        plan = self.switch_plan(data, root_public_key)
+        accepted = plan["bundle"]
+        if plan["archive"] is None:  # same event, or a desk not bound yet: an ordinary load
+            return {**plan, "bundle": self.accept_bundle(data, root_public_key)}
+        keep = {name: self.journal.get(name) for name in ("root_public_key", "desk", "station_id", "clock_offset",
+                                                          "trust_version", "trust_payload_sha256")}
+        if self.journal.get("server"):
+            keep["station_id"] = f"offline-{keep['desk']}"
+        path = self.home / "journal.sqlite3"
+        fresh_path = self.home / "journal.sqlite3.new"
+        fresh_path.unlink(missing_ok=True)
+        fresh = Journal(fresh_path)
+        fresh.set(**keep)
+        fresh.close()
+        self.journal.close()
+        path.rename(plan["archive"])
+        fresh_path.rename(path)
+        self.journal = Journal(path)
+        self.bundle = None
+        self._install(data, accepted)
+        return plan
 
     # --- scanning
     def scan(self, scan: Scan) -> dict:
@@ -146,16 +259,26 @@ class Station:
         bundle = self.bundle
         info = {"desk": self.journal.get("desk", ""), "enrolled": self.root_public_key is not None,
                 "counts": self.journal.counts(), "sync": dict(self.sync_state), "seq": self._seq,
-                "clock_warning": None, "bundle": None, "bundle_problem": self.bundle_problem}
+                "clock_warning": None, "expiry_warning": None, "bundle": None, "bundle_problem": self.bundle_problem}
         if abs(offset) > CLOCK_WARNING:
             minutes = round(offset.total_seconds() / 60)
             info["clock_warning"] = translate(N_("This computer's clock is off by %(minutes)s min; the station "
                                                  "corrects it, but set the clock right"), minutes=minutes)
         if bundle is not None:
+            until = bundle.valid_until
+            expired = bundle.is_expired(now)
+            expires_soon = not expired and until - trust_utc(now) <= EXPIRY_WARNING
             info["bundle"] = {"event": bundle.event.name, "version": bundle.version,
-                              "expires_at": timestamp(bundle.expires_at), "roster": len(bundle.roster),
+                              "expires_at": timestamp(until), "roster": len(bundle.roster),
                               "revoked": len(bundle.revoked), "admission": bundle.event.admission,
-                              "expired": bundle.is_expired(now)}
+                              "expired": expired, "expires_soon": expires_soon}
+            shown = until.strftime("%d.%m.%Y %H:%M UTC")
+            if expired:
+                info["expiry_warning"] = translate(N_("The event data expired on %(expires)s: synchronise the "
+                                                      "station or load a newer bundle"), expires=shown)
+            elif expires_soon:
+                info["expiry_warning"] = translate(N_("The event data expire on %(expires)s: synchronise the "
+                                                      "station or load a newer bundle before then"), expires=shown)
         return info
 
     def close(self) -> None:

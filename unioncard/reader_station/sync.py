@@ -17,6 +17,7 @@ from unioncard.errors import UnionCardError
 from unioncard.hsm.trust import parse_timestamp
 from unioncard.i18n import N_, translate
 from unioncard.reader_station import bundle as eb
+from unioncard.reader_station.station import StationError
 
 log = logging.getLogger(__name__)
 TIMEOUT = 10
@@ -154,7 +155,7 @@ class Syncer(threading.Thread):
                 N_("Synchronised at %(at)s: sent %(sent)s"), at=at, sent=result["pushed"])}
         except SyncRefused as exc:
             self.station.sync_state = {"state": "refused", "at": at, "message": exc.render()}
-        except (eb.BundleError, eb.TrustBundleError) as exc:
+        except (*eb.REFUSALS, StationError) as exc:
             self.station.sync_state = {"state": "bundle_refused", "at": at, "message": exc.render()}
         except SyncError as exc:
             self.station.sync_state = {"state": "offline", "at": at, "message": exc.render()}

@@ -98,7 +98,9 @@
       document.getElementById("counts").textContent = labels.here + ": " + s.counts.here + " · " + labels.unsynced + ": " +
         s.counts.unsynced + " · " + labels.others + ": " + s.counts.other_desks;
       var warning = document.getElementById("warning");
-      var text = s.clock_warning || (s.bundle_problem && !s.bundle ? s.bundle_problem : "");
+      // Expiry first: a desk whose data run out refuses everyone, so that is the urgent one.
+      var text = [s.expiry_warning, s.clock_warning].filter(Boolean).join(" · ") ||
+        (s.bundle_problem && !s.bundle ? s.bundle_problem : "");
       warning.hidden = !text; warning.textContent = text || "";
       var list = document.getElementById("recent");
       list.textContent = "";
