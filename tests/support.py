@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from unioncard.registry import services
 from unioncard.registry.actor import Actor
+from unioncard.registry.models import Membership
 from unioncard.registry.services import PersonData
 
 PASSWORD = "correct horse battery"
@@ -59,6 +60,12 @@ def build_tree(make_uow, system: Actor) -> Tree:
             membership = services.register_member(uow, system, org_id, data, category="working",
                                                   join_date=date(2015, 9, 1))
             tree.members[key] = membership.id
+        uow.commit()
+    with make_uow() as uow:
+        # Chairperson logins live as long as a term of office: each primary gets its chairperson.
+        for key, org_id in (("ivanov", tree.primary_a), ("petrov", tree.primary_a2), ("sidorova", tree.primary_b)):
+            person_id = uow.session.get(Membership, tree.members[key]).person_id
+            services.appoint_chairperson(uow, system, org_id, person_id, date(2024, 1, 1), date(2099, 12, 31))
         uow.commit()
     with make_uow() as uow:
         for login, role, org_id in (

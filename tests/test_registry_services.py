@@ -198,14 +198,30 @@ def test_login_blocked_when_term_ends(tree, make_uow, session_factory):
     assert info.value.code == "login_blocked"
 
 
-def test_lockout_after_repeated_failures(tree, make_uow):
+def _login(make_uow, login, password, address, threshold=3):
+    with make_uow() as uow:
+        try:
+            services.authenticate(uow, login, password, lockout_threshold=threshold, lockout_minutes=15,
+                                  address=address)
+        except services.LoginRefused as refused:
+            return refused.code, refused.render()
+        return "ok", ""
+
+
+def test_lockout_answers_like_a_wrong_password_and_only_for_the_guessing_address(tree, make_uow):
+    unknown = _login(make_uow, "nobody-here", "wrong", "192.0.2.1")
     for _ in range(3):
-        with make_uow() as uow, pytest.raises(services.LoginRefused) as info:
-            services.authenticate(uow, "chair_a", "wrong", lockout_threshold=3, lockout_minutes=15)
-        assert info.value.code == "login_refused"
-    with make_uow() as uow, pytest.raises(services.LoginRefused) as info:
-        services.authenticate(uow, "chair_a", "correct horse battery", lockout_threshold=3, lockout_minutes=15)
-    assert info.value.code == "login_locked"
+        assert _login(make_uow, "chair_a", "wrong", "192.0.2.1") == unknown
+    # Locked from that address: even the right password gets the same answer as an unknown login.
+    assert _login(make_uow, "chair_a", "correct horse battery", "192.0.2.1") == unknown
+    # The real chairperson at another address is not locked out by the stranger.
+    assert _login(make_uow, "chair_a", "correct horse battery", "198.51.100.7")[0] == "ok"
+
+
+def test_guessing_spread_over_many_addresses_locks_the_login_everywhere(tree, make_uow):
+    for index in range(3 * services.ACCOUNT_WIDE_FACTOR):
+        _login(make_uow, "chair_a", "wrong", f"10.0.{index // 2}.{index % 2 + 1}")
+    assert _login(make_uow, "chair_a", "correct horse battery", "198.51.100.7")[0] == "login_refused"
 
 
 def test_remove_organisation_with_members_refused(tree, make_uow):

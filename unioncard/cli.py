@@ -82,12 +82,34 @@ def _create_demo_users(engine) -> list[tuple[str, str]]:
     session_factory = db.make_session_factory(engine)
     created = []
     with db.UnitOfWork(session_factory) as uow:
+        actor = Actor.system("demo-data")
         for login, role, org_id, full_name in list(demo.iter_demo_users(uow.session)):
-            services.create_user(uow, Actor.system("demo-data"), login=login, password=DEMO_PASSWORD,
+            if role == "chairperson":
+                # A chairperson's login lives as long as a term of office: appoint one of the members.
+                full_name = _appoint_demo_chairperson(uow, actor, org_id)
+            services.create_user(uow, actor, login=login, password=DEMO_PASSWORD,
                                  full_name=full_name, role=role, organisation_id=org_id)
             created.append((login, role))
         uow.commit()
     return created
+
+
+def _appoint_demo_chairperson(uow, actor, organisation_id: int) -> str:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from unioncard import clock
+    from unioncard.registry import services
+    from unioncard.registry.models import Membership, Person
+
+    person = uow.session.scalars(select(Person).join(Membership, Membership.person_id == Person.id).where(
+        Membership.organisation_id == organisation_id, Membership.is_active.is_(True))
+        .order_by(Person.id)).first()
+    today = clock.today()
+    services.appoint_chairperson(uow, actor, organisation_id, person.id, today - timedelta(days=365),
+                                 today + timedelta(days=4 * 365))
+    return " ".join(p for p in (person.surname, person.given_name, person.patronymic) if p)
 
 
 @main.command("run")
@@ -146,7 +168,9 @@ def _demo_secret(settings, name: str) -> None:
 
     if os.environ.get(f"UNIONCARD_{name}_SECRET") or os.environ.get(f"UNIONCARD_{name}_SECRET_FILE"):
         return
-    path = settings.instance_dir / f"demo-{name.lower().replace('_', '-')}-passphrase"
+    from unioncard.config import demo_secret_file_name
+
+    path = settings.instance_dir / demo_secret_file_name(name)
     read_or_create_secret(path, 24)
     os.environ[f"UNIONCARD_{name}_SECRET_FILE"] = str(path)
 
@@ -186,6 +210,8 @@ def user_group() -> None:
 @click.option("--valid-until", type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]), default=None)
 @click.password_option()
 def user_create(login, role, org_code, full_name, valid_until, password) -> None:
+    """Create a login. A chairperson's login is bound to the organisation's current term of office
+    (appoint one first with `unioncard user appoint-chairperson`) and ends with it."""
     from unioncard.registry import services
     from unioncard.registry.actor import Actor
 
@@ -201,6 +227,72 @@ def user_create(login, role, org_code, full_name, valid_until, password) -> None
     except UnionCardError as exc:
         _fail(exc)
     console.print(f"Пользователь {login} создан")
+
+
+def _users(fn):
+    """Open the database and run ``fn(uow, actor)`` as the command line's administrator."""
+    from unioncard.registry.actor import Actor
+
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    try:
+        with db.UnitOfWork(db.make_session_factory(engine)) as uow:
+            result = fn(uow, Actor.system("cli"))
+            uow.commit()
+            return result
+    except UnionCardError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+
+
+@user_group.command("appoint-chairperson")
+@click.option("--org-code", required=True, help="Code of the primary organisation.")
+@click.option("--person-id", type=int, required=True, help="The member's person id (from the member's page).")
+@click.option("--from", "starts_on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]))
+@click.option("--to", "ends_on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]))
+def user_appoint_chairperson(org_code, person_id, starts_on, ends_on) -> None:
+    """Appoint a member chairperson of an organisation for a term of office. The previous
+    chairperson's term (and login) ends the day the new term starts."""
+    from unioncard.registry import services
+
+    def run(uow, actor):
+        org = services.get_organisation_by_code(uow.session, actor, org_code)
+        term = services.appoint_chairperson(uow, actor, org.id, person_id, starts_on.date(), ends_on.date())
+        return term.id, org.name
+
+    term_id, org_name = _users(run)
+    console.print(f"Председатель назначен: {org_name}, срок полномочий {starts_on:%d.%m.%Y}–{ends_on:%d.%m.%Y} "
+                  f"(№ {term_id}). Теперь создайте вход: unioncard user create --role chairperson --org-code {org_code} …")
+
+
+@user_group.command("set-password")
+@click.option("--login", required=True)
+@click.password_option()
+def user_set_password(login, password) -> None:
+    """Give a login a new password; every open session of that login ends."""
+    from unioncard.registry import services
+
+    def run(uow, actor):
+        user = services.get_user_by_login(uow.session, actor, login)
+        services.set_password(uow, actor, user.id, password)
+
+    _users(run)
+    console.print(f"Пароль пользователя {login} изменён; его открытые сеансы завершены")
+
+
+@user_group.command("disable")
+@click.option("--login", required=True)
+def user_disable(login) -> None:
+    """Switch a login off; its open sessions end at once."""
+    from unioncard.registry import services
+
+    def run(uow, actor):
+        user = services.get_user_by_login(uow.session, actor, login)
+        services.set_enabled(uow, actor, user.id, False)
+
+    _users(run)
+    console.print(f"Вход {login} отключён")
 
 
 @main.group("partner")
@@ -489,8 +581,11 @@ def bureau_create(regions, size: int, encoding: str) -> None:
                                             encoding=encoding, layout=settings.bureau_layout)
             uow.commit()
             sizes = bureau.progress_many(uow.session, [b.id for b in batches])
-        for batch in batches:
-            console.print(f"Партия {batch.id}: регион {batch.region_code}, карт: {sizes[batch.id].total}")
+            # Read while the session is open: the rows are detached once it closes.
+            lines = [f"Партия {batch.id}: регион {batch.region_code}, карт: {sizes[batch.id].total}"
+                     for batch in batches]
+        for line in lines:
+            console.print(line)
 
     _bureau(run)
 
@@ -550,10 +645,13 @@ def bureau_status() -> None:
         with make_uow() as uow:
             batches = bureau.list_batches(uow.session, actor)
             states = bureau.progress_many(uow.session, [b.id for b in batches])
-        for batch in batches:
-            state = states[batch.id]
-            console.print(f"  {batch.id:>5}  {batch.region_code}  {batch.status:<9} готово {state.done}/"
-                          f"{state.to_make}  испорчено {state.spoiled}  {batch.last_error or ''}")
+            lines = [f"  {batch.id:>5}  {batch.region_code}  {batch.status:<9} готово {states[batch.id].done}/"
+                     f"{states[batch.id].to_make}  испорчено {states[batch.id].spoiled}  {batch.last_error or ''}"
+                     for batch in batches]
+        if not lines:
+            console.print("Партий пока нет")
+        for line in lines:
+            console.print(line)
 
     _bureau(run)
 

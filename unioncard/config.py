@@ -20,6 +20,8 @@ class Settings:
     database_url: str
     secret_key: str
     session_timeout_minutes: int = 30
+    # However active, a login session ends this many hours after it began.
+    session_max_hours: int = 12
     login_lockout_threshold: int = 5
     login_lockout_minutes: int = 15
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -68,7 +70,16 @@ def keystore_secret(name: str) -> str | None:
     path = os.environ.get(f"UNIONCARD_{name}_SECRET_FILE")
     if path and Path(path).exists():
         return Path(path).read_text(encoding="utf-8").strip()
+    # The demo (`unioncard demo`) keeps its generated passphrases in the instance folder, so the
+    # commands the README shows after it (bureau run, keys list…) work in the same folder too.
+    demo_file = Path(os.environ.get("UNIONCARD_INSTANCE_DIR", "var")).resolve() / demo_secret_file_name(name)
+    if demo_file.exists():
+        return demo_file.read_text(encoding="utf-8").strip()
     return None
+
+
+def demo_secret_file_name(name: str) -> str:
+    return f"demo-{name.lower().replace('_', '-')}-passphrase"
 
 
 def load_settings(**overrides) -> Settings:
@@ -79,6 +90,7 @@ def load_settings(**overrides) -> Settings:
         database_url=database_url,
         secret_key=_secret_key(instance_dir),
         session_timeout_minutes=_env_int("UNIONCARD_SESSION_TIMEOUT_MINUTES", 30),
+        session_max_hours=_env_int("UNIONCARD_SESSION_MAX_HOURS", 12),
         login_lockout_threshold=_env_int("UNIONCARD_LOGIN_LOCKOUT_THRESHOLD", 5),
         login_lockout_minutes=_env_int("UNIONCARD_LOGIN_LOCKOUT_MINUTES", 15),
         max_upload_bytes=_env_int("UNIONCARD_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),

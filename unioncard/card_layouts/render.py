@@ -10,6 +10,7 @@ the field, before anything is printed.
 from __future__ import annotations
 
 import io
+import threading
 from itertools import groupby
 from dataclasses import dataclass
 from functools import lru_cache
@@ -302,18 +303,27 @@ def qr_matrix(text: str) -> list[list[bool]]:
     return code.get_matrix()
 
 
+# PDFium is not thread-safe (pypdfium2 says so): two previews rendered at once in the threaded web
+# server corrupted its heap and killed the process. Every call into it holds this lock.
+_PDFIUM_LOCK = threading.Lock()
+
+
 def png_previews(pdf_bytes: bytes, dpi: int = 300) -> list[bytes]:
     """Each page of a card PDF as a PNG (for people who would rather look than read)."""
     import pypdfium2
 
-    document = pypdfium2.PdfDocument(pdf_bytes)
-    try:
-        images = []
-        for page in document:
-            bitmap = page.render(scale=dpi / 72)
-            out = io.BytesIO()
-            bitmap.to_pil().save(out, format="PNG")
-            images.append(out.getvalue())
-        return images
-    finally:
-        document.close()
+    images = []
+    with _PDFIUM_LOCK:
+        document = pypdfium2.PdfDocument(pdf_bytes)
+        try:
+            for page in document:
+                bitmap = page.render(scale=dpi / 72)
+                out = io.BytesIO()
+                # to_pil() may share the bitmap's buffer: encode before PDFium frees it.
+                bitmap.to_pil().save(out, format="PNG")
+                images.append(out.getvalue())
+                bitmap.close()
+                page.close()
+        finally:
+            document.close()
+    return images

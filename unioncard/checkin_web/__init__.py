@@ -88,6 +88,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+    from unioncard.checkin_web import input_guard
+
+    # Before CSRF and every view: no NUL reaches a form, a service or the database.
+    app.before_request(input_guard.refuse_nul_bytes)
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
     _init_login(app, runtime)
@@ -182,6 +186,16 @@ def _install_error_pages(app: Flask) -> None:
             return http_error(e) if is_api_request() else page(status, title(), text())
         app.register_error_handler(status, handle)
 
+    def bad_request(e):
+        if is_api_request():
+            return http_error(e)
+        if getattr(e, "description", None) == "nul_in_input":
+            return page(400, _("The text holds a forbidden character"), _(
+                "A field holds an invisible zero character (often pasted from another program). "
+                "Type the text again by hand and send it once more."))
+        return page(400, _("The request is malformed"), _("Go back, reload the page and try again."))
+
+    app.register_error_handler(400, bad_request)
     not_found = (lambda: _("Page not found"), lambda: _("There is no such page, or it is not available to you."))
     page_or_json(404, *not_found)
     page_or_json(405, *not_found)

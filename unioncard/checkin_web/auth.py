@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
@@ -12,7 +13,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from unioncard.registry import services
+from unioncard.checkin_web.partner_api import client_address
+from unioncard.registry import services, sessions
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import UserAccount
 
@@ -30,31 +32,45 @@ class SessionUser:
     organisation_id: int
     organisation_name: str
     scope_path: str
+    session_token: str = ""
 
     is_authenticated = True
     is_active = True
     is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        # Flask-Login keeps this in the cookie: the user and the server-side session's token
+        # (Flask-Login's "alternative tokens"), so ending the session on the server ends the cookie.
+        return f"{self.id}.{self.session_token}"
 
     @property
     def actor(self) -> Actor:
         return Actor(self.id, self.login, self.role, self.scope_path, self.organisation_id)
 
 
-def load_user(user_id: str) -> SessionUser | None:
+def session_rules() -> sessions.SessionRules:
     from unioncard.checkin_web import runtime
 
-    if not str(user_id).isdigit():
+    settings = runtime().settings
+    return sessions.SessionRules(idle=timedelta(minutes=settings.session_timeout_minutes),
+                                 absolute=timedelta(hours=settings.session_max_hours))
+
+
+def load_user(cookie_id: str) -> SessionUser | None:
+    from unioncard.checkin_web import runtime
+
+    user_id, _, token = str(cookie_id).partition(".")
+    if not user_id.isdigit() or not token:
         return None
     with runtime().session_factory() as db_session:
         user = db_session.get(UserAccount, int(user_id))
         # A login that was disabled or whose term of office ended stops working at once.
         if user is None or not services.user_is_active(user):
             return None
+        if not sessions.resume(db_session, user.id, token, session_rules()):
+            return None
         return SessionUser(user.id, user.login, user.full_name, user.role, user.organisation_id,
-                           user.organisation.name, user.organisation.path)
+                           user.organisation.name, user.organisation.path, token)
 
 
 class LoginForm(FlaskForm):
@@ -87,8 +103,11 @@ def login():
                     uow, form.login.data, form.password.data,
                     lockout_threshold=rt.settings.login_lockout_threshold,
                     lockout_minutes=rt.settings.login_lockout_minutes,
+                    address=client_address(),
                 )
                 user_id = user.id
+                token = sessions.start(uow, user.id, client_address())
+                uow.commit()
         except services.LoginRefused as refused:
             error = refused.render()
         else:
@@ -97,7 +116,7 @@ def login():
             if locale:
                 session["locale"] = locale
             session.permanent = True
-            login_user(load_user(str(user_id)))
+            login_user(load_user(f"{user_id}.{token}"))
             return redirect(_safe_next(request.args.get("next")) or url_for("home.index"))
     elif request.method == "POST":
         error = _("Enter the login and the password")
@@ -107,6 +126,11 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    from unioncard.checkin_web import runtime
+
+    with runtime().uow() as uow:
+        sessions.end(uow, current_user.session_token, "logout")
+        uow.commit()
     logout_user()
     session.clear()
     flash(_("You have logged out"), "info")

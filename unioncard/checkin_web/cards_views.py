@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.input_guard import page_number
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
@@ -48,7 +49,7 @@ def _card_or_404(session, card_id: int):
 @login_required
 def organisation(organisation_id: int):
     """Members with their cards (primary organisations), or card counts by status (higher levels)."""
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number()
     with _rt().session_factory() as session:
         org = _org_or_404(session, organisation_id)
         query, stored = search_text(f"cards:{org.id}")

@@ -64,24 +64,50 @@ class ErrorOut(Schema):
 
 
 _NAME = validate.Length(min=1, max=100)
+# No text field may hold NUL (every request with one is refused with 400 `nul_in_input`).
+_NO_NUL = "^[^\\u0000]*$"
+
+
+# Between digits a number may hold spaces, hyphens, dots and no-break spaces (cardnumber.compact).
+_SEPARATORS = "[ .\\-\u00a0]*"
+
+
+def card_number_pattern(issuer_prefix: str) -> str:
+    """The JSON-schema pattern of a card number with this issuer prefix: 16 digits, the first six
+    the prefix, separators allowed. The Luhn check digit cannot be a pattern: it is stated as
+    ``x-check-digit`` and in the description."""
+    return "^" + _SEPARATORS + "".join(d + _SEPARATORS for d in issuer_prefix) + "(?:[0-9]" + _SEPARATORS + "){10}$"
+
+
+CARD_NUMBER_RULE = ("16 digits: the issuer prefix %s, the region's two digits, a 7-digit serial and a Luhn check "
+                    "digit (ISO/IEC 7812) over all 16; spaces, hyphens, dots and no-break spaces between digits are "
+                    "ignored. A schema-valid number whose check digit does not match is refused with 422 "
+                    "`card_number_checksum`.")
 
 
 class VerifyNumberIn(Schema):
     card_number = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
         "format": "card-number",
-        "description": "The 16-digit card number (ISO/IEC 7812: issuer 964301, Luhn check digit); spaces and "
-                       "hyphens between digits are ignored. A number that is not one is refused with 422.",
+        "pattern": card_number_pattern(cardnumber.DEFAULT_ISSUER_PREFIX),
+        "x-check-digit": "luhn",
+        "description": CARD_NUMBER_RULE % cardnumber.DEFAULT_ISSUER_PREFIX,
         "example": "9643 0177 0000 0019"})
     surname = fields.String(required=True, validate=_NAME, metadata={
         "description": "The holder's surname. Case, «ё»/«е», surrounding spaces and the kind of hyphen are ignored.",
-        "example": "Иванова"})
-    given_name = fields.String(validate=_NAME, metadata={"description": "Optional: checked too when given."})
-    patronymic = fields.String(validate=_NAME, metadata={"description": "Optional: checked too when given."})
+        "pattern": _NO_NUL, "example": "Иванова"})
+    given_name = fields.String(validate=_NAME, metadata={"description": "Optional: checked too when given.",
+                                                         "pattern": _NO_NUL})
+    patronymic = fields.String(validate=_NAME, metadata={"description": "Optional: checked too when given.",
+                                                         "pattern": _NO_NUL})
 
 
 class VerifyCredentialIn(Schema):
-    credential = fields.String(required=True, validate=validate.Length(min=4, max=1000), metadata={
+    credential = fields.String(required=True, validate=validate.Length(min=5, max=1000), metadata={
         "format": "card-credential",
+        # «UC1:» then base45 (RFC 9285: digits, capital letters, space and $%*+-./:); surrounding
+        # blanks are ignored. The record inside must be signed by a current card_credential key.
+        "pattern": "^\\s*[Uu][Cc]1:[0-9A-Za-z $%*+\\-./:]+\\s*$",
+        "x-signature": "docs/formats.md §6",
         "description": "The text of the card's QR code: «UC1:» and the base45 signed record (docs/formats.md §6). "
                        "Text that is not such a record is refused with 422."})
 
@@ -146,9 +172,12 @@ def http_error(error: HTTPException):
     if status == 429:
         headers["Retry-After"] = str(_retry_after(error))
     code = HTTP_CODES.get(status, "error")
+    message = _http_message(status)
     if status == 400 and fields_:
         code = "malformed_json"
-    return error_response(status, code, _http_message(status), fields_, headers)
+    if status == 400 and getattr(error, "description", None) == "nul_in_input":
+        code, message = "nul_in_input", _("The request contains a NUL character, which no field may hold")
+    return error_response(status, code, message, fields_, headers)
 
 
 def _retry_after(error) -> int:
@@ -399,8 +428,15 @@ def init_app(app: Flask, settings, csrf) -> Limiter:
                       strategy=RATE_LIMIT_STRATEGY, key_prefix="unioncard", in_memory_fallback_enabled=True,
                       swallow_errors=True)
     limiter.limit(_key_limit, key_func=_key_scope, scope="partner-key")(bp)
+    # Wrong keys count per address, and only requests without a good key are held back: one bad
+    # client behind a NAT must not lock out the other partners at that address.
     limiter.limit(settings.api_key_failures_per_address, key_func=client_address, scope="partner-key-failures",
-                  deduct_when=lambda response: response.status_code == 401)(bp)
+                  deduct_when=lambda response: response.status_code == 401,
+                  exempt_when=lambda: current_partner() is not None)(bp)
+    # The pattern states this installation's issuer prefix.
+    number_field = VerifyNumberIn._declared_fields["card_number"]
+    number_field.metadata["pattern"] = card_number_pattern(settings.card_issuer_prefix)
+    number_field.metadata["description"] = CARD_NUMBER_RULE % settings.card_issuer_prefix
     csrf.exempt(bp)
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)

@@ -23,6 +23,7 @@ from unioncard import clock
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.input_guard import page_number
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
 from unioncard.registry import domain as d
@@ -79,7 +80,7 @@ def find():
 @bp.route("/org/<int:organisation_id>")
 @login_required
 def organisation(organisation_id: int):
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number()
     with _rt().session_factory() as db_session:
         org = _org_or_404(db_session, organisation_id)
         kids = services.children(db_session, _actor(), org.id)
@@ -101,7 +102,7 @@ def organisation(organisation_id: int):
 @bp.route("/org/<int:organisation_id>/members", methods=["GET", "POST"])
 @login_required
 def members(organisation_id: int):
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number()
     former = request.args.get("former") == "1"
     with _rt().session_factory() as db_session:
         org = _org_or_404(db_session, organisation_id)

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from unioncard import clock
+from unioncard.checkin_web.input_guard import bounded_date
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.issuer import coverage as cov
@@ -30,7 +31,7 @@ def _date() -> tuple[date, str | None]:
     if not raw:
         return clock.today(), None
     try:
-        return date.fromisoformat(raw), None
+        return bounded_date(date.fromisoformat(raw)), None
     except ValueError:
         return clock.today(), _("Give the date as day.month.year")
 

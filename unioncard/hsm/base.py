@@ -191,5 +191,7 @@ def open_keystore(url: str, secret: str | None, roles=OPERATIONAL_ROLES, *, crea
 
 class KeyStoreUnavailableSecret(KeyStoreError):
     code = "keystore_secret_missing"
-    message = N_("No passphrase or PIN is configured for the key store %(url)s")
+    message = N_("No passphrase or PIN is configured for the key store %(url)s. Set UNIONCARD_KEYSTORE_SECRET "
+                 "(or UNIONCARD_KEYSTORE_SECRET_FILE; for the root store UNIONCARD_ROOT_KEYSTORE_SECRET), or run "
+                 "`unioncard demo` once in this folder for the demo's keys")
     http_status = 503

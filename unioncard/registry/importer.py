@@ -127,7 +127,8 @@ class ImportPlan:
         return any(r.action != "unchanged" for r in self.rows)
 
 
-def _error(row: int, column: str | None, exc_or_message, **params) -> RowError:
+def _error(row: int, column: str | None, exc_or_message, /, **params) -> RowError:
+    # Positional-only: a message may itself have a %(row)s parameter.
     if isinstance(exc_or_message, UnionCardError):
         return RowError(row, column, exc_or_message.render())
     return RowError(row, column, translate(exc_or_message, **params))

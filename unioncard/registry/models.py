@@ -170,3 +170,35 @@ class ImportLog(Base):
     unchanged: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime)
     summary: Mapped[str | None] = mapped_column(Text)
+
+
+class UserSession(Base):
+    """A login session kept on the server: the browser's cookie holds only its random token (the
+    hash is stored), so logout, a password change or disabling the user ends it for good, and
+    every session has an absolute lifetime besides its idle timeout."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(24))
+    address: Mapped[str | None] = mapped_column(String(45))
+
+
+class LoginThrottle(Base):
+    """Failed passwords per (login, address): repeated failures lock that login from that address
+    only, so a stranger cannot lock someone out by guessing from elsewhere."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("uq_login_throttle_user_address", "user_id", "address", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    address: Mapped[str] = mapped_column(String(45))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)

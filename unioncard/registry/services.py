@@ -583,7 +583,11 @@ def appoint_chairperson(uow: UnitOfWork, actor: Actor, organisation_id: int, per
         raise PermissionDenied()
     if ends_on <= starts_on:
         raise ValidationError(N_("The term must end after it starts"), code="term_dates_invalid", field="ends_on")
-    if session.get(Person, person_id) is None:
+    # The chairperson is a current member the appointer can see: another region's person ids
+    # are as unknown here as anywhere else.
+    member_paths = session.scalars(select(Membership.org_path).where(
+        Membership.person_id == person_id, Membership.is_active.is_(True))).all()
+    if not any(actor.sees(path) for path in member_paths):
         raise NotFound(N_("Member not found"), code="member_not_found")
     # A new term ends the previous chairperson's term the day before, and with it their login.
     for previous in session.scalars(select(ChairpersonTerm).where(
@@ -623,6 +627,15 @@ def create_user(uow: UnitOfWork, actor: Actor, *, login: str, password: str, ful
                               code="password_too_short", field="password", length=PASSWORD_MIN_LENGTH)
     if session.scalar(select(UserAccount.id).where(UserAccount.login == login)) is not None:
         raise Conflict(N_("The login “%(login)s” is taken"), code="login_taken", field="login", login=login)
+    if role == d.Role.CHAIRPERSON:
+        # A chairperson's login lives as long as the term of office: it needs one, of this organisation.
+        term = (session.get(ChairpersonTerm, chairperson_term_id) if chairperson_term_id
+                else current_chairperson(session, org.id))
+        if term is None or term.organisation_id != org.id:
+            raise ValidationError(N_("Appoint the chairperson of this organisation first (a term of office), "
+                                     "then create the login"), code="chairperson_term_required",
+                                  field="chairperson_term_id")
+        chairperson_term_id = term.id
     user = UserAccount(login=login, password_hash=hash_password(password), full_name=full_name, role=role,
                        organisation_id=org.id, valid_until=valid_until, chairperson_term_id=chairperson_term_id,
                        is_enabled=True, failed_logins=0, created_at=clock.now())
@@ -655,16 +668,28 @@ class LoginRefused(PermissionDenied):
     message = N_("Wrong login or password")
 
 
+# Failures from all addresses together that lock a login everywhere: far above what one
+# address may try (the per-address lock comes first), so only a spread-out guessing campaign
+# reaches it, not a stranger who wants to lock someone out.
+ACCOUNT_WIDE_FACTOR = 10
+
+
 def authenticate(uow: UnitOfWork, login: str, password: str, *, lockout_threshold: int,
-                 lockout_minutes: int) -> UserAccount:
-    """Check a password. Repeated failures lock the login for a while; an expired term of office
-    or a disabled account refuses the login with its own message. Every outcome is audited."""
+                 lockout_minutes: int, address: str | None = None) -> UserAccount:
+    """Check a password. Repeated failures from one address lock the login from that address
+    (many more from everywhere lock it everywhere). An unknown login, a wrong password and a
+    locked login all get the same answer, so the answer tells no one which logins exist. A
+    disabled login or an ended term of office is said only to whoever knows the password.
+    Every outcome is audited."""
     global _DUMMY_HASH
     from datetime import timedelta
 
+    from unioncard.registry.models import LoginThrottle
+
     session = uow.session
     now = clock.now()
-    user = session.scalar(select(UserAccount).where(UserAccount.login == (login or "").strip().lower()))
+    address = (address or "unknown")[:45]
+    user = session.scalar(select(UserAccount).where(UserAccount.login == (login or "").strip().lower()[:64]))
     if user is None:
         _DUMMY_HASH = _DUMMY_HASH or hash_password("not a password")
         check_password_hash(_DUMMY_HASH, password or "")
@@ -672,17 +697,29 @@ def authenticate(uow: UnitOfWork, login: str, password: str, *, lockout_threshol
         uow.commit()
         raise LoginRefused()
     actor = Actor(user.id, user.login, user.role, user.organisation.path, user.organisation_id)
-    if user.locked_until and user.locked_until > now:
-        audit.record(session, actor, "login.locked", "user", user.id)
+    throttle = session.scalar(select(LoginThrottle).where(LoginThrottle.user_id == user.id,
+                                                          LoginThrottle.address == address))
+    if (throttle and throttle.locked_until and throttle.locked_until > now) or \
+            (user.locked_until and user.locked_until > now):
+        # The password is not even checked: a locked login answers exactly as a wrong password does.
+        check_password_hash(user.password_hash, "")
+        audit.record(session, actor, "login.locked", "user", user.id, address=address)
         uow.commit()
-        raise LoginRefused(N_("Too many failed attempts: the login is locked until %(until)s UTC"),
-                           code="login_locked", until=user.locked_until.strftime("%H:%M"))
+        raise LoginRefused()
     if not check_password_hash(user.password_hash, password or ""):
+        if throttle is None:
+            throttle = LoginThrottle(user_id=user.id, address=address, failures=0, updated_at=now)
+            session.add(throttle)
+        throttle.failures += 1
+        throttle.updated_at = now
+        if throttle.failures >= lockout_threshold:
+            throttle.locked_until = now + timedelta(minutes=lockout_minutes)
+            throttle.failures = 0
         user.failed_logins += 1
-        if user.failed_logins >= lockout_threshold:
+        if user.failed_logins >= lockout_threshold * ACCOUNT_WIDE_FACTOR:
             user.locked_until = now + timedelta(minutes=lockout_minutes)
             user.failed_logins = 0
-        audit.record(session, actor, "login.failed", "user", user.id)
+        audit.record(session, actor, "login.failed", "user", user.id, address=address)
         uow.commit()
         raise LoginRefused()
     valid_until = login_valid_until(user)
@@ -692,8 +729,57 @@ def authenticate(uow: UnitOfWork, login: str, password: str, *, lockout_threshol
         raise LoginRefused(N_("This login is blocked: the term of office has ended or access was withdrawn"),
                            code="login_blocked")
     user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
-    audit.record(session, actor, "login.success", "user", user.id)
+    if throttle is not None:
+        session.delete(throttle)
+    audit.record(session, actor, "login.success", "user", user.id, address=address)
     uow.commit()
+    return user
+
+
+def _managed_user(session: Session, actor: Actor, user_id: int) -> UserAccount:
+    if not actor.can(d.Permission.MANAGE_USERS):
+        raise PermissionDenied()
+    user = session.get(UserAccount, user_id)
+    if user is None or not actor.sees(user.organisation.path):
+        raise NotFound(N_("No such user"), code="user_not_found")
+    return user
+
+
+def get_user_by_login(session: Session, actor: Actor, login: str) -> UserAccount:
+    user = session.scalar(select(UserAccount).where(UserAccount.login == (login or "").strip().lower()[:64]))
+    if user is None:
+        raise NotFound(N_("No such user"), code="user_not_found")
+    return _managed_user(session, actor, user.id)
+
+
+def set_password(uow: UnitOfWork, actor: Actor, user_id: int, password: str) -> UserAccount:
+    """A new password (set by the user, or reset by an administrator): every open session of the
+    user ends, so whoever knew the old one is out at once."""
+    from unioncard.registry import sessions
+
+    session = uow.session
+    user = session.get(UserAccount, user_id) if actor.user_id == user_id else _managed_user(session, actor, user_id)
+    if user is None:
+        raise NotFound(N_("No such user"), code="user_not_found")
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise ValidationError(N_("The password must be at least %(length)s characters long"),
+                              code="password_too_short", field="password", length=PASSWORD_MIN_LENGTH)
+    user.password_hash = hash_password(password)
+    ended = sessions.end_all(uow, user.id, "password_changed")
+    audit.record(session, actor, "user.password_set", "user", user.id, user.organisation_id, sessions_ended=ended)
+    return user
+
+
+def set_enabled(uow: UnitOfWork, actor: Actor, user_id: int, enabled: bool) -> UserAccount:
+    """Disable (or enable again) a login; disabling ends its open sessions."""
+    from unioncard.registry import sessions
+
+    session = uow.session
+    user = _managed_user(session, actor, user_id)
+    user.is_enabled = enabled
+    ended = 0 if enabled else sessions.end_all(uow, user.id, "disabled")
+    audit.record(session, actor, "user.enable" if enabled else "user.disable", "user", user.id,
+                 user.organisation_id, sessions_ended=ended)
     return user
 
 
