@@ -77,7 +77,7 @@ def make_event(make_uow, tree, stores, *, admission: str = "roster", roster: lis
                                      ends_on=date.today() + timedelta(days=1), venue="Москва, Ленинский пр., 42",
                                      admission=admission)
         if roster:
-            result = checkin.import_roster(uow, actor, event.id, [(n, role) for n in roster])
+            result = checkin.import_roster(uow, actor, event.id, [(i, n, role) for i, n in enumerate(roster, 2)])
             assert not result.problems, result.problems
         uow.commit()
         return event.id

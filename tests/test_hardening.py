@@ -295,3 +295,272 @@ def test_card_previews_render_in_parallel(app, tree):
     for thread in askers:
         thread.join()
     assert statuses == [200] * 8
+
+
+# --- defect 1: a desk token does not turn card numbers into names -------------------------------
+
+def _entry(number, credential=None):
+    import uuid
+
+    from unioncard.hsm.trust import timestamp
+
+    entry = {"nonce": uuid.uuid4().hex, "kind": "checkin", "number": number, "station_clock": timestamp(clock.now()),
+             "verdict": "admitted", "source": "wedge", "role": "delegate", "region_code": number[6:8]}
+    if credential is not None:
+        entry["credential"] = credential
+    return entry
+
+
+@pytest.fixture
+def event_with_outsider(make_uow, tree, tmp_path):
+    """An event whose roster holds one card; another region's member holds a card too."""
+    from tests.station_support import enrol, export_trust, issued_cards, make_event
+    from tests.support import union_keys
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    listed = issued_cards(make_uow, tree, 1, stores.operational, prefix="Делегатова")[0]
+    outsider = issued_cards(make_uow, tree, 1, stores.operational, organisation="primary_b", prefix="Чужакова")[0]
+    event_id = make_event(make_uow, tree, stores, roster=[listed.number])
+    _station_id, token = enrol(make_uow, event_id, "=HYPERLINK(\"http://evil\",\"Стол\")")
+    return event_id, token, listed, outsider, stores
+
+
+def _upload(make_uow, token, entries):
+    from unioncard.checkin import services as checkin
+
+    with make_uow() as uow:
+        station = checkin.authenticate_station(uow.session, token)
+        result = checkin.take_journal(uow, station, entries)
+        uow.commit()
+    return result
+
+
+def test_names_come_only_from_the_roster_or_the_cards_own_verified_credential(
+        event_with_outsider, make_uow, tree, session_factory, app):
+    from unioncard.checkin import services as checkin
+    from unioncard.issuer import credential as credentials
+
+    event_id, token, listed, outsider, stores = event_with_outsider
+    forged = credentials.parse(outsider.credential)
+    forged_text = credentials.QR_PREFIX + __import__("base45").b45encode(
+        forged.payload + bytes(len(forged.signature))).decode()
+    _upload(make_uow, token, [
+        _entry(listed.number),                                  # on the roster: its name is known
+        _entry(outsider.number),                                # a bare number: stays a number
+        _entry(outsider.number, credential=listed.credential),  # someone else's credential: no name
+        _entry(outsider.number, credential="UC1:GARBAGE"),      # not a credential
+        _entry(outsider.number, credential=forged_text),        # a forged signature
+    ])
+    with session_factory() as s:
+        rows = checkin.journal_rows(s, tree.actors["admin"], event_id)
+    by_number = {}
+    for row in rows:
+        by_number.setdefault(row.entry.number, []).append(row.full_name)
+    assert by_number[listed.number] == ["Делегатова-А Анна Сергеевна"]
+    assert by_number[outsider.number] == [None] * 4
+    # With the card's own verified credential the name shown is the credential's (surname + initials).
+    _upload(make_uow, token, [_entry(outsider.number, credential=outsider.credential)])
+    with session_factory() as s:
+        names = {r.full_name for r in checkin.journal_rows(s, tree.actors["admin"], event_id)
+                 if r.entry.number == outsider.number}
+    assert names == {None, credentials.parse(outsider.credential).full_name}
+    # The staff pages and the export never hold the outsider's registry name.
+    web = logged_in(app, "admin")
+    pages = [web.get(f"/events/{event_id}/duplicates").get_data(as_text=True),
+             web.get(f"/events/{event_id}/live.json").get_data(as_text=True),
+             web.get(f"/events/{event_id}").get_data(as_text=True)]
+    from openpyxl import load_workbook
+    import io
+
+    sheet = load_workbook(io.BytesIO(web.get(f"/events/{event_id}/checkins.xlsx").data)).active
+    pages.append(" ".join(str(v) for row in sheet.iter_rows(values_only=True) for v in row))
+    for text in pages:
+        assert "Сергеевна" not in text or "Делегатова" in text
+        assert "Чужакова-А Анна" not in text
+
+
+def test_the_export_has_no_live_formula(event_with_outsider, make_uow, tree, app):
+    """Defect 4: a desk named «=HYPERLINK(…)» and a region «=1» in an upload stay text."""
+    from openpyxl import load_workbook
+    import io
+
+    event_id, token, listed, outsider, stores = event_with_outsider
+    entry = _entry(listed.number)
+    entry["region_code"] = "=1"
+    _upload(make_uow, token, [entry])
+    web = logged_in(app, "admin")
+    sheet = load_workbook(io.BytesIO(web.get(f"/events/{event_id}/checkins.xlsx").data)).active
+    cells = [cell for row in sheet.iter_rows() for cell in row if isinstance(cell.value, str)]
+    assert any(c.value.startswith("=HYPERLINK") for c in cells) and any(c.value == "=1" for c in cells)
+    assert all(c.data_type == "s" for c in cells)
+    assert all(c.quotePrefix for c in cells if c.value[:1] in "=+-@")
+
+
+def test_every_export_goes_through_the_neutralising_writer():
+    """No module writes a workbook but unioncard.tables (a grep, so a new export cannot forget)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "unioncard"
+    writers = [str(p.relative_to(root)) for p in root.rglob("*.py")
+               if "Workbook(" in p.read_text(encoding="utf-8") and p.name != "tables.py"]
+    assert writers == []
+
+
+# --- defect 2: bombs and floods in uploaded tables -----------------------------------------------
+
+def _xlsx_with_sheet(sheet_xml_size: int) -> bytes:
+    """A real workbook whose first sheet is replaced by ``sheet_xml_size`` bytes that compress to little."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["Фамилия"])
+    plain = io.BytesIO()
+    book.save(plain)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(plain.getvalue())) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target:
+        for item in source.infolist():
+            if item.filename == "xl/worksheets/sheet1.xml":
+                with target.open(item.filename, "w", force_zip64=True) as handle:
+                    chunk = b" " * (1024 * 1024)
+                    for _ in range(sheet_xml_size // len(chunk)):
+                        handle.write(chunk)
+            else:
+                target.writestr(item, source.read(item.filename))
+    return out.getvalue()
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_unpacked():
+    import tracemalloc
+
+    from unioncard import tables
+
+    bomb = _xlsx_with_sheet(80 * 1024 * 1024)
+    assert len(bomb) < 1024 * 1024
+    tracemalloc.start()
+    with pytest.raises(tables.TableTooLarge) as refused:
+        tables.read_table(bomb, "members.xlsx")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert refused.value.code == "file_too_large_unpacked" and "МБ" in refused.value.render()
+    assert peak < 16 * 1024 * 1024
+
+
+def _many_rows_xlsx(count: int) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet()
+    sheet.append(["Номер карты", "Роль"])
+    for index in range(count):
+        sheet.append([f"9643012300{index:06d}", "делегат"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_too_many_rows_stop_the_reading(tree, make_uow):
+    from unioncard import tables
+
+    flood = _many_rows_xlsx(tables.MAX_ROWS + 10)
+    with pytest.raises(tables.TooManyRows) as refused:
+        tables.read_table(flood, "m.xlsx")
+    assert refused.value.code == "file_too_many_rows"
+    csv_flood = ("Фамилия;Имя\n" + "Иванов;Иван\n" * (tables.MAX_ROWS + 10)).encode()
+    with pytest.raises(tables.TooManyRows):
+        tables.read_table(csv_flood, "m.csv")
+
+
+def test_bombs_uploaded_as_members_or_roster_get_a_russian_answer_and_leave_nothing(
+        app, tree, make_uow, event_with_outsider):
+    import io
+    from pathlib import Path
+
+    bomb = _xlsx_with_sheet(80 * 1024 * 1024)
+    app.extensions["unioncard"].settings = app.extensions["unioncard"].settings.with_overrides(
+        max_upload_bytes=4 * 1024 * 1024)
+    app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
+    web = logged_in(app)
+    page = f"/registry/org/{tree.primary_a}/import"
+    answer = web.post(page, token_from=page, data={"file": (io.BytesIO(bomb), "m.xlsx")},
+                      content_type="multipart/form-data")
+    assert answer.status_code in (200, 422) and "распаковывается" in text_of(answer)
+    uploads = Path(app.extensions["unioncard"].settings.instance_dir) / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    event_id = event_with_outsider[0]
+    staff = logged_in(app, "admin")
+    answer = staff.post(f"/events/{event_id}/roster", token_from=f"/events/{event_id}",
+                        data={"file": (io.BytesIO(bomb), "roster.xlsx")}, content_type="multipart/form-data",
+                        follow_redirects=True)
+    assert answer.status_code == 200 and "распаковывается" in text_of(answer)
+
+
+# --- defect 9: the roster's first row is read as data unless it is a header ----------------------
+
+def test_roster_without_a_header_keeps_its_first_delegate(event_with_outsider, make_uow, tree):
+    from unioncard.checkin import services as checkin
+    from unioncard.tables import write_xlsx
+
+    event_id, token, listed, outsider, stores = event_with_outsider
+    from tests.station_support import issued_cards
+
+    more = issued_cards(make_uow, tree, 2, stores.operational, prefix="Гостева")
+    no_header = write_xlsx([more[0].number, "гость"], [[more[1].number, "делегат"], ["", "делегат"]])
+    rows = checkin.read_roster_file(no_header, "r.xlsx")
+    assert [(r[0], r[1]) for r in rows] == [(1, more[0].number), (2, more[1].number), (3, "")]
+    with make_uow() as uow:
+        result = checkin.import_roster(uow, tree.actors["admin"], event_id, rows)
+        uow.commit()
+    assert result.added == 2 and result.problems == [(3, "в столбце A нет номера билета")]
+    with_header = write_xlsx(["Номер карты", "Роль"], [[more[0].number, "гость"]])
+    assert [r[1] for r in checkin.read_roster_file(with_header, "r.xlsx")] == [more[0].number]
+    # Every row that is not taken is named, a mistyped number in the first row included.
+    typo = write_xlsx([more[0].number[:-1] + "0", "делегат"], [[more[0].number, "делегат"],
+                                                                [more[0].number, "гость"]])
+    with make_uow() as uow:
+        result = checkin.import_roster(uow, tree.actors["admin"], event_id, checkin.read_roster_file(typo))
+    assert [row for row, _ in result.problems] == [1, 3]
+    assert "%(" not in " ".join(p for _, p in result.problems)
+
+
+# --- defect 11: uploaded member files expire ------------------------------------------------------
+
+def test_uploads_awaiting_confirmation_expire(app, tree, session_factory):
+    import io
+    import os
+    import time
+    from pathlib import Path
+
+    from tests.test_import_export import ROWS, xlsx
+
+    web = logged_in(app)
+    page = f"/registry/org/{tree.primary_a}/import"
+    preview = web.post(page, token_from=page, data={"file": (io.BytesIO(xlsx(ROWS[:1])), "m.xlsx")},
+                       content_type="multipart/form-data")
+    uploads = Path(app.extensions["unioncard"].settings.instance_dir) / "uploads"
+    waiting = list(uploads.iterdir())
+    assert len(waiting) == 1
+    # A second preview replaces the first file instead of adding one.
+    preview = web.post(page, token_from=page, data={"file": (io.BytesIO(xlsx(ROWS[:2])), "m.xlsx")},
+                       content_type="multipart/form-data")
+    assert len(list(uploads.iterdir())) == 1
+    token = re.search(r'name="token" type="hidden" value="([^"]+)"', preview.get_data(as_text=True)).group(1)
+    stale = time.time() - app.extensions["unioncard"].settings.upload_ttl_minutes * 60 - 5
+    for path in uploads.iterdir():
+        os.utime(path, (stale, stale))
+    confirm = web.post(page + "/confirm", token_from=page, data={"token": token}, follow_redirects=True)
+    assert "Загрузите файл снова" in text_of(confirm) and "Импортировано" not in text_of(confirm)
+    assert list(uploads.iterdir()) == []
+    # And a server start sweeps what a crash left behind.
+    (uploads / "left-by-a-crash.bin").write_bytes(b"x")
+    os.utime(uploads / "left-by-a-crash.bin", (stale, stale))
+    from unioncard.checkin_web import create_app
+
+    create_app(app.extensions["unioncard"].settings).extensions["unioncard"].engine.dispose()
+    assert list(uploads.iterdir()) == []

@@ -25,6 +25,8 @@ class Settings:
     login_lockout_threshold: int = 5
     login_lockout_minutes: int = 15
     max_upload_bytes: int = 10 * 1024 * 1024
+    # An uploaded member list waits this long for its preview to be confirmed, then is deleted.
+    upload_ttl_minutes: int = 60
     default_locale: str = "ru"
     # Secure cookies need HTTPS; the embedded demo runs on plain http://127.0.0.1.
     secure_cookies: bool = False
@@ -94,6 +96,7 @@ def load_settings(**overrides) -> Settings:
         login_lockout_threshold=_env_int("UNIONCARD_LOGIN_LOCKOUT_THRESHOLD", 5),
         login_lockout_minutes=_env_int("UNIONCARD_LOGIN_LOCKOUT_MINUTES", 15),
         max_upload_bytes=_env_int("UNIONCARD_MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+        upload_ttl_minutes=_env_int("UNIONCARD_UPLOAD_TTL_MINUTES", 60),
         default_locale=os.environ.get("UNIONCARD_LOCALE", "ru"),
         secure_cookies=os.environ.get("UNIONCARD_SECURE_COOKIES", "0") == "1",
         keystore_url=os.environ.get("UNIONCARD_KEYSTORE") or f"software:{instance_dir / 'keys'}",

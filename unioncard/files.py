@@ -35,3 +35,62 @@ def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value)
     return value
+
+
+class PendingUploads:
+    """Uploaded files waiting for the user to confirm a preview (a member list). Each is kept under
+    a random token, private to the owner, and for ``ttl_seconds`` at most: an abandoned preview or
+    a crash leaves nothing behind for longer, because every new upload sweeps out the expired ones
+    (and ``sweep`` can be run by itself)."""
+
+    def __init__(self, folder: Path, ttl_seconds: float):
+        self.folder = Path(folder)
+        self.ttl_seconds = ttl_seconds
+
+    def _path(self, token: str) -> Path | None:
+        if not token or not all(c.isalnum() or c in "-_" for c in token) or len(token) > 64:
+            return None
+        return self.folder / f"{token}.bin"
+
+    def put(self, content: bytes, replacing: str | None = None) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.sweep()
+        if replacing:
+            self.discard(replacing)
+        token = secrets.token_urlsafe(16)
+        write_private_atomically(self.folder / f"{token}.bin", content)
+        return token
+
+    def get(self, token: str) -> bytes | None:
+        """The file, or None if it is unknown or has expired (an expired one is removed)."""
+        import time
+
+        path = self._path(token)
+        if path is None or not path.exists():
+            return None
+        if time.time() - path.stat().st_mtime > self.ttl_seconds:
+            path.unlink(missing_ok=True)
+            return None
+        return path.read_bytes()
+
+    def discard(self, token: str) -> None:
+        path = self._path(token)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def sweep(self) -> int:
+        """Remove every expired file (and stray temporary files); returns how many."""
+        import time
+
+        if not self.folder.exists():
+            return 0
+        removed = 0
+        limit = time.time() - self.ttl_seconds
+        for path in self.folder.iterdir():
+            try:
+                if path.is_file() and path.stat().st_mtime < limit:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

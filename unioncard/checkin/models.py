@@ -94,6 +94,11 @@ class CheckIn(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How the server knows whose card it was: "roster" (the number is a held card of someone on
+    # the event's list) or "credential" (the entry carried the card's signed credential, which
+    # verified; its name is kept). None: only a number, which is all the staff are shown.
+    identified_by: Mapped[str | None] = mapped_column(String(12))
+    credential_name: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_event_checkin_event_number", "event_id", "number"),

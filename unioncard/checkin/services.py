@@ -140,22 +140,54 @@ ROLE_WORDS = {"делегат": "delegate", "гость": "guest", "персон
               "delegate": "delegate", "guest": "guest", "staff": "staff"}
 
 
-def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple[str, str]]) -> RosterResult:
-    """Rows of (card number, role word) — e.g. from an XLSX; a bad row is reported, the rest kept."""
+def _looks_like_roster_header(values: list) -> bool:
+    """A first row is a header when its first cell is not a card number (e.g. «Номер карты»):
+    fewer than 8 digits. A first row with a mistyped number is data, and is reported as such."""
+    first = str(values[0] if values and values[0] is not None else "")
+    return sum(c.isdigit() for c in first) < 8
+
+
+def read_roster_file(content: bytes, filename: str = "") -> list[tuple[int, str, str]]:
+    """(spreadsheet row, card number, role word) from an uploaded roster: column A the card
+    number, column B the role. XLSX or CSV, bounded like every upload (unioncard.tables); a header
+    row is recognised, not assumed."""
+    from unioncard import tables
+
+    sheet = tables.read_table(content, filename, header=_looks_like_roster_header, max_rows=MAX_ROSTER_ROWS)
+    return [(number, tables.cell_text(values[0] if values else None),
+             tables.cell_text(values[1] if len(values) > 1 else None)) for number, values in sheet.rows]
+
+
+MAX_ROSTER_ROWS = 20_000
+
+
+def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple[int, str, str]]) -> RosterResult:
+    """Rows of (spreadsheet row, card number, role word), e.g. from ``read_roster_file``. Every row
+    that is not taken is reported with its row number and why; the rest are kept."""
+    from unioncard.i18n import translate
+
     session = uow.session
     event = get_event(session, actor, event_id)
     problems: list[tuple[int, str]] = []
     wanted: dict[int, str] = {}
     numbers: dict[str, tuple[int, str]] = {}
-    for index, (raw_number, raw_role) in enumerate(rows, start=2):
+    for index, raw_number, raw_role in rows:
         role = ROLE_WORDS.get(str(raw_role or "делегат").strip().lower())
         if role is None:
-            problems.append((index, N_("unknown role (write делегат, гость or персонал)")))
+            problems.append((index, translate(N_("unknown role (write делегат, гость or персонал)"))))
+            continue
+        if not str(raw_number or "").strip():
+            problems.append((index, translate(N_("no card number in column A"))))
             continue
         try:
-            numbers[cardnumber.validate(str(raw_number or ""))] = (index, role)
+            number = cardnumber.validate(str(raw_number))
         except cardnumber.ValidationError as exc:
-            problems.append((index, exc.message))
+            problems.append((index, exc.render()))
+            continue
+        if number in numbers:
+            problems.append((index, translate(N_("the same card as in row %(row)s"), row=numbers[number][0])))
+            continue
+        numbers[number] = (index, role)
     found = {}
     for chunk in chunked(list(numbers)):
         for number, person_id, org_path, status in session.execute(
@@ -164,9 +196,9 @@ def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple
     for number, (index, role) in numbers.items():
         hit = found.get(number)
         if hit is None or not actor.sees(hit[1]):
-            problems.append((index, N_("no such card")))
+            problems.append((index, translate(N_("no such card"))))
         elif hit[2] in REFUSED_STATUSES:
-            problems.append((index, N_("the card is blocked or void")))
+            problems.append((index, translate(N_("the card is blocked or void"))))
         else:
             wanted[hit[0]] = role
     added, updated = _roster_set(session, event, wanted)
@@ -344,6 +376,9 @@ def _parse_entry(index: int, raw: dict) -> dict:
         ref = raw.get("ref_nonce")
         if kind == "undo" and (not isinstance(ref, str) or len(ref) != 32):
             raise ValueError("ref_nonce")
+        presented = raw.get("credential")
+        if presented is not None and (not isinstance(presented, str) or len(presented) > MAX_CREDENTIAL_TEXT):
+            raise ValueError("credential")
     except (KeyError, TypeError, ValueError, cardnumber.ValidationError) as exc:
         raise BadEntry(index=index, reason=str(exc)[:80] or type(exc).__name__) from None
 
@@ -354,7 +389,8 @@ def _parse_entry(index: int, raw: dict) -> dict:
     return {"nonce": nonce, "kind": kind, "ref_nonce": ref if kind == "undo" else None, "number": number,
             "role": short("role", 16), "region_code": short("region_code", 2), "verdict": short("verdict", 32),
             "source": short("source", 8), "station_clock": station_clock,
-            "effective_at": station_clock + timedelta(seconds=offset)}
+            "effective_at": station_clock + timedelta(seconds=offset),
+            "credential": presented if kind == "checkin" else None}
 
 
 def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> UploadResult:
@@ -376,6 +412,7 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
         known.update(session.scalars(select(CheckIn.nonce).where(CheckIn.nonce.in_(chunk))))
     fresh = [dict(p, event_id=station.event_id, station_id=station.id, received_at=now, undone=False,
                   duplicate=False) for p in parsed if p["nonce"] not in known]
+    _identify(session, station.event_id, fresh, now)
     if fresh:
         try:
             with session.begin_nested():
@@ -401,6 +438,59 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
             CheckIn.nonce.in_(chunk), CheckIn.duplicate.is_(True)))
     station.last_seen_at = now
     return UploadResult(len(fresh), len(parsed) - len(fresh), duplicates)
+
+
+MAX_CREDENTIAL_TEXT = 1000
+
+
+def roster_numbers(session, event_id: int, numbers) -> set[str]:
+    """Which of ``numbers`` are cards of people on the event's roster."""
+    found: set[str] = set()
+    for chunk in chunked(sorted({n for n in numbers if n})):
+        found.update(session.scalars(
+            select(Card.number).join(RosterEntry, and_(RosterEntry.person_id == Card.person_id,
+                                                       RosterEntry.event_id == event_id))
+            .where(Card.number.in_(chunk))))
+    return found
+
+
+def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
+    """Decide, per check-in, what the server may tell the event's staff about it. A desk token
+    must not turn any card number into its holder's name: a name is known only for a number on
+    the event's roster, or from the card's own signed credential sent with the entry (and then
+    only the name the credential itself carries). The credential text is not kept."""
+    from unioncard.issuer import credential as credentials
+
+    listed = roster_numbers(session, event_id, [r["number"] for r in rows if r["kind"] == "checkin"])
+    trust_bundle = None
+    if any(r.get("credential") for r in rows):
+        trust_bundle = _current_trust_bundle(session, now)
+    for row in rows:
+        presented = row.pop("credential", None)
+        row["identified_by"], row["credential_name"] = None, None
+        if row["kind"] != "checkin":
+            continue
+        if row["number"] in listed:
+            row["identified_by"] = "roster"
+        elif presented and trust_bundle is not None:
+            try:
+                verified = credentials.verify(presented, trust_bundle)
+            except credentials.CredentialError:
+                continue
+            if verified.number == row["number"]:
+                row["identified_by"], row["credential_name"] = "credential", verified.full_name[:200]
+
+
+def _current_trust_bundle(session, now: datetime):
+    from unioncard.hsm import trust
+
+    record = ceremony.latest_bundle(session)
+    if record is None or record.root_public_key is None:
+        return None
+    try:
+        return trust.check(record.content, record.root_public_key, now)
+    except trust.TrustBundleError:
+        return None
 
 
 def _insert_one_by_one(session, rows: list[dict]) -> list[dict]:
@@ -497,12 +587,39 @@ def counts(session, event: Event) -> Counts:
                   [(r, arrived_regions[r], expected_regions[r] if expected is not None else None) for r in regions])
 
 
-def journal_rows(session, event: Event, *, duplicates_only: bool = False, limit: int | None = None):
-    """Check-ins with the member's name (for staff screens and the XLSX export)."""
-    query = (select(CheckIn, Station.desk, Person.surname, Person.given_name, Person.patronymic)
+@dataclass
+class JournalRow:
+    """A check-in as the event's staff see it: the holder's name only when the server knows it
+    from the roster or from the card's own verified credential; otherwise the number alone."""
+    entry: CheckIn
+    desk: str
+    surname: str | None
+    given_name: str | None
+    patronymic: str | None
+
+    @property
+    def name_known(self) -> bool:
+        return self.entry.identified_by is not None
+
+    @property
+    def full_name(self) -> str | None:
+        if self.entry.identified_by == "credential":
+            return self.entry.credential_name
+        return full_name(self.surname, self.given_name, self.patronymic) if self.surname else None
+
+
+def journal_rows(session, actor: Actor, event_id: int, *, duplicates_only: bool = False,
+                 limit: int | None = None) -> list[JournalRow]:
+    """Check-ins of an event the actor may manage (for staff screens and the XLSX export). The
+    registry is joined only through the event's roster, so a number that is not on it never
+    turns into a name here, whatever the desk sent."""
+    event = get_event(session, actor, event_id)
+    listed = (select(Card.number.label("number"), Person.surname, Person.given_name, Person.patronymic)
+              .join(RosterEntry, and_(RosterEntry.person_id == Card.person_id, RosterEntry.event_id == event.id))
+              .join(Person, Person.id == Card.person_id).where(Card.number.is_not(None)).subquery())
+    query = (select(CheckIn, Station.desk, listed.c.surname, listed.c.given_name, listed.c.patronymic)
              .join(Station, Station.id == CheckIn.station_id)
-             .outerjoin(Card, Card.number == CheckIn.number)
-             .outerjoin(Person, Person.id == Card.person_id)
+             .outerjoin(listed, and_(listed.c.number == CheckIn.number, CheckIn.identified_by == "roster"))
              .where(CheckIn.event_id == event.id, CheckIn.kind == "checkin")
              .order_by(CheckIn.number, CheckIn.effective_at))
     if duplicates_only:
@@ -510,4 +627,4 @@ def journal_rows(session, event: Event, *, duplicates_only: bool = False, limit:
         query = query.where(CheckIn.number.in_(numbers))
     if limit:
         query = query.limit(limit)
-    return session.execute(query).all()
+    return [JournalRow(*row) for row in session.execute(query).all()]

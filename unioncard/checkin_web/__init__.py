@@ -80,6 +80,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS_DIR),
     )
+    # Member lists left waiting by previews abandoned before a restart (or a crash) go now.
+    from unioncard.files import PendingUploads
+
+    PendingUploads(settings.instance_dir / "uploads", settings.upload_ttl_minutes * 60).sweep()
     engine = db.make_engine(settings.database_url)
     runtime = Runtime(settings, engine, db.make_session_factory(engine), [])
     app.extensions["unioncard"] = runtime

@@ -15,6 +15,7 @@ from unioncard.checkin import services as checkin
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.errors import NotFound, UnionCardError
+from unioncard.i18n import N_
 from unioncard.issuer import cardnumber
 from unioncard.reader_station.domain import ROLE_LABELS
 from unioncard.registry import domain as d
@@ -113,7 +114,7 @@ def roster(event_id: int):
         with _rt().uow() as uow:
             upload = request.files.get("file")
             if upload and upload.filename:
-                rows = _read_roster_xlsx(upload.read())
+                rows = checkin.read_roster_file(upload.read(), upload.filename)
                 result = checkin.import_roster(uow, _actor(), event_id, rows)
             else:
                 org = registry.get_organisation_by_code(uow.session, _actor(), request.form.get("org_code", "").strip())
@@ -123,33 +124,12 @@ def roster(event_id: int):
         flash(_("Added to the list: %(added)s, role changed: %(updated)s", added=result.added,
                 updated=result.updated), "ok")
         for row, problem in result.problems[:20]:
-            flash(_("Row %(row)s: %(problem)s", row=row, problem=_(problem)), "error")
+            flash(_("Row %(row)s: %(problem)s", row=row, problem=problem), "error")
         if len(result.problems) > 20:
             flash(_("…and %(more)s more rows with errors", more=len(result.problems) - 20), "error")
     except UnionCardError as exc:
         flash(exc.render(), "error")
     return redirect(url_for("events.event", event_id=event_id))
-
-
-def _read_roster_xlsx(content: bytes) -> list[tuple[str, str]]:
-    """Column A: card number, column B: role (делегат / гость / персонал); the first row is a header."""
-    from openpyxl import load_workbook
-    from zipfile import BadZipFile
-
-    from unioncard.errors import ValidationError
-
-    try:
-        sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).active
-    except (BadZipFile, KeyError, ValueError, OSError):
-        raise ValidationError(_("This is not an Excel (.xlsx) file"), code="roster_file") from None
-    rows = []
-    for index, row in enumerate(sheet.iter_rows(values_only=True)):
-        if index == 0 or not row or all(v in (None, "") for v in row):
-            continue
-        number = row[0] if len(row) > 0 else None
-        role = row[1] if len(row) > 1 else None
-        rows.append((str(number if number is not None else "").strip(), str(role or "").strip()))
-    return rows
 
 
 @bp.route("/<int:event_id>/desks", methods=["POST"])
@@ -214,13 +194,18 @@ def bundle_file(event_id: int):
         "Content-Disposition": f"attachment; filename=event-{found.code}-v{record.version}.ucb"})
 
 
+# What the server knows of a check-in's holder (checkin.services._identify).
+IDENTIFIED_BY = {"roster": N_("the event's list"), "credential": N_("the card's signature"),
+                 None: N_("number only, not confirmed")}
+
+
 @bp.route("/<int:event_id>/duplicates")
 @login_required
 def duplicates(event_id: int):
     _allowed()
     with _rt().session_factory() as session:
         found = _event_or_404(session, event_id)
-        rows = checkin.journal_rows(session, found, duplicates_only=True, limit=2000)
+        rows = checkin.journal_rows(session, _actor(), found.id, duplicates_only=True, limit=2000)
     return render_template("events/duplicates.html", event=found, rows=rows, role_labels=ROLE_LABELS,
                            fmt=cardnumber.format)
 
@@ -229,21 +214,21 @@ def duplicates(event_id: int):
 @login_required
 def export(event_id: int):
     _allowed()
-    from openpyxl import Workbook
+    from unioncard.tables import Table, write_tables
 
     with _rt().session_factory() as session:
         found = _event_or_404(session, event_id)
-        rows = checkin.journal_rows(session, found)
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(_("Check-ins"))
-    sheet.append([_("Card number"), _("Surname"), _("Name"), _("Patronymic"), _("Role"), _("Region"), _("Desk"),
-                  _("Time (UTC)"), _("Status")])
-    for checkin_row, desk, surname, given, patronymic in rows:
-        status = _("undone") if checkin_row.undone else (_("duplicate") if checkin_row.duplicate else _("checked in"))
-        sheet.append([cardnumber.format(checkin_row.number), surname, given, patronymic,
-                      _(ROLE_LABELS.get(checkin_row.role or "member", ROLE_LABELS["member"])), checkin_row.region_code, desk,
-                      checkin_row.effective_at, status])
-    out = io.BytesIO()
-    book.save(out)
-    return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        rows = checkin.journal_rows(session, _actor(), found.id)
+
+    def status(entry):
+        return _("undone") if entry.undone else (_("duplicate") if entry.duplicate else _("checked in"))
+
+    content = write_tables(Table(
+        [_("Card number"), _("Member"), _("Identified by"), _("Role"), _("Region"), _("Desk"), _("Time (UTC)"),
+         _("Status")],
+        ([cardnumber.format(row.entry.number), row.full_name or "", _(IDENTIFIED_BY[row.entry.identified_by]),
+          _(ROLE_LABELS.get(row.entry.role or "member", ROLE_LABELS["member"])), row.entry.region_code, row.desk,
+          row.entry.effective_at, status(row.entry)] for row in rows),
+        sheet_title=_("Check-ins"), widths=[24, 40, 26, 16, 8, 16, 18, 14]))
+    return Response(content, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=checkins-{found.code}.xlsx"})

@@ -6,7 +6,6 @@ outside the user's subtree answers 404, exactly like something that does not exi
 
 from __future__ import annotations
 
-import secrets
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.checkin_web.input_guard import page_number
+from unioncard.files import PendingUploads
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
 from unioncard.registry import domain as d
@@ -320,10 +320,9 @@ class ConfirmImportForm(FlaskForm):
     token = HiddenField(validators=[DataRequired()])
 
 
-def _upload_dir() -> Path:
-    path = _rt().settings.instance_dir / "uploads"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+def _uploads() -> PendingUploads:
+    settings = _rt().settings
+    return PendingUploads(settings.instance_dir / "uploads", settings.upload_ttl_minutes * 60)
 
 
 def _pending(organisation_id: int) -> dict | None:
@@ -348,8 +347,8 @@ def import_members(organisation_id: int):
             name = Path(upload.filename or "file").name[:200]
             plan = importer.plan_import(uow.session, _actor(), org.id, content, name, transfer=form.transfer.data)
             if not plan.errors and plan.has_changes:
-                token = secrets.token_urlsafe(16)
-                (_upload_dir() / f"{token}.bin").write_bytes(content)
+                previous = session.get("pending_import") or {}
+                token = _uploads().put(content, replacing=previous.get("token"))
                 session["pending_import"] = {"org": org.id, "user": current_user.id, "token": token, "name": name,
                                              "transfer": bool(form.transfer.data), "sha256": plan.sha256}
                 confirm = ConfirmImportForm(token=token)
@@ -369,8 +368,11 @@ def import_confirm(organisation_id: int):
         if not form.validate_on_submit() or pending is None or pending["token"] != form.token.data:
             flash(_("Upload the file again: the preview is no longer valid"), "error")
             return redirect(url_for(".import_members", organisation_id=organisation_id))
-        path = _upload_dir() / f"{pending['token']}.bin"
-        content = path.read_bytes() if path.exists() else b""
+        content = _uploads().get(pending["token"])
+        if content is None:
+            session.pop("pending_import", None)
+            flash(_("Upload the file again: the preview is no longer valid"), "error")
+            return redirect(url_for(".import_members", organisation_id=organisation_id))
         # Planned again: someone may have changed the register since the preview.
         plan = importer.plan_import(uow.session, _actor(), org.id, content, pending["name"],
                                     transfer=pending["transfer"])
@@ -384,7 +386,7 @@ def import_confirm(organisation_id: int):
             flash(exc.render(), "error")
             return redirect(url_for(".import_members", organisation_id=organisation_id))
     session.pop("pending_import", None)
-    path.unlink(missing_ok=True)
+    _uploads().discard(pending["token"])
     flash(_("Imported: %(created)s added, %(updated)s changed, %(unchanged)s unchanged",
             created=plan.count("create") + plan.count("transfer"), updated=plan.count("update"),
             unchanged=plan.count("unchanged")), "success")
@@ -413,7 +415,7 @@ def export_members(organisation_id: int):
 def import_template():
     import io
 
-    from unioncard.registry.spreadsheet import write_xlsx
+    from unioncard.tables import write_xlsx
 
     example = ["Иванова", "Мария", "Петровна", "17.05.1980", "ж", "работающий", "+7 918 000-00-00", "",
                "01.09.2015", "да", "нет", "да", "01.09.2015", "бумажная"]

@@ -55,29 +55,16 @@ def coverage():
 @bp.route("/coverage.xlsx")
 @login_required
 def coverage_xlsx():
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    from unioncard.tables import Table, write_tables
 
     on, _problem, rows, totals = _figures()
-    book = Workbook()
-    sheet = book.active
-    sheet.title = _("Card coverage")
-    sheet.append([_("Card coverage by regional organisation on %(day)s", day=on.strftime("%d.%m.%Y"))])
-    sheet["A1"].font = Font(bold=True, size=13)
     headers = ["№", _("Regional organisation"), _("Members on the registry"), _("Plastic cards"), _("Virtual cards"),
                _("Members with the new card"), _("Share with the new card") + ", %"]
-    sheet.append(headers)
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for index, row in enumerate(rows, start=1):
-        sheet.append([index, row.name, row.members, row.plastic, row.virtual, row.with_card, row.percent])
-    sheet.append(["", _("Total"), totals.members, totals.plastic, totals.virtual, totals.with_card, totals.percent])
-    for cell in sheet[sheet.max_row]:
-        cell.font = Font(bold=True)
-    for column, width in zip("ABCDEFG", (5, 48, 14, 14, 14, 16, 12)):
-        sheet.column_dimensions[column].width = width
-    out = io.BytesIO()
-    book.save(out)
-    return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    content = write_tables(Table(
+        headers, ([index, row.name, row.members, row.plastic, row.virtual, row.with_card, row.percent]
+                  for index, row in enumerate(rows, start=1)),
+        title=_("Card coverage by regional organisation on %(day)s", day=on.strftime("%d.%m.%Y")),
+        sheet_title=_("Card coverage"), widths=[5, 48, 14, 14, 14, 16, 12],
+        total=["", _("Total"), totals.members, totals.plastic, totals.virtual, totals.with_card, totals.percent]))
+    return Response(content, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=coverage-{on.isoformat()}.xlsx"})

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 from itertools import groupby
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -15,6 +13,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from unioncard.card_layouts.model import FONT_DIR
 from unioncard.card_layouts.render import register_font
+from unioncard import tables
 
 HEADERS = ("№", "Организация", "Член профсоюза", "Номер карты")
 
@@ -23,30 +22,11 @@ def title(batch, region_name: str) -> str:
     return f"Опись отправки: партия № {batch.id}, {region_name}"
 
 
-def _safe(value: str) -> str:
-    # A cell starting with = + - @ would be run as a formula by Excel.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
-
-
 def xlsx(batch, region_name: str, rows) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    sheet.title = f"Партия {batch.id}"
-    sheet.append([title(batch, region_name)])
-    sheet["A1"].font = Font(bold=True, size=13)
-    sheet.append([])
-    sheet.append(list(HEADERS))
-    for cell in sheet[3]:
-        cell.font = Font(bold=True)
-    for index, row in enumerate(rows, 1):
-        sheet.append([index, _safe(row.organisation), _safe(row.member), row.number])
-    sheet.append([])
-    sheet.append(["Всего карт", len(rows)])
-    for column, width in zip("ABCD", (6, 50, 40, 24)):
-        sheet.column_dimensions[column].width = width
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return tables.write_tables(tables.Table(
+        list(HEADERS), ([index, row.organisation, row.member, row.number] for index, row in enumerate(rows, 1)),
+        title=title(batch, region_name), sheet_title=f"Партия {batch.id}", widths=[6, 50, 40, 24],
+        total=["Всего карт", len(rows)], landscape=False))
 
 
 def pdf(batch, region_name: str, rows) -> bytes:

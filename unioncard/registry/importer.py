@@ -26,7 +26,7 @@ from unioncard.registry import audit, services
 from unioncard.registry import domain as d
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import ImportLog, Membership, Organisation
-from unioncard.registry.spreadsheet import Sheet, cell_date, cell_text, read_table, write_xlsx
+from unioncard.tables import Sheet, cell_date, cell_text, read_table, write_xlsx
 
 # Column keys and their Russian headers, in export order. Alternative spellings are accepted.
 COLUMNS = [
