@@ -564,3 +564,53 @@ def test_uploads_awaiting_confirmation_expire(app, tree, session_factory):
 
     create_app(app.extensions["unioncard"].settings).extensions["unioncard"].engine.dispose()
     assert list(uploads.iterdir()) == []
+
+
+# --- defect 8: event data cover the event's days ---------------------------------------------------
+
+def test_event_data_last_through_a_three_day_congress(make_uow, tree, tmp_path, app):
+    from datetime import date, datetime
+
+    from tests.station_support import export_trust, publish, root_public_key
+    from tests.support import union_keys
+    from unioncard.checkin import services as checkin
+    from unioncard.reader_station import bundle as eb
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores, days=30)
+    eve = clock.today() + timedelta(days=1)
+    with make_uow() as uow:
+        event = checkin.create_event(uow, tree.actors["admin"], code="C3", name="Съезд", kind="congress",
+                                     organisation_id=tree.central, starts_on=eve + timedelta(days=1),
+                                     ends_on=eve + timedelta(days=3), venue="Москва", admission="members")
+        uow.commit()
+        event_id = event.id
+    data = publish(make_uow, event_id, stores)
+    # Loaded the evening before; still good at 23:00 on day three in Kaliningrad (UTC+2) …
+    day_three_late = datetime.combine(eve + timedelta(days=3), datetime.min.time()) + timedelta(hours=21)
+    assert eb.check(data, root_public_key(stores), day_three_late).event.id == event_id
+    # … and in Kamchatka (UTC+12), whose day three ended 14 hours earlier in UTC.
+    assert eb.check(data, root_public_key(stores), day_three_late - timedelta(hours=14)).event.id == event_id
+
+
+def test_event_data_never_outlive_the_trust_bundle_and_the_page_says_so(make_uow, tree, tmp_path, app):
+    from tests.station_support import export_trust, publish
+    from tests.support import union_keys
+    from unioncard.checkin import services as checkin
+    from unioncard.hsm import ceremony
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores, days=2)
+    with make_uow() as uow:
+        event = checkin.create_event(uow, tree.actors["admin"], code="C5", name="Съезд", kind="congress",
+                                     organisation_id=tree.central, starts_on=clock.today(),
+                                     ends_on=clock.today() + timedelta(days=5), venue="Москва",
+                                     admission="members")
+        uow.commit()
+        event_id = event.id
+    publish(make_uow, event_id, stores)
+    with make_uow() as uow:
+        record = checkin.latest_bundle(uow.session, event_id)
+        assert record.expires_at == ceremony.latest_bundle(uow.session).expires_at
+    web = logged_in(app, "admin")
+    assert "истекает пакет доверия" in text_of(web.get(f"/events/{event_id}"))

@@ -38,6 +38,11 @@ REFUSED_STATUSES = sorted(s.value for s in (cd.REVOKING | cd.LOSS))
 HELD_STATUSES = sorted(s.value for s in (cd.CardStatus.PRODUCED, cd.CardStatus.SHIPPED, cd.CardStatus.DELIVERED,
                                          cd.CardStatus.ISSUED, cd.CardStatus.REFUSED))
 BUNDLE_VALIDITY = timedelta(hours=36)
+# Event data stay valid to the end of the event's last day wherever in Russia it is held (the
+# westernmost zone, Kaliningrad, is UTC+2: its day ends at 22:00 UTC) plus this margin, so a desk
+# loaded on the eve of a three-day congress still works on day three without a network.
+EVENT_END_MARGIN = timedelta(hours=24)
+WESTERNMOST_UTC_OFFSET = timedelta(hours=2)
 # A bundle older than this is rebuilt at a desk's sync if anything it holds has changed.
 BUNDLE_REFRESH = timedelta(minutes=2)
 MAX_UPLOAD_ENTRIES = 5000
@@ -274,7 +279,7 @@ def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now:
     roster = bundle_roster(session, event)
     feed = feed_version(session)
     revoked = list(revoked_numbers(session))
-    expires_at = min(now + validity, trust_record.expires_at)
+    expires_at = min(max(now + validity, event_data_end(event)), trust_record.expires_at)
     data = eb.build(signer, _event_info(event), version=version, issued_at=now, expires_at=expires_at,
                     trust_bundle=trust_record.content, roster=roster, revoked_numbers=revoked,
                     revocation_feed_version=feed)
@@ -286,6 +291,13 @@ def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now:
     audit.record(session, actor, "event.bundle_publish", "event", event.id, event.organisation_id,
                  version=version, size=len(data), roster=len(roster), revoked=len(revoked))
     return record
+
+
+def event_data_end(event: Event) -> datetime:
+    """Until when a desk needs the event's data: the end of its last day in the westernmost time
+    zone, plus a margin (naive UTC)."""
+    last_day_end = datetime.combine(event.ends_on + timedelta(days=1), datetime.min.time())
+    return last_day_end - WESTERNMOST_UTC_OFFSET + EVENT_END_MARGIN
 
 
 def bundle_is_stale(session, event: Event, record: EventBundleRecord | None, now: datetime) -> bool:

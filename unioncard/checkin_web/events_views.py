@@ -90,8 +90,11 @@ def event(event_id: int):
         latest = checkin.latest_bundle(session, found.id)
         counts = checkin.counts(session, found)
         roster_size = checkin.roster_size(session, found.id)
+    # Desks stop when the event data expire: say so if the newest data end before the event does.
+    ends_early = latest is not None and latest.expires_at < checkin.event_data_end(found) - checkin.EVENT_END_MARGIN
     return render_template("events/event.html", event=found, desks=desks, latest=latest, counts=counts,
-                           roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS)
+                           roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS,
+                           ends_early=ends_early)
 
 
 @bp.route("/<int:event_id>/live.json")
