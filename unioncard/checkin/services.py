@@ -46,6 +46,10 @@ WESTERNMOST_UTC_OFFSET = timedelta(hours=2)
 # A bundle older than this is rebuilt at a desk's sync if anything it holds has changed.
 BUNDLE_REFRESH = timedelta(minutes=2)
 MAX_UPLOAD_ENTRIES = 5000
+# A desk's clock and its offset from the server are believed within these bounds only.
+MAX_CLOCK_OFFSET_SECONDS = 10 * 365 * 86400
+EARLIEST_DESK_CLOCK = datetime(2000, 1, 1)
+LATEST_DESK_CLOCK = datetime(2100, 1, 1)
 # A desk clock further off than this is recorded (and shown) as wrong.
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
@@ -379,8 +383,10 @@ def _parse_entry(index: int, raw: dict) -> dict:
         if len(nonce) != 32 or not all(c in "0123456789abcdef" for c in nonce) or kind not in ("checkin", "undo"):
             raise ValueError("nonce/kind")
         station_clock = parse_timestamp(raw["station_clock"]).replace(tzinfo=None)
+        if not EARLIEST_DESK_CLOCK <= station_clock <= LATEST_DESK_CLOCK:
+            raise ValueError("station_clock")
         offset = float(raw.get("clock_offset") or 0)
-        if abs(offset) > 10 * 365 * 86400:
+        if not abs(offset) <= MAX_CLOCK_OFFSET_SECONDS:  # also refuses NaN
             raise ValueError("offset")
         number = raw.get("number")
         if kind == "checkin":
@@ -391,7 +397,7 @@ def _parse_entry(index: int, raw: dict) -> dict:
         presented = raw.get("credential")
         if presented is not None and (not isinstance(presented, str) or len(presented) > MAX_CREDENTIAL_TEXT):
             raise ValueError("credential")
-    except (KeyError, TypeError, ValueError, cardnumber.ValidationError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError, cardnumber.ValidationError) as exc:
         raise BadEntry(index=index, reason=str(exc)[:80] or type(exc).__name__) from None
 
     def short(key, length):
@@ -437,12 +443,15 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
     for chunk in chunked(undo_refs):
         session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.event_id == station.event_id)
                         .values(undone=True))
-        touched.update(session.scalars(select(CheckIn.number).where(CheckIn.nonce.in_(chunk))))
+        touched.update(session.scalars(select(CheckIn.number).where(CheckIn.nonce.in_(chunk),
+                                                                    CheckIn.event_id == station.event_id)))
     # An undo may arrive before what it undoes (another desk's upload order): apply those too.
     new_checkins = [p["nonce"] for p in fresh if p["kind"] == "checkin"]
     for chunk in chunked(new_checkins):
+        # Only undos sent by this event's desks count: another event's desk cannot undo ours.
         session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.nonce.in_(
-            select(CheckIn.ref_nonce).where(CheckIn.kind == "undo", CheckIn.ref_nonce.in_(chunk)))).values(undone=True))
+            select(CheckIn.ref_nonce).where(CheckIn.kind == "undo", CheckIn.ref_nonce.in_(chunk),
+                                            CheckIn.event_id == station.event_id))).values(undone=True))
     _rerank(session, station.event_id, touched)
     duplicates = 0
     for chunk in chunked(new_checkins):

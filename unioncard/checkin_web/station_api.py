@@ -35,6 +35,19 @@ def _server_time() -> str:
     return timestamp(clock.now())
 
 
+# Versions and journal positions are database ids: positive and far below 2**53.
+MAX_POSITION = 2 ** 53
+
+
+def _bounded_int(value, name: str) -> int:
+    """A version or position from a desk: a whole number from 0 to MAX_POSITION, or a 400."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not text.isdigit() or len(text) > 16 or int(text) > MAX_POSITION:
+        raise ValidationError(N_("«%(name)s» must be a whole number from 0 to %(limit)s"), code="bad_request",
+                              name=name, limit=MAX_POSITION)
+    return int(text)
+
+
 @bp.get("/hello")
 def hello():
     with rt().uow() as uow:
@@ -54,10 +67,7 @@ def hello():
 def bundle():
     """The newest bundle if the desk's (``have``) is older; a new one is signed when the roster or
     the revocations changed, or the newest is half way to expiry."""
-    try:
-        have = int(request.args.get("have", "0"))
-    except ValueError:
-        raise ValidationError(N_("«have» must be a number"), code="bad_request") from None
+    have = _bounded_int(request.args.get("have", "0"), "have")
     with rt().uow() as uow:
         station = checkin.authenticate_station(uow.session, _token())
         event = uow.session.get(Event, station.event_id)
@@ -78,18 +88,18 @@ def journal():
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
         raise ValidationError(N_("Send JSON with a list of entries"), code="bad_request")
-    try:
-        after = int(body.get("after", 0))
-    except (TypeError, ValueError):
-        raise ValidationError(N_("«after» must be a number"), code="bad_request") from None
+    after = _bounded_int(body.get("after", 0), "after")
     with rt().uow() as uow:
         station = checkin.authenticate_station(uow.session, _token())
         result = checkin.take_journal(uow, station, body["entries"])
         if body.get("clock_offset") is not None:
             try:
-                station.clock_offset_seconds = int(float(body["clock_offset"]))
+                offset = float(body["clock_offset"])
             except (TypeError, ValueError):
-                pass
+                offset = None
+            # A desk clock years off is wrong, not information: kept only within ten years.
+            if offset is not None and abs(offset) <= checkin.MAX_CLOCK_OFFSET_SECONDS:
+                station.clock_offset_seconds = int(offset)
         uow.commit()
         others, next_after = checkin.checkins_since(uow.session, station.event_id, after)
         undone = checkin.undone_nonces(uow.session, station.event_id)
