@@ -80,7 +80,7 @@ def test_bundle_round_trip_and_every_refusal(make_uow, tree, union, tmp_path):
     assert codes == ["bundle_bad_header", "bundle_section_mismatch", "bundle_bad_signature"]
     # Expired; issued "in the future" for a clock far behind; signed under another root.
     with pytest.raises(eb.BundleExpired) as info:
-        eb.check(data, root, now + timedelta(days=2))
+        eb.check(data, root, now + timedelta(days=4))  # the event ends tomorrow: valid to the day after
     assert "истёк" in info.value.render() or "expired" in info.value.render("en")
     with pytest.raises((eb.BundleFromFuture, TrustBundleError)) as info:
         eb.check(data, root, now - timedelta(hours=3))

@@ -132,12 +132,15 @@ def _malformed(reason: str) -> TrustBundleError:
 def _trusted_key(entry) -> TrustedKey:
     """One entry of ``keys``, checked: the key id is the key's own and the key is of its algorithm
     (a verifier that skipped this could be pointed at one key under another's id)."""
-    if not isinstance(entry, dict):
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(name), str)
+                                              for name in ("key_id", "role", "algorithm", "public_key", "status")):
         raise ValueError("key entry")
     key = TrustedKey(entry["key_id"], KeyRole(entry["role"]), Algorithm(entry["algorithm"]),
                      unb64(entry["public_key"]), KeyStatus(entry["status"]))
     if key.key_id != key_id_for(key.public_key) or key.status == KeyStatus.RETIRED:
         raise ValueError("key entry")
+    if key.role == KeyRole.ROOT or key.role in SYMMETRIC_ROLES:  # the root is pinned, never listed
+        raise ValueError("role")
     try:
         public = load_public_key(key.public_key)
     except (ValueError, UnsupportedAlgorithm):

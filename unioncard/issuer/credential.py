@@ -120,7 +120,7 @@ def decode_record(record: bytes) -> Credential:
     """Decode a binary record (as stored on the chip) without verifying its signature."""
     try:
         version, kind, number, days, region, key_id, name_length = _HEAD.unpack_from(record)
-        if version != FORMAT_VERSION or kind not in KIND_NAMES:
+        if version != FORMAT_VERSION or kind not in KIND_NAMES or not 1 <= name_length <= MAX_NAME_BYTES:
             raise ValueError("version")
         end = _HEAD.size + name_length
         if len(record) <= end:

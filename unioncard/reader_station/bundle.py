@@ -42,6 +42,7 @@ MAX_HEADER = 64 * 1024
 # The roster is zlib inside a signed file: a signed bomb must still not exhaust a desk laptop's
 # memory, so it is inflated with a ceiling (~270 000 entries of ~120 bytes fit).
 MAX_ROSTER_BYTES = 32 * 1024 * 1024
+_INFLATE_STEP = 1024 * 1024
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -336,14 +337,23 @@ def peek(data: bytes) -> dict:
 
 # --- the signed content ------------------------------------------------------------------------
 
-def _inflate_roster(section: bytes) -> bytes:
+def _inflate_roster(section: bytes) -> bytearray:
+    """Inflate in steps of _INFLATE_STEP with the ceiling checked after each: zlib's one-shot
+    ``max_length`` output is built in blocks and then joined, which would double the peak."""
     inflater = zlib.decompressobj()
+    raw = bytearray()
+    pending = section
     try:
-        raw = inflater.decompress(section, MAX_ROSTER_BYTES + 1)
+        while True:
+            chunk = inflater.decompress(pending, _INFLATE_STEP)
+            raw += chunk
+            if len(raw) > MAX_ROSTER_BYTES:
+                raise BundleTooLarge(limit=MAX_ROSTER_BYTES // (1024 * 1024))
+            pending = inflater.unconsumed_tail
+            if inflater.eof or (not pending and len(chunk) < _INFLATE_STEP):
+                break
     except zlib.error:
         raise BundleBadContent(reason="roster is not zlib") from None
-    if len(raw) > MAX_ROSTER_BYTES or inflater.unconsumed_tail:
-        raise BundleTooLarge(limit=MAX_ROSTER_BYTES // (1024 * 1024))
     if not inflater.eof or inflater.unused_data:
         raise BundleBadContent(reason="roster stream")
     return raw
