@@ -6,7 +6,6 @@ against the code."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import struct

@@ -172,6 +172,31 @@ def test_switching_events_is_explicit_confirmed_and_keeps_the_old_journal(make_u
     old.close()
 
 
+def test_switching_waits_for_a_running_desk_to_stop(make_uow, tree, union, tmp_path):
+    """A desk still running (another connection to its journal) keeps the journal in WAL mode: its
+    pages would follow the file's name into the new event's journal, so nothing is moved."""
+    from unioncard.reader_station.domain import Scan, Source
+    from unioncard.reader_station.station import StationBusy
+
+    stores, held = union
+    first = make_event(make_uow, tree, stores, roster=[held[0].number], code="FIRST")
+    second = make_event(make_uow, tree, stores, roster=[held[1].number], code="SECOND")
+    running = Station(tmp_path / "desk")
+    running.accept_bundle(publish(make_uow, first, stores), root_public_key(stores))
+    assert running.scan(Scan(Source.WEDGE, text=held[0].credential))["code"] == "admitted"
+    operator = Station(tmp_path / "desk")
+    with pytest.raises(StationBusy):
+        operator.switch_event(publish(make_uow, second, stores))
+    assert not list((tmp_path / "desk").glob("journal-event-*"))
+    assert running.journal.counts()["here"] == 1 and running.event_id == first
+    running.close()
+    operator.close()
+    switched = Station(tmp_path / "desk")
+    switched.switch_event(publish(make_uow, second, stores))
+    assert switched.event_id == second and switched.journal.counts()["here"] == 0
+    switched.close()
+
+
 def test_an_embedded_trust_bundle_cannot_go_back_either(make_uow, tree, union, tmp_path):
     """formats.md §2.3: the rollback rule covers the trust bundle inside event bundles."""
     from unioncard.checkin.services import _event_info

@@ -783,6 +783,8 @@ def station_load_bundle(home, path, root_key, desk) -> None:
         accepted = station.accept_bundle(data, _read_root_key(root_key), desk=desk)
     except UnionCardError as exc:  # refusals of the bundle, its trust bundle or the desk
         _fail(exc)
+    finally:
+        station.close()
     console.print(f"Принято: «{accepted.event.name}», версия {accepted.version}, в списке {len(accepted.roster)}, "
                   f"заблокированных карт {len(accepted.revoked)}, действует до {accepted.valid_until:%d.%m.%Y %H:%M} UTC")
 
@@ -819,9 +821,11 @@ def station_switch_event(home, path, root_key, yes) -> None:
                               "если сервер доступен, сначала синхронизируйте стол.[/yellow]")
             if not yes:
                 click.confirm(f"Перевести стол на мероприятие «{plan['to_event']}»?", abort=True)
-        done = station.switch_event(data, root)
+        done = station.switch_event(data, root, plan["archive"])
     except UnionCardError as exc:  # refusals of the bundle, its trust bundle or the desk
         _fail(exc)
+    finally:
+        station.close()
     accepted = done["bundle"]
     console.print(f"Стол работает для мероприятия «{accepted.event.name}», данные версии {accepted.version}, "
                   f"действуют до {accepted.valid_until:%d.%m.%Y %H:%M} UTC")

@@ -64,6 +64,20 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
+    def close_for_move(self) -> bool:
+        """Leave WAL mode and close, so the file holds everything by itself and can be renamed: a
+        ``-wal`` file left behind would be read into whatever file takes this name next. False
+        (and still open) if another connection, a running desk, keeps the file in WAL mode."""
+        with self.lock:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+            except sqlite3.OperationalError:  # locked by the other connection
+                return False
+            if str(mode).lower() != "delete":
+                return False
+            self._db.close()
+        return True
+
     # --- settings
     def get(self, key: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()

@@ -44,6 +44,11 @@ class StationOtherEvent(StationError):
                  "«unioncard station switch-event» or use a new station folder (--home)")
 
 
+class StationBusy(StationError):
+    code = "station_busy"
+    message = N_("The desk's journal is in use: stop «unioncard station run» and try again")
+
+
 DEFAULT_HOME = Path(os.environ.get("UNIONCARD_STATION_HOME", Path.home() / ".local" / "share" / "unioncard-station"))
 # A station whose clock differs from the server's by more than this says so on screen.
 CLOCK_WARNING = timedelta(minutes=5)
@@ -179,13 +184,15 @@ class Station:
         stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
         return self.home / f"journal-event-{self.event_id}-{stamp}.sqlite3"
 
-    def switch_event(self, data: bytes, root_public_key: bytes | None = None) -> dict:
+    def switch_event(self, data: bytes, root_public_key: bytes | None = None, archive: Path | None = None) -> dict:
         """Move the desk to another event: the bundle is verified first; then the old event's
         journal is kept, closed, in its own file (its check-ins stay there, unsent ones too: send
         them before switching) and the desk starts an empty journal for the new event. The root
         key, the desk's name and the newest trust bundle version stay; the server enrolment,
         which was for the old event, does not."""
         plan = self.switch_plan(data, root_public_key)
+        if archive is not None and plan["archive"] is not None:  # the name the operator was shown
+            plan["archive"] = archive
         accepted = plan["bundle"]
         if plan["archive"] is None:  # same event, or a desk not bound yet: an ordinary load
             return {**plan, "bundle": self.accept_bundle(data, root_public_key)}
@@ -194,12 +201,13 @@ class Station:
         if self.journal.get("server"):
             keep["station_id"] = f"offline-{keep['desk']}"
         path = self.home / "journal.sqlite3"
+        if not self.journal.close_for_move():
+            raise StationBusy()
         fresh_path = self.home / "journal.sqlite3.new"
         fresh_path.unlink(missing_ok=True)
         fresh = Journal(fresh_path)
         fresh.set(**keep)
-        fresh.close()
-        self.journal.close()
+        fresh.close_for_move()  # nobody else has it open
         path.rename(plan["archive"])
         fresh_path.rename(path)
         self.journal = Journal(path)
