@@ -91,7 +91,37 @@ def _create_demo_users(engine) -> list[tuple[str, str]]:
                                  full_name=full_name, role=role, organisation_id=org_id)
             created.append((login, role))
         uow.commit()
+    _demo_orders(session_factory)
     return created
+
+
+def _demo_orders(session_factory, count: int = 12) -> None:
+    """Plastic cards ordered by the demo chairperson and approved by the region, so the bureau's
+    commands (bureau create, run, manifest, ship) have work in the demo at once."""
+    from sqlalchemy import select
+
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.models import Card
+    from unioncard.registry import services
+    from unioncard.registry.models import Consent, Membership, UserAccount
+
+    with db.UnitOfWork(session_factory) as uow:
+        users = {u.login: u for u in uow.session.scalars(select(UserAccount).where(
+            UserAccount.login.in_(["chair", "region"])))}
+        if len(users) < 2:
+            return
+        chair, region = services.actor_for(users["chair"]), services.actor_for(users["region"])
+        with_card = select(Card.membership_id)
+        consenting = select(Consent.person_id).where(Consent.section == "processing", Consent.withdrawn_on.is_(None))
+        members = uow.session.scalars(select(Membership.id).where(
+            Membership.organisation_id == users["chair"].organisation_id, Membership.is_active.is_(True),
+            Membership.id.not_in(with_card), Membership.person_id.in_(consenting)).order_by(Membership.id)
+            .limit(count)).all()
+        ordered = cards.order_cards(uow, chair, members).ordered
+        waiting = [c.id for c in ordered if c.status == "ordered"]
+        if waiting:
+            cards.approve(uow, region, waiting)
+        uow.commit()
 
 
 def _appoint_demo_chairperson(uow, actor, organisation_id: int) -> str:
@@ -156,6 +186,8 @@ def demo_command(host: str, port: int, scale: float) -> None:
     console.print("  admin  — администратор (вся организация)")
     console.print("  region — региональная организация (Краснодарская)")
     console.print("  chair  — председатель первичной организации")
+    console.print("  bureau — оператор бюро изготовления карт")
+    console.print("  events — организатор мероприятий")
     console.print(f"База данных: {settings.database_url}\n")
     app = create_app(settings)
     app.run(host=host, port=port, threaded=True)

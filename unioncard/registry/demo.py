@@ -338,3 +338,5 @@ def iter_demo_users(session) -> Iterator[tuple[str, str, int, str]]:
     yield "admin", d.Role.ADMIN, central.id, "Администратор системы"
     yield "region", d.Role.REGIONAL_STAFF, largest_region.id, "Специалист региональной организации"
     yield "chair", d.Role.CHAIRPERSON, primary.id, "Председатель ППО"
+    yield "bureau", d.Role.BUREAU_OPERATOR, central.id, "Оператор бюро изготовления карт"
+    yield "events", d.Role.EVENT_STAFF, central.id, "Организатор мероприятий"
