@@ -614,3 +614,41 @@ def test_event_data_never_outlive_the_trust_bundle_and_the_page_says_so(make_uow
         assert record.expires_at == ceremony.latest_bundle(uow.session).expires_at
     web = logged_in(app, "admin")
     assert "истекает пакет доверия" in text_of(web.get(f"/events/{event_id}"))
+
+
+def test_a_desk_sends_the_credential_it_verified_and_the_staff_see_only_its_name(
+        app, live_server, make_uow, tree, tmp_path, session_factory):
+    """Defect 1 end to end: an open event (any member), real HTTP. A QR scan carries its verified
+    credential to the server; a typed number carries nothing and stays a number."""
+    from datetime import date
+
+    from tests.station_support import enrol, export_trust, issued_cards
+    from tests.support import union_keys
+    from unioncard.checkin import services as checkin
+    from unioncard.issuer import credential as credentials
+    from unioncard.reader_station import sync
+    from unioncard.reader_station.domain import Scan, Source
+    from unioncard.reader_station.station import Station
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    app.extensions["unioncard"]._signer = stores.operational
+    scanned, typed = issued_cards(make_uow, tree, 2, stores.operational, organisation="primary_b", prefix="Чужакова")
+    with make_uow() as uow:
+        event = checkin.create_event(uow, tree.actors["admin"], code="OPEN", name="Открытый семинар", kind="seminar",
+                                     organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                     venue="Москва", admission="members")
+        uow.commit()
+        event_id = event.id
+    _station_id, token = enrol(make_uow, event_id, "Стол 1")
+    desk = Station(tmp_path / "desk")
+    sync.enrol(desk, live_server, token)
+    assert desk.scan(Scan(Source.WEDGE, text=scanned.credential))["colour"] == "green"
+    assert desk.scan(Scan(Source.TYPED, text=typed.number))["code"] == "admitted_number_only"
+    sync.sync_once(desk)
+    with session_factory() as s:
+        rows = {r.entry.number: r for r in checkin.journal_rows(s, tree.actors["admin"], event_id)}
+    assert rows[scanned.number].entry.identified_by == "credential"
+    assert rows[scanned.number].full_name == credentials.parse(scanned.credential).full_name
+    assert rows[typed.number].entry.identified_by is None and rows[typed.number].full_name is None
+    desk.close()

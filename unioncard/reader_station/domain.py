@@ -87,6 +87,9 @@ class Verdict:
     role: str | None = None
     region_code: str | None = None
     params: dict = field(default_factory=dict)
+    # The card's signed credential (QR text form) when its signature verified here: the journal
+    # sends it to the server, which may then show the name it carries, and no other.
+    credential: str | None = None
 
     @property
     def records_check_in(self) -> bool:
@@ -158,6 +161,20 @@ def decide(scan: Scan, bundle, now: datetime, previous=lambda number: None,
     number, signed_name, refusal = identify(scan, bundle)
     if refusal is not None:
         return refusal
+    verdict = _decide(number, signed_name, bundle, previous, issuer_prefix)
+    if signed_name is not None and verdict.records_check_in:
+        verdict.credential = _verified_credential(scan)
+    return verdict
+
+
+def _verified_credential(scan: Scan) -> str | None:
+    """The QR text of the credential that ``identify`` verified for this scan."""
+    if scan.chip is not None:
+        return credential.decode_record(scan.chip.credential_record).qr_text
+    return credential.parse(scan.text.strip()).qr_text
+
+
+def _decide(number: str, signed_name: str | None, bundle, previous, issuer_prefix) -> Verdict:
     if issuer_prefix and not number.startswith(issuer_prefix):
         return _red("not_our_card", number)
     entry = bundle.roster.get(number)

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS entry (
     region_code TEXT,
     verdict TEXT,
     source TEXT,
+    credential TEXT,
     station_clock TEXT NOT NULL,
     clock_offset REAL NOT NULL DEFAULT 0,
     synced INTEGER NOT NULL DEFAULT 0
@@ -59,6 +60,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entry)")}
+        if "credential" not in columns:  # a journal made before desks sent the verified credential
+            self._db.execute("ALTER TABLE entry ADD COLUMN credential TEXT")
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -99,10 +103,10 @@ class Journal:
         nonce = uuid.uuid4().hex
         with self.lock:
             self._db.execute(
-                "INSERT INTO entry (nonce, kind, number, name, role, region_code, verdict, source, station_clock,"
-                " clock_offset) VALUES (?, 'checkin', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO entry (nonce, kind, number, name, role, region_code, verdict, source, credential,"
+                " station_clock, clock_offset) VALUES (?, 'checkin', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (nonce, verdict.number, verdict.name, verdict.role, verdict.region_code, verdict.code, source,
-                 timestamp(station_clock), self.clock_offset))
+                 verdict.credential, timestamp(station_clock), self.clock_offset))
         return nonce
 
     def undo(self, nonce: str, station_clock: datetime) -> str:
@@ -145,11 +149,11 @@ class Journal:
 
     def unsynced(self, limit: int = 1000) -> list[dict]:
         rows = self._db.execute(
-            "SELECT nonce, kind, ref_nonce, number, role, region_code, verdict, source, station_clock, clock_offset "
-            "FROM entry WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            "SELECT nonce, kind, ref_nonce, number, role, region_code, verdict, source, station_clock, clock_offset, "
+            "credential FROM entry WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,)).fetchall()
         keys = ("nonce", "kind", "ref_nonce", "number", "role", "region_code", "verdict", "source", "station_clock",
-                "clock_offset")
-        return [dict(zip(keys, row)) for row in rows]
+                "clock_offset", "credential")
+        return [{k: v for k, v in zip(keys, row) if k != "credential" or v is not None} for row in rows]
 
     def mark_synced(self, nonces: list[str]) -> None:
         with self.lock:
