@@ -500,17 +500,40 @@ def keys_rotate(role: str, algorithm: str | None) -> None:
 @click.argument("key_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def keys_retire(key_id: str, yes: bool) -> None:
-    """Destroy KEY_ID's private part; its signatures stop being trusted with the next trust bundle."""
+    """Destroy KEY_ID's private part. A card key (card_credential, card_certificate) stays in the
+    trust bundles for checking the cards it signed; any other key's signatures stop being trusted
+    with the next trust bundle."""
     from unioncard.hsm import ceremony
+    from unioncard.hsm.domain import CARD_ROLES
 
     if not yes:
-        click.confirm(f"Вывести ключ {key_id} из обращения? Подписи этим ключом перестанут приниматься", abort=True)
+        role = _key_role(key_id)
+        if role in CARD_ROLES:
+            question = (f"Вывести ключ {key_id} ({role}) из обращения? Новых подписей им не будет; карты, "
+                        "подписанные им, по-прежнему проверяются")
+        else:
+            question = f"Вывести ключ {key_id} из обращения? Подписи этим ключом перестанут приниматься"
+        click.confirm(question, abort=True)
 
     def run(uow, stores):
         key = ceremony.retire(uow, _ceremony_actor(), stores, key_id)
         console.print(f"Ключ {key.key_id} ({key.role.value}) выведен из обращения")
 
     _with_stores(run)
+
+
+def _key_role(key_id: str) -> str | None:
+    """The role of a key in the operational store, for the confirmation question (None if unknown)."""
+    from unioncard.hsm.ceremony import open_operational
+
+    try:
+        store = open_operational(load_settings())
+    except UnionCardError:
+        return None
+    try:
+        return next((k.role.value for k in store.list() if k.key_id == key_id), None)
+    finally:
+        store.close()
 
 
 @keys_group.command("export-trust")
