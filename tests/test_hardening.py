@@ -652,3 +652,25 @@ def test_a_desk_sends_the_credential_it_verified_and_the_staff_see_only_its_name
     assert rows[scanned.number].full_name == credentials.parse(scanned.credential).full_name
     assert rows[typed.number].entry.identified_by is None and rows[typed.number].full_name is None
     desk.close()
+
+
+# --- defect 14: the OpenAPI document states what a card number and a credential must be -----------
+
+def test_the_openapi_document_states_the_card_number_rules(app):
+    import re as regex
+
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    number = next(s["properties"]["card_number"] for s in schemas.values() if "card_number" in s.get("properties", {}))
+    assert number["x-check-digit"] == "luhn" and "Luhn" in number["description"]
+    pattern = regex.compile(number["pattern"])
+    prefix = app.extensions["unioncard"].settings.card_issuer_prefix
+    assert prefix in number["description"]
+    for good in ("9643 0123 0000 0014", "9643012300000014", "9643-0123-0000-0014"):
+        assert pattern.search(good), good
+    for bad in ("1234 5678 9012 3456", "9643 0123 0000 001", "9643 0123 0000 00140", "9643O12300000014", ""):
+        assert not pattern.search(bad), bad
+    credential = next(s["properties"]["credential"] for s in schemas.values()
+                      if "credential" in s.get("properties", {}))
+    assert regex.compile(credential["pattern"]).search("UC1:6BF-3") and not \
+        regex.compile(credential["pattern"]).search("http://x")
