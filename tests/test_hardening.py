@@ -215,6 +215,10 @@ def test_keystore_commands_without_a_secret_say_what_to_set(database_url, monkey
     from unioncard.config import load_settings
 
     settings = load_settings()
+    for name in ("KEYSTORE", "ROOT_KEYSTORE"):
+        # Recorded as absent, so the variables _demo_keys sets are removed again after the test.
+        monkeypatch.setenv(f"UNIONCARD_{name}_SECRET_FILE", "")
+        monkeypatch.delenv(f"UNIONCARD_{name}_SECRET_FILE")
     cli._demo_keys(settings, db.make_engine(settings.database_url))
     for name in ("KEYSTORE", "ROOT_KEYSTORE"):
         monkeypatch.delenv(f"UNIONCARD_{name}_SECRET_FILE", raising=False)

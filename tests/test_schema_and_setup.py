@@ -100,7 +100,7 @@ def test_cli_demo_data_and_import(database_url, tmp_path, monkeypatch):
     assert "Регионов: 37" in result.output
     engine = db.make_engine(database_url)
     with engine.connect() as conn:
-        assert {u for u in conn.scalars(select(UserAccount.login))} == {"admin", "region", "chair"}
+        assert {u for u in conn.scalars(select(UserAccount.login))} == {"admin", "region", "chair", "bureau", "events"}
         primary_code = conn.scalar(select(Organisation.code).where(Organisation.level == "primary")
                                    .order_by(Organisation.id))
     bad = tmp_path / "bad.csv"

@@ -683,6 +683,12 @@ def bureau_run(batch_id: int, printer: str | None, reader: str | None, chunk: in
                                          reader=the_reader, renderer=CardRenderer(load_layout(settings)),
                                          chunk_size=chunk, card_timeout=card_timeout, on_progress=show,
                                          issuer_prefix=settings.card_issuer_prefix).run()
+            except UnionCardError as exc:
+                # Running a finished batch again is what "safe to run again" promises: nothing to do.
+                if exc.code != "batch_not_open":
+                    raise
+                console.print(f"Партия {batch_id} уже изготовлена: делать нечего")
+                return
             finally:
                 signer.close()
         console.print(f"Готово карт: {report.made}, испорчено и переделано: {report.spoiled}, "
