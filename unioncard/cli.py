@@ -262,20 +262,10 @@ def user_create(login, role, org_code, full_name, valid_until, password) -> None
 
 
 def _users(fn):
-    """Open the database and run ``fn(uow, actor)`` as the command line's administrator."""
+    """Run ``fn(uow, actor)`` in one transaction as the command line's administrator."""
     from unioncard.registry.actor import Actor
 
-    settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    try:
-        with db.UnitOfWork(db.make_session_factory(engine)) as uow:
-            result = fn(uow, Actor.system("cli"))
-            uow.commit()
-            return result
-    except UnionCardError as exc:
-        _fail(exc)
-    finally:
-        engine.dispose()
+    return _transaction(lambda uow, _stores: fn(uow, Actor.system("cli")))
 
 
 @user_group.command("appoint-chairperson")
@@ -436,13 +426,21 @@ def _print_keys(keys, title: str) -> None:
 
 def _with_stores(fn, *, create: bool = False):
     """Open the database and both key stores, run ``fn(uow, stores)``, commit; errors exit 2."""
+    return _transaction(fn, key_stores=True, create=create)
+
+
+def _transaction(fn, *, key_stores: bool = False, create: bool = False):
+    """Open the database (and both key stores if asked), run ``fn(uow, stores or None)`` in one
+    transaction and commit; our errors exit 2 with their message."""
+    from contextlib import nullcontext
+
     from unioncard.hsm import ceremony
 
     settings = load_settings()
     db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
     try:
-        with ceremony.open_stores(settings, create=create) as stores:
+        with ceremony.open_stores(settings, create=create) if key_stores else nullcontext() as stores:
             with db.UnitOfWork(db.make_session_factory(engine)) as uow:
                 result = fn(uow, stores)
                 uow.commit()
