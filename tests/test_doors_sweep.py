@@ -187,3 +187,168 @@ def test_every_command_has_help_and_refuses_unknown_ids_without_a_traceback(data
         assert result.exit_code != 0, (path, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit), (path, repr(result.exception))
         assert "Traceback" not in result.output and result.output.strip(), path
+
+
+# --- found by the outside attacker's probe ----------------------------------------------------------
+
+def test_roles_without_the_members_right_open_no_card_or_member_page(web, tree, make_uow, system):
+    """The bureau and event staff see the whole union's tree by scope, but a card page (number and
+    holder) or a member page is not theirs: every such route answers 404 for every id."""
+    from tests.test_access_sweep import _cards, fill, routes
+    from unioncard.registry import services
+
+    card_ids = _cards(tree, make_uow, system)
+    with make_uow() as uow:
+        services.create_user(uow, system, login="events", password="correct horse battery", full_name="events",
+                             role="event_staff", organisation_id=tree.central)
+        uow.commit()
+    for login in ("bureau", "events"):
+        web.login(login)
+        checked = 0
+        for rule in routes(web.app):
+            params = set(rule.arguments)
+            if not params & {"membership_id", "card_id"} or "GET" not in rule.methods:
+                continue
+            for card_id in card_ids.values():
+                path = fill(rule, {"card_id": card_id, "membership_id": tree.members["ivanov"],
+                                   "organisation_id": tree.primary_a})
+                response = web.client.get(path)
+                assert response.status_code == 404, f"{login}: {path} answered {response.status_code}"
+                assert "Иванов" not in response.get_data(as_text=True)
+                checked += 1
+        assert checked >= 3
+        web.client.post("/logout", data={"csrf_token": web.token("/")})
+
+
+def test_where_someone_outside_ones_scope_is_registered_is_not_said(tree, make_uow, web):
+    import io
+
+    from tests.support import person
+    from tests.test_import_export import HEADERS, csv_bytes
+    from unioncard.errors import Conflict
+    from unioncard.registry import importer, services
+
+    sidorova = ["Сидорова", "Мария", "Олеговна", "10.09.2003", "ж", "работающий", "", "", "01.09.2021", "да", "", "",
+                "01.09.2021", "бумажная"]
+    with make_uow() as uow:
+        plan = importer.plan_import(uow.session, tree.actors["chair_a"], tree.primary_a, csv_bytes([sidorova]), "m.csv",
+                                    transfer=True)
+    message = " ".join(e.message for e in plan.errors)
+    assert "за пределами вашей части" in message
+    assert "Чувашского" not in message and "21-001" not in message
+    assert not any(r.action == "transfer" for r in plan.rows)  # nor can it be taken over from there
+    with make_uow() as uow, pytest.raises(Conflict) as refused:
+        services.register_member(uow, tree.actors["chair_a"], tree.primary_a,
+                                 person("Сидорова", "Мария", "Олеговна", __import__("datetime").date(2003, 9, 10)),
+                                 category="working", join_date=__import__("datetime").date(2021, 9, 1), transfer=True)
+    assert "Чувашского" not in refused.value.render() and "21-001" not in refused.value.render()
+    # Someone who may see both organisations is told where the person is.
+    with make_uow() as uow:
+        plan = importer.plan_import(uow.session, tree.actors["admin"], tree.primary_a, csv_bytes([sidorova]), "m.csv")
+    assert "Чувашского" in " ".join(e.message for e in plan.errors)
+
+
+def test_ids_beyond_the_database_and_deep_or_long_json_are_4xx(web, tree, app, desk):
+    client, token, own, _foreign, _event_id = desk
+    web.login("admin")
+    huge = "9" * 25
+    for path in (f"/registry/org/{huge}", f"/registry/member/{huge}", f"/cards/{huge}", f"/events/{huge}",
+                 f"/bureau/batches/{huge}", f"/partners/{huge}", f"/registry/org/{2 ** 31}"):
+        assert web.get(path).status_code == 404, path
+    order = web.post(f"/cards/org/{tree.primary_a}/order", token_from=f"/cards/org/{tree.primary_a}",
+                     data={"membership_id": [huge, str(2 ** 63), "-1", "x"]})
+    assert order.status_code < 500
+    deep = "[" * 5000 + "]" * 5000
+    long_number = "9" * 5000
+    for path, headers in (("/api/v1/partner/verify", {"Authorization": "Bearer ucp_x"}),
+                          ("/station-api/v1/journal", {"Authorization": f"Bearer {token}"})):
+        for body in ('{"card_number": %s, "surname": "a"}' % deep, '{"card_number": %s, "surname": "a"}' % long_number,
+                     '{"entries": %s}' % deep):
+            response = client.post(path, data=body, headers=headers, content_type="application/json")
+            assert response.status_code == 400, (path, body[:40], response.status_code)
+            assert response.get_json()["error"]["code"] == "malformed_json"
+
+
+def test_event_dates_that_cannot_be_signed_are_refused(tree, make_uow):
+    from datetime import date
+
+    from unioncard.checkin import services as checkin
+    from unioncard.errors import ValidationError
+
+    for starts, ends in ((date(9999, 12, 30), date(9999, 12, 31)), (date(1, 1, 1), date(1, 1, 2))):
+        with make_uow() as uow, pytest.raises(ValidationError) as refused:
+            checkin.create_event(uow, tree.actors["admin"], code=f"X{starts.year}", name="x", kind="seminar",
+                                 organisation_id=tree.central, starts_on=starts, ends_on=ends, venue="x",
+                                 admission="members")
+        assert refused.value.code == "event_dates_range"
+
+
+def test_the_desks_claims_of_role_and_region_are_not_kept(desk, session_factory):
+    from unioncard.checkin.models import CheckIn
+
+    client, token, own, foreign, event_id = desk
+    entries = [_entry(foreign.number, role="delegate", region_code="12"), _entry(own.number, role="guest",
+                                                                                   region_code="99")]
+    assert client.post("/station-api/v1/journal", json={"entries": entries},
+                       headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    with session_factory() as s:
+        kept = {c.number: (c.role, c.region_code) for c in s.query(CheckIn).filter_by(event_id=event_id)}
+    assert kept == {foreign.number: ("member", foreign.number[6:8]), own.number: ("delegate", own.number[6:8])}
+
+
+def test_desk_commands_refuse_bad_key_files_and_addresses_and_leave_no_half_made_desk(tmp_path, make_uow, tree):
+    from tests.station_support import publish, root_pem
+    from unioncard import cli
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    other_stores = union_keys(tmp_path / "other")
+    event_id = make_event(make_uow, tree, stores, admission="members")
+    (tmp_path / "event.ucb").write_bytes(publish(make_uow, event_id, stores))
+    (tmp_path / "bad.pem").write_text("garbage")
+    wrong_root = root_pem(other_stores, tmp_path / "other.pem")
+    runner = CliRunner()
+    home = tmp_path / "fresh-desk"
+    calls = [["station", "load-bundle", str(tmp_path / "event.ucb"), "--home", str(home), "--root-key",
+              str(tmp_path / "bad.pem")],
+             ["station", "enrol", "--home", str(home), "--server", "notaurl", "--token", "1.x"],
+             ["station", "enrol", "--home", str(home), "--server", "http://127.0.0.1:9", "--token", "1.x",
+              "--root-key", str(tmp_path / "bad.pem")],
+             ["station", "load-bundle", str(tmp_path / "event.ucb"), "--home", str(home), "--root-key", wrong_root]]
+    for args in calls:
+        result = runner.invoke(cli.main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        assert not home.exists(), args
+    for args in (["bureau", "run", "9" * 25], ["partner", "revoke-key", "9" * 25],
+                 ["user", "appoint-chairperson", "--org-code", "x", "--person-id", "9" * 25, "--from", "2026-01-01",
+                  "--to", "2027-01-01"]):
+        result = runner.invoke(cli.main, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+
+
+def test_files_with_personal_data_are_private(database_url, tree, make_uow, monkeypatch, tmp_path):
+    import stat
+
+    from tests.support import approved_cards
+    from unioncard import cli
+    from unioncard.personalization import services as bureau
+
+    approved_cards(make_uow, tree, 2)
+    with make_uow() as uow:
+        batch = bureau.create_batches(uow, tree.actors["bureau"])[0]
+        uow.commit()
+    monkeypatch.setenv("UNIONCARD_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    monkeypatch.setenv("UNIONCARD_INSTANCE_DIR", str(tmp_path / "instance"))
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert CliRunner().invoke(cli.main, ["db", "upgrade"]).exit_code == 0
+        monkeypatch.setenv("UNIONCARD_DATABASE_URL", database_url)
+        result = CliRunner().invoke(cli.main, ["bureau", "manifest", str(batch.id), "--out", str(tmp_path / "m")])
+        assert result.exit_code == 0, result.output
+    finally:
+        os.umask(old)
+    for path in [tmp_path / "fresh.db", *(tmp_path / "m").iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

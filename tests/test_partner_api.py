@@ -289,6 +289,7 @@ def test_failed_logins_make_the_address_wait(database_url, tmp_path, tree):
     assert statuses == [401, 401, 401, 401, 429]
     page = web.login("admin")  # the right password, from the same address: still waits
     assert page.status_code == 429 and "Слишком много" in text_of(page)
+    assert int(page.headers["Retry-After"]) > 0
     app.extensions["unioncard"].engine.dispose()
 
 

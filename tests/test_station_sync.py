@@ -201,7 +201,23 @@ def test_staff_pages_roster_desks_counts_and_export(served, make_uow, tree, sess
                                            "file": (io.BytesIO(out.getvalue()), "roster.xlsx")},
                         content_type="multipart/form-data", follow_redirects=True)
     text = response.get_data(as_text=True)
-    assert "Добавлено в список: 2" in text and "Строка 4" in text and "Строка 5" in text
+    # A list with errors changes nothing (all or nothing) and names every bad row.
+    assert "ничего не изменено" in text and "Строка 4" in text and "Строка 5" in text
+    with session_factory() as s:
+        from unioncard.checkin import services as checkin_services
+
+        assert checkin_services.roster_size(s, event_id) == 0
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Номер билета", "Роль"])
+    sheet.append([held[0].number, "делегат"])
+    sheet.append([held[1].number, "гость"])
+    out = io.BytesIO()
+    book.save(out)
+    response = web.post(f"{page}/roster", {"csrf_token": web.token(page),
+                                           "file": (io.BytesIO(out.getvalue()), "roster.xlsx")},
+                        content_type="multipart/form-data", follow_redirects=True)
+    assert "Добавлено в список: 2" in response.get_data(as_text=True)
     response = web.post(f"{page}/desks", {"csrf_token": web.token(page), "desk": "Стол 1"})
     desk_token = response.get_data(as_text=True).split("--token ")[1].split("<")[0].strip()
     desk = Station(tmp_path / "web-desk")

@@ -14,7 +14,15 @@ from unioncard import db
 from unioncard.config import load_settings
 from unioncard.errors import UnionCardError
 
+try:  # cryptography's own error for a PEM of an algorithm it does not know
+    from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedAlgorithmError
+except ImportError:  # pragma: no cover
+    UnsupportedAlgorithmError = ValueError
+
 console = Console()
+# A database id (a PostgreSQL integer): a larger number is refused by the option parser with its
+# usual message, instead of overflowing in the database.
+ID = click.IntRange(1, 2 ** 31 - 1)
 DEMO_PASSWORD = "demo-password-2026"
 
 
@@ -26,6 +34,9 @@ def _fail(exc: UnionCardError) -> None:
 @click.group()
 def main() -> None:
     """UnionCard: registry, card issue, personalisation and check-in of union cards."""
+    # Every file a command writes (the SQLite database, manifests, printed cards, desk journals)
+    # holds personal data: readable by this account only.
+    os.umask(0o077)
 
 
 @main.group("db")
@@ -48,7 +59,7 @@ def _progress() -> Progress:
 
 
 @main.command("demo-data")
-@click.option("--scale", type=float, default=0.01, show_default=True,
+@click.option("--scale", type=click.FloatRange(0.0001, 5), default=0.01, show_default=True,
               help="Multiplier of the real member counts (1 = the 1.09 M pilot, 3.7 ≈ 4 M).")
 @click.option("--seed", type=int, default=2020, show_default=True)
 @click.option("--with-users/--no-users", default=True, show_default=True, help="Create the demo logins.")
@@ -159,7 +170,7 @@ def run(host: str, port: int) -> None:
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--scale", type=float, default=0.01, show_default=True)
+@click.option("--scale", type=click.FloatRange(0.0001, 5), default=0.01, show_default=True)
 def demo_command(host: str, port: int, scale: float) -> None:
     """Everything for a demo on this laptop: schema, demo union (first time), logins, web server."""
     from sqlalchemy import func, select
@@ -270,7 +281,7 @@ def _users(fn):
 
 @user_group.command("appoint-chairperson")
 @click.option("--org-code", required=True, help="Code of the primary organisation.")
-@click.option("--person-id", type=int, required=True, help="The member's person id (from the member's page).")
+@click.option("--person-id", type=ID, required=True, help="The member's person id (from the member's page).")
 @click.option("--from", "starts_on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]))
 @click.option("--to", "ends_on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]))
 def user_appoint_chairperson(org_code, person_id, starts_on, ends_on) -> None:
@@ -326,7 +337,7 @@ def partner_group() -> None:
 @click.option("--name", "partner_name", required=True, help="The partner's name, as the union calls it.")
 @click.option("--kind", type=click.Choice(["general", "bonus_programme"]), default="general", show_default=True,
               help="bonus_programme: answers «valid» only for members with consent section 2.")
-@click.option("--per-minute", type=int, default=120, show_default=True, help="The key's rate limit.")
+@click.option("--per-minute", type=click.IntRange(1, 1_000_000), default=120, show_default=True, help="The key's rate limit.")
 def partner_add_key(partner_name, kind, per_minute) -> None:
     """Make a key; it is printed once and only its hash is kept."""
     from unioncard.partner import services as partners
@@ -344,7 +355,7 @@ def partner_add_key(partner_name, kind, per_minute) -> None:
 
 
 @partner_group.command("revoke-key")
-@click.argument("key_id", type=int)
+@click.argument("key_id", type=ID)
 def partner_revoke_key(key_id) -> None:
     from unioncard.partner import services as partners
 
@@ -536,7 +547,7 @@ def _key_role(key_id: str) -> str | None:
 
 @keys_group.command("export-trust")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--days", type=int, default=None, help="Validity (default UNIONCARD_TRUST_BUNDLE_DAYS, 30).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None, help="Validity (default UNIONCARD_TRUST_BUNDLE_DAYS, 30).")
 @click.option("--root-public-key", "root_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the root public key (PEM) that stations and partners pin.")
 def keys_export_trust(out_path: str, days: int | None, root_out: str | None) -> None:
@@ -622,7 +633,7 @@ def bureau_waiting() -> None:
 
 @bureau_group.command("create")
 @click.option("--region", "regions", multiple=True, help="Region code (two digits); all regions if omitted.")
-@click.option("--size", type=int, default=500, show_default=True, help="Most cards in one batch.")
+@click.option("--size", type=click.IntRange(1, 5000), default=500, show_default=True, help="Most cards in one batch.")
 @click.option("--encoding", type=click.Choice(["chip", "uid", "none"]), default="chip", show_default=True)
 def bureau_create(regions, size: int, encoding: str) -> None:
     """Make batches from the approved orders (one region per batch)."""
@@ -644,10 +655,10 @@ def bureau_create(regions, size: int, encoding: str) -> None:
 
 
 @bureau_group.command("run")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ID)
 @click.option("--printer", default=None, help="cups:QUEUE or file:DIR (default UNIONCARD_BUREAU_PRINTER).")
 @click.option("--reader", default=None, help="pcsc:READER or sim: (default UNIONCARD_BUREAU_READER).")
-@click.option("--chunk", type=int, default=50, show_default=True, help="Cards per print job.")
+@click.option("--chunk", type=click.IntRange(1, 1000), default=50, show_default=True, help="Cards per print job.")
 @click.option("--card-timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for a blank card on the reader.")
 def bureau_run(batch_id: int, printer: str | None, reader: str | None, chunk: int, card_timeout: float) -> None:
@@ -716,7 +727,7 @@ def bureau_status() -> None:
 
 
 @bureau_group.command("manifest")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ID)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def bureau_manifest(batch_id: int, out_dir: str) -> None:
     """Write the shipment manifest of a batch as PDF and XLSX."""
@@ -740,7 +751,7 @@ def bureau_manifest(batch_id: int, out_dir: str) -> None:
 
 
 @bureau_group.command("ship")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ID)
 def bureau_ship(batch_id: int) -> None:
     """Mark a produced batch as sent to its region."""
     from unioncard.personalization import services as bureau
@@ -787,15 +798,35 @@ def station_group() -> None:
 
 
 def _read_root_key(path: str | None) -> bytes | None:
+    """The root public key from a PEM file; a file that is not one exits 2 with a message."""
     if not path:
         return None
     from pathlib import Path
 
     from cryptography.hazmat.primitives import serialization
 
+    from unioncard.errors import ValidationError
     from unioncard.hsm.domain import public_key_der
+    from unioncard.i18n import N_
 
-    return public_key_der(serialization.load_pem_public_key(Path(path).read_bytes()))
+    try:
+        return public_key_der(serialization.load_pem_public_key(Path(path).read_bytes()))
+    except (ValueError, TypeError, OSError, UnsupportedAlgorithmError):
+        _fail(ValidationError(N_("%(path)s is not a public key in PEM form (the file «root.pem» that "
+                                 "«unioncard keys export-trust --root-public-key» writes)"),
+                              code="root_key_invalid", path=path))
+
+
+def _check_server_address(server: str) -> None:
+    from urllib.parse import urlsplit
+
+    from unioncard.errors import ValidationError
+    from unioncard.i18n import N_
+
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        _fail(ValidationError(N_("The server's address must start with https:// (or http:// on this computer), "
+                                 "e.g. https://unioncard.example.org"), code="server_address_invalid"))
 
 
 @station_group.command("enrol")
@@ -809,9 +840,11 @@ def station_enrol(home, server, token, root_key) -> None:
     from unioncard.reader_station import sync
     from unioncard.reader_station.station import Station
 
+    _check_server_address(server)
+    root = _read_root_key(root_key)
     station = Station(_station_home(home))
     try:
-        answer = sync.enrol(station, server, token, _read_root_key(root_key))
+        answer = sync.enrol(station, server, token, root)
     except UnionCardError as exc:
         _fail(exc)
     status = station.status()
@@ -836,10 +869,22 @@ def station_load_bundle(home, path, root_key, desk) -> None:
 
     from unioncard.reader_station.station import Station
 
-    station = Station(_station_home(home))
+    root = _read_root_key(root_key)
     data = Path(path).read_bytes()
+    folder = _station_home(home)
+    if root is not None and not (folder / "journal.sqlite3").exists():
+        # A fresh desk: a refused file leaves no half-made desk folder behind.
+        from datetime import datetime, timezone
+
+        from unioncard.reader_station import bundle as eb
+
+        try:
+            eb.check(data, root, datetime.now(timezone.utc))
+        except UnionCardError as exc:
+            _fail(exc)
+    station = Station(folder)
     try:
-        accepted = station.accept_bundle(data, _read_root_key(root_key), desk=desk)
+        accepted = station.accept_bundle(data, root, desk=desk)
     except UnionCardError as exc:  # refusals of the bundle, its trust bundle or the desk
         _fail(exc)
     finally:
@@ -863,9 +908,9 @@ def station_switch_event(home, path, root_key, yes) -> None:
 
     from unioncard.reader_station.station import Station
 
-    station = Station(_station_home(home))
-    data = Path(path).read_bytes()
     root = _read_root_key(root_key)
+    data = Path(path).read_bytes()
+    station = Station(_station_home(home))
     try:
         plan = station.switch_plan(data, root)
         if plan["archive"] is not None:

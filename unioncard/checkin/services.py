@@ -30,6 +30,9 @@ from unioncard.registry.models import Membership, Organisation, Person
 from unioncard.tokens import new_token, token_hash
 
 KINDS = ("congress", "conference", "seminar")
+# Dates an event can have: its desk data are signed with times that must stay computable.
+EARLIEST_EVENT_DAY = date(2000, 1, 1)
+LATEST_EVENT_DAY = date(2099, 12, 31)
 KIND_LABELS = {"congress": N_("congress"), "conference": N_("conference"), "seminar": N_("seminar")}
 ROSTER_ROLES = ("delegate", "guest", "staff")
 # Cards a desk refuses: revoked for good, or reported lost/stolen/damaged.
@@ -89,6 +92,10 @@ def create_event(uow: UnitOfWork, actor: Actor, *, code: str, name: str, kind: s
         raise ValidationError(N_("Unknown admission rule"), code="event_admission")
     if ends_on < starts_on:
         raise ValidationError(N_("The event ends before it starts"), code="event_dates")
+    if not (EARLIEST_EVENT_DAY <= starts_on and ends_on <= LATEST_EVENT_DAY):
+        raise ValidationError(N_("An event's dates lie between %(earliest)s and %(latest)s"), code="event_dates_range",
+                              earliest=EARLIEST_EVENT_DAY.strftime("%d.%m.%Y"),
+                              latest=LATEST_EVENT_DAY.strftime("%d.%m.%Y"))
     if session.scalar(select(Event.id).where(Event.code == code)):
         raise Conflict(N_("An event with the code %(event_code)s already exists"), code="event_code_taken",
                        event_code=code)
@@ -172,7 +179,8 @@ MAX_ROSTER_ROWS = 20_000
 
 def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple[int, str, str]]) -> RosterResult:
     """Rows of (spreadsheet row, card number, role word), e.g. from ``read_roster_file``. Every row
-    that is not taken is reported with its row number and why; the rest are kept."""
+    that cannot be taken is reported with its row number and why; if there is any, nothing is
+    changed (the whole list is taken or none of it)."""
     from unioncard.i18n import translate
 
     session = uow.session
@@ -210,6 +218,9 @@ def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple
             problems.append((index, translate(N_("the card is blocked or void"))))
         else:
             wanted[hit[0]] = role
+    if problems:
+        # All or nothing, as a member import: a list with errors changes nothing on the event.
+        return RosterResult(0, 0, sorted(problems))
     added, updated = _roster_set(session, event, wanted)
     audit.record(session, actor, "event.roster_import", "event", event.id, event.organisation_id, added=added,
                  updated=updated, problems=len(problems))
@@ -464,14 +475,14 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
 MAX_CREDENTIAL_TEXT = 1000
 
 
-def roster_numbers(session, event_id: int, numbers) -> set[str]:
-    """Which of ``numbers`` are cards of people on the event's roster."""
-    found: set[str] = set()
+def roster_numbers(session, event_id: int, numbers) -> dict[str, str]:
+    """Which of ``numbers`` are cards of people on the event's roster, with their role there."""
+    found: dict[str, str] = {}
     for chunk in chunked(sorted({n for n in numbers if n})):
-        found.update(session.scalars(
-            select(Card.number).join(RosterEntry, and_(RosterEntry.person_id == Card.person_id,
-                                                       RosterEntry.event_id == event_id))
-            .where(Card.number.in_(chunk))))
+        found.update(session.execute(
+            select(Card.number, RosterEntry.role).join(RosterEntry, and_(RosterEntry.person_id == Card.person_id,
+                                                                         RosterEntry.event_id == event_id))
+            .where(Card.number.in_(chunk))).all())
     return found
 
 
@@ -491,6 +502,10 @@ def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
         row["identified_by"], row["credential_name"] = None, None
         if row["kind"] != "checkin":
             continue
+        # The counts by role and region are the server's own: the role from the roster, the
+        # region from the card number, whatever the desk wrote.
+        row["role"] = listed.get(row["number"], "member")
+        row["region_code"] = cardnumber.region_of(row["number"])
         if row["number"] in listed:
             row["identified_by"] = "roster"
         elif presented and trust_bundle is not None:

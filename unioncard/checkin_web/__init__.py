@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -80,6 +81,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS_DIR),
     )
+    # The server writes personal data (the SQLite database, uploads): for its own account only,
+    # also when started by gunicorn rather than the `unioncard` command.
+    os.umask(0o077)
     # Member lists left waiting by previews abandoned before a restart (or a crash) go now.
     from unioncard.files import PendingUploads
 
@@ -94,8 +98,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     from unioncard.checkin_web import input_guard
 
-    # Before CSRF and every view: no NUL reaches a form, a service or the database.
+    # Before CSRF and every view: no NUL reaches a form, a service or the database; no id in an
+    # address is larger than the database's ids.
     app.before_request(input_guard.refuse_nul_bytes)
+    input_guard.install_id_converter(app)
     csrf = CSRFProtect(app)
     Babel(app, locale_selector=_select_locale)
     _init_login(app, runtime)
@@ -206,8 +212,16 @@ def _install_error_pages(app: Flask) -> None:
     page_or_json(413, lambda: _("The file is too large"), lambda: _(
         "Files up to %(limit)s MB can be uploaded. Split the list into several files.",
         limit=runtime().settings.max_upload_bytes // (1024 * 1024)))
-    page_or_json(429, lambda: _("Too many attempts"), lambda: _(
-        "There were too many unsuccessful attempts from this computer. Wait a few minutes and try again."))
+    def too_many(e):
+        if is_api_request():
+            return http_error(e)
+        from unioncard.checkin_web.partner_api import retry_after
+
+        body, status = page(429, _("Too many attempts"), _(
+            "There were too many unsuccessful attempts from this computer. Wait a few minutes and try again."))
+        return body, status, {"Retry-After": str(retry_after(e))}
+
+    app.register_error_handler(429, too_many)
     page_or_json(500, lambda: _("Something went wrong"), lambda: _(
         "The server could not do this. Nothing was saved; try again, and if it repeats, tell the "
         "administrator the time it happened."))

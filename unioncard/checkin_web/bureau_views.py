@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from unioncard.checkin_web.input_guard import bounded_id
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.errors import NotFound, UnionCardError
@@ -179,7 +180,7 @@ def ship(batch_id: int):
 def deliver(batch_id: int):
     try:
         with _rt().uow() as uow:
-            count = bureau.mark_delivered(uow, _actor(), batch_id, request.form.get("organisation_id", 0, type=int))
+            count = bureau.mark_delivered(uow, _actor(), batch_id, bounded_id(request.form.get("organisation_id")) or 0)
             uow.commit()
         flash(_("Marked as delivered: %(count)s cards", count=count), "ok")
     except NotFound as exc:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
-from unioncard.checkin_web.input_guard import page_number
+from unioncard.checkin_web.input_guard import form_ids, page_number
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
@@ -83,7 +83,7 @@ def order(organisation_id: int):
     rt = _rt()
     with rt.uow() as uow:
         org = _org_or_404(uow.session, organisation_id)
-        ids = [int(v) for v in request.form.getlist("membership_id") if v.isdigit()][:1000]
+        ids = form_ids("membership_id", 1000)
         try:
             kind = CardKind(request.form.get("kind", "plastic"))
         except ValueError:
@@ -125,7 +125,7 @@ def approvals(organisation_id: int):
                     message = _("Automatic approval is on") if request.form.get("enabled") == "1" \
                         else _("Automatic approval is off")
                 else:
-                    ids = [int(v) for v in request.form.getlist("card_id") if v.isdigit()][:5000]
+                    ids = form_ids("card_id", 5000)
                     if not ids:
                         flash(_("Tick the orders first"), "error")
                         return redirect(url_for(".approvals", organisation_id=org.id))

@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from unioncard.checkin import services as checkin
+from unioncard.checkin_web.input_guard import bounded_id
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.errors import NotFound, UnionCardError
@@ -65,7 +66,7 @@ def create():
     form = request.form
     try:
         with _rt().uow() as uow:
-            organisation_id = form.get("organisation_id", type=int) or _actor().organisation_id
+            organisation_id = bounded_id(form.get("organisation_id")) or _actor().organisation_id
             event = checkin.create_event(
                 uow, _actor(), code=form.get("code", ""), name=form.get("name", ""), kind=form.get("kind", ""),
                 organisation_id=organisation_id, starts_on=date.fromisoformat(form.get("starts_on", "")),
@@ -116,7 +117,8 @@ def roster(event_id: int):
     try:
         with _rt().uow() as uow:
             upload = request.files.get("file")
-            if upload and upload.filename:
+            upload_given = bool(upload and upload.filename)
+            if upload_given:
                 rows = checkin.read_roster_file(upload.read(), upload.filename)
                 result = checkin.import_roster(uow, _actor(), event_id, rows)
             else:
@@ -124,8 +126,12 @@ def roster(event_id: int):
                 result = checkin.add_organisation_members(uow, _actor(), event_id, org.id,
                                                           request.form.get("role", "delegate"))
             uow.commit()
-        flash(_("Added to the list: %(added)s, role changed: %(updated)s", added=result.added,
-                updated=result.updated), "ok")
+        if result.problems and upload_given:
+            flash(_("The list has errors, so nothing was changed. Correct the rows below and upload the file again."),
+                  "error")
+        else:
+            flash(_("Added to the list: %(added)s, role changed: %(updated)s", added=result.added,
+                    updated=result.updated), "ok")
         for row, problem in result.problems[:20]:
             flash(_("Row %(row)s: %(problem)s", row=row, problem=problem), "error")
         if len(result.problems) > 20:

@@ -9,6 +9,9 @@ from datetime import date
 from flask import abort, request
 from werkzeug.exceptions import BadRequest
 
+# Every id in the database is a PostgreSQL integer: anything larger names nothing (a 404), and
+# must never reach the database, where it would overflow.
+MAX_ID = 2 ** 31 - 1
 # The largest page number a list accepts: far beyond any real list (50 rows a page, 4 M rows),
 # far below what would overflow an SQL OFFSET.
 MAX_PAGE = 1_000_000
@@ -55,10 +58,38 @@ def refuse_nul_bytes():
             limit = MAX_BODY_BYTES if request.path.startswith(PREFIX + "/") else None
             if limit is not None and (request.content_length is None or request.content_length > limit):
                 return None
-            body = request.get_data(cache=True)
-            if b"\\u0000" in body or b"\x00" in body:
-                abort(400, description="nul_in_input")
+            _check_json(request.get_data(cache=True))
     return None
+
+
+# No API takes JSON nested deeper than this; a deeper body is refused before anything walks it.
+MAX_JSON_DEPTH = 32
+
+
+def _check_json(body: bytes) -> None:
+    """A JSON body is parsed once here: unparseable, too deep, or with a number too long to
+    convert is a 400 ``malformed_json``; NUL in any key or string is a 400 ``nul_in_input``."""
+    import json
+
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        abort(400, description="malformed_json")
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            abort(400, description="malformed_json")
+        if isinstance(item, str):
+            if "\x00" in item:
+                abort(400, description="nul_in_input")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if "\x00" in key:
+                    abort(400, description="nul_in_input")
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
 
 
 def page_number(name: str = "page") -> int:
@@ -74,3 +105,30 @@ def bounded_date(value: date) -> date:
     if not EARLIEST_DATE <= value <= LATEST_DATE:
         raise ValueError(value)
     return value
+
+
+def bounded_id(text) -> int | None:
+    """An id from a form field: None unless it is a whole number from 1 to MAX_ID."""
+    text = str(text or "").strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 10 or not 0 < int(text) <= MAX_ID:
+        return None
+    return int(text)
+
+
+def form_ids(name: str, most: int) -> list[int]:
+    """The ids posted under ``name`` (at most ``most``); anything that cannot be an id is left out."""
+    found = (bounded_id(v) for v in request.form.getlist(name)[:most])
+    return [i for i in found if i is not None]
+
+
+def install_id_converter(app) -> None:
+    """``<int:…>`` in every route takes ids from 1 to MAX_ID; a larger number matches no route (404).
+    Must run before any blueprint registers its rules."""
+    from werkzeug.routing import IntegerConverter
+
+    class IdConverter(IntegerConverter):
+        def __init__(self, url_map, *args, **kwargs):
+            kwargs.setdefault("max", MAX_ID)
+            super().__init__(url_map, *args, **kwargs)
+
+    app.url_map.converters["int"] = IdConverter

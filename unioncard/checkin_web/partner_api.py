@@ -170,17 +170,19 @@ def http_error(error: HTTPException):
     if status == 405 and getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(error.valid_methods)
     if status == 429:
-        headers["Retry-After"] = str(_retry_after(error))
+        headers["Retry-After"] = str(retry_after(error))
     code = HTTP_CODES.get(status, "error")
     message = _http_message(status)
     if status == 400 and fields_:
         code = "malformed_json"
     if status == 400 and getattr(error, "description", None) == "nul_in_input":
         code, message = "nul_in_input", _("The request contains a NUL character, which no field may hold")
+    if status == 400 and getattr(error, "description", None) == "malformed_json":
+        code = "malformed_json"
     return error_response(status, code, message, fields_, headers)
 
 
-def _retry_after(error) -> int:
+def retry_after(error) -> int:
     limit = getattr(error, "limit", None)
     try:
         return max(1, int(limit.limit.get_expiry()))

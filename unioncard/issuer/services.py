@@ -72,12 +72,19 @@ def _visible(actor: Actor, card: Card | None) -> bool:
     return card is not None and actor.sees(card.org_path)
 
 
+def _readable(actor: Actor, card: Card | None) -> bool:
+    """A card as a page shows it (number, holder, history) is the member's personal data: only for
+    those who may see the organisation's members. The bureau and event staff act on cards through
+    their own services (batches, desks), never by opening any card they like."""
+    return _visible(actor, card) and actor.can(rd.Permission.VIEW_MEMBERS)
+
+
 def get_card(session: Session, actor: Actor, card_id: int, *, for_update: bool = False) -> Card:
     query = select(Card).where(Card.id == card_id)
     if for_update:
         query = query.with_for_update(of=Card)
     card = session.scalar(query)
-    if not _visible(actor, card):
+    if not _readable(actor, card):
         raise NotFound(N_("Card not found"), code="card_not_found")
     return card
 
@@ -89,7 +96,7 @@ def get_card_by_number(session: Session, actor: Actor, number: str, *, for_updat
     if for_update:
         query = query.with_for_update(of=Card)
     card = session.scalar(query)
-    if not _visible(actor, card):
+    if not _readable(actor, card):
         raise NotFound(N_("No card with number %(number)s in your organisation"), code="card_not_found",
                        number=cardnumber.format(number))
     return card

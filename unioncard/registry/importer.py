@@ -263,7 +263,10 @@ def plan_import(session: Session, actor: Actor, organisation_id: int, content: b
         person = people.get(row.person.identity_key)
         membership = memberships.get(person.id) if person else None
         if membership is not None and membership.organisation_id != org.id:
-            if transfer and actor.sees(membership.org_path):
+            if not actor.sees(membership.org_path):
+                plan.errors.append(RowError(row.row, None, translate(services.REGISTERED_OUTSIDE_SCOPE)))
+                continue
+            if transfer:
                 plan.rows.append(PlannedRow(row, "transfer", membership.id))
                 continue
             other = other_orgs[membership.organisation_id]

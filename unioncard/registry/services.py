@@ -27,6 +27,9 @@ from unioncard.registry.models import (
     UserAccount,
 )
 
+REGISTERED_OUTSIDE_SCOPE = N_("This person is already registered in a primary organisation outside your part of the "
+                              "union. A person can be registered in only one organisation: ask the regional "
+                              "organisation to arrange a transfer.")
 MEMBER_LEVELS = (d.Level.PRIMARY, d.Level.SUBDIVISION)
 
 
@@ -308,6 +311,10 @@ def register_member(
         if current is not None:
             if current.organisation_id == org.id:
                 raise Conflict(N_("This person is already registered in this organisation"), code="already_member_here")
+            if not actor.sees(current.org_path):
+                # Where someone outside the actor's part of the union is registered is not theirs to
+                # learn; nor may they take the member over from there.
+                raise Conflict(REGISTERED_OUTSIDE_SCOPE, code="registered_elsewhere")
             if not transfer:
                 other = session.get(Organisation, current.organisation_id)
                 raise Conflict(
