@@ -352,3 +352,9 @@ def test_files_with_personal_data_are_private(database_url, tree, make_uow, monk
         os.umask(old)
     for path in [tmp_path / "fresh.db", *(tmp_path / "m").iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    # A database made readable by others before (an older version) is made private when opened.
+    from unioncard import db
+
+    (tmp_path / "fresh.db").chmod(0o644)
+    db.make_engine(f"sqlite:///{tmp_path / 'fresh.db'}").dispose()
+    assert stat.S_IMODE((tmp_path / "fresh.db").stat().st_mode) == 0o600
