@@ -1,0 +1,122 @@
+"""Every page of every role at 390 px in Chromium: nothing may spill sideways off a phone screen.
+A union with something on every page (members, cards in several states, a batch, an event with a
+desk and check-ins, a partner key, a virtual card) is built once; then each role's browser opens
+every GET page of the app that answers it with HTML, and the document must be no wider than the
+screen (a wide table may scroll inside its own box). Pages found wider are listed with their widths."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from tests.station_support import enrol, export_trust, issued_cards, make_event, publish
+from tests.support import PASSWORD, approved_cards, union_keys
+from tests.test_access_sweep import fill, routes
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 390, "height": 844}
+ROLES = ("admin", "region_a", "chair_a", "bureau", "events")
+# A folder to keep each page's picture in (for the user guide and for looking): off by default.
+SCREENSHOTS = os.environ.get("UNIONCARD_SCREENSHOTS")
+
+
+@pytest.fixture
+def full_union(app, make_uow, tree, tmp_path, session_factory):
+    from unioncard.checkin import services as checkin
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.models import Card
+    from unioncard.partner import services as partners
+    from unioncard.personalization import services as bureau
+    from unioncard.registry import services
+    from unioncard.registry.actor import Actor
+
+    system = Actor.system("test")
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    app.extensions["unioncard"]._signer = stores.operational
+    held = issued_cards(make_uow, tree, 3, stores.operational, prefix="Константинопольская-Длиннофамильная")
+    approved_cards(make_uow, tree, 2, prefix="Ожидающая")
+    with make_uow() as uow:
+        batch = bureau.create_batches(uow, tree.actors["bureau"])[0]
+        services.create_user(uow, system, login="events", password=PASSWORD, full_name="Организатор мероприятий",
+                             role="event_staff", organisation_id=tree.central)
+        services.give_consent(uow, system, tree.members["petrov"], "processing", date(2020, 1, 1), "paper")
+        virtual = cards.order_cards(uow, tree.actors["chair_a2"], [tree.members["petrov"]], "virtual").ordered[0]
+        uow.commit()
+    with make_uow() as uow:
+        cards.approve(uow, tree.actors["region_a"], [virtual.id])
+        card = uow.session.get(Card, virtual.id)
+        cards.transition_many(uow, system, [card], "issued")
+        token = cards.new_private_link(uow, tree.actors["chair_a2"], virtual.id)
+        key, _secret = partners.create_key(uow.session, tree.actors["admin"], "Магазин «Книжный мир»", "general", 100)
+        uow.commit()
+        key_id = key.id
+    event_id = make_event(make_uow, tree, stores, roster=[h.number for h in held])
+    station_id, _desk_token = enrol(make_uow, event_id, "Стол регистрации № 1 у главного входа")
+    publish(make_uow, event_id, stores)
+    return {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": held[0].id,
+            "batch_id": batch.id, "event_id": event_id, "station_id": station_id, "key_id": key_id,
+            "token": token, "fmt": "pdf", "code": "23-01-001", "filename": "index.html"}
+
+
+# The elements sticking out furthest to the right (tag.class and width), to say what to fix.
+WIDEST = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const r = el.getBoundingClientRect();
+    if (r.right > 391) {
+      let inScroller = false;
+      for (let p = el.parentElement; p; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX;
+        if (o === 'auto' || o === 'scroll' || o === 'hidden') { inScroller = true; break; }
+      }
+      if (!inScroller) out.push([Math.round(r.right), el.tagName.toLowerCase() + (el.className ? '.' + el.className : '')]);
+    }
+  }
+  out.sort((a, b) => b[0] - a[0]);
+  return out.slice(0, 3).map(x => x[1] + ':' + x[0]).join(' ');
+}"""
+
+
+def page_widths(browser, base, login, values, app) -> dict[str, int]:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, locale="ru-RU")
+    page = context.new_page()
+    page.goto(base + "/login")
+    page.fill("#login", login)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_load_state()
+    widths = {}
+    for rule in routes(app):
+        if "GET" not in rule.methods or rule.rule.startswith(("/station-api", "/api/v1/docs/ui", "/api/v1/openapi")) \
+                or re.search(r"\.(xlsx|pdf|bin|json|png|svg|<any[^>]*>)$", rule.rule):
+            continue  # files, not pages
+        path = fill(rule, values)
+        response = page.goto(base + path)
+        if response is None or response.status != 200 or "text/html" not in response.headers.get("content-type", ""):
+            continue
+        if SCREENSHOTS:
+            name = f"{login}{re.sub(r'[^a-z0-9]+', '-', path)}".strip("-") + ".png"
+            page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        widths[path] = width
+        if width > PHONE["width"] + 1:
+            widths[path] = (width, page.evaluate(WIDEST))
+    context.close()
+    return widths
+
+
+def test_every_page_of_every_role_fits_a_phone(browser, live_server, full_union, app):
+    too_wide = {}
+    seen = 0
+    for login in ROLES:
+        widths = page_widths(browser, live_server, login, full_union, app)
+        seen += len(widths)
+        too_wide.update({f"{login} {path}": width for path, width in widths.items() if isinstance(width, tuple)})
+    assert seen >= 40
+    assert too_wide == {}, "\n".join(f"{k}: {v}" for k, v in sorted(too_wide.items()))
