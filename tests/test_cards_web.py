@@ -166,3 +166,13 @@ def test_virtual_card_shows_the_signed_credential(database_url, tree, tmp_path, 
     assert info.value.code == "credential_bad_signature"
     del KeyStoreError
     app.extensions["unioncard"].engine.dispose()
+
+
+def test_the_auto_approval_box_shows_what_was_saved(web, tree):
+    page = f"/cards/org/{tree.region_a}/approvals"
+    web.login("region_a")
+    assert 'name="enabled" value="1">' in web.get(page).get_data(as_text=True)
+    web.post(page, {"action": "auto", "enabled": "1"}, token_from=page)
+    assert 'name="enabled" value="1" checked>' in web.get(page).get_data(as_text=True)
+    web.post(page, {"action": "auto"}, token_from=page)
+    assert 'name="enabled" value="1">' in web.get(page).get_data(as_text=True)

@@ -86,6 +86,8 @@ WIDEST = """() => {
 def page_widths(browser, base, login, values, app) -> dict[str, int]:
     context = browser.new_context(viewport=PHONE, device_scale_factor=1, is_mobile=True, locale="ru-RU")
     page = context.new_page()
+    csp = []
+    page.on("console", lambda m: csp.append(f"{page.url}: {m.text}") if "Content Security Policy" in m.text else None)
     page.goto(base + "/login")
     page.fill("#login", login)
     page.fill("#password", PASSWORD)
@@ -108,6 +110,8 @@ def page_widths(browser, base, login, values, app) -> dict[str, int]:
         if width > PHONE["width"] + 1:
             widths[path] = (width, page.evaluate(WIDEST))
     context.close()
+    # Nothing on any page may be blocked by the CSP (an inline style or script would be).
+    assert csp == [], csp
     return widths
 
 
@@ -120,3 +124,35 @@ def test_every_page_of_every_role_fits_a_phone(browser, live_server, full_union,
         too_wide.update({f"{login} {path}": width for path, width in widths.items() if isinstance(width, tuple)})
     assert seen >= 40
     assert too_wide == {}, "\n".join(f"{k}: {v}" for k, v in sorted(too_wide.items()))
+
+
+def test_what_cannot_be_undone_asks_first(browser, live_server, full_union, session_factory):
+    """A card reported lost is blocked for good: the button asks, and «Отмена» leaves the card as it was."""
+    from unioncard.issuer.models import Card
+
+    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="ru-RU")
+    page = context.new_page()
+    page.goto(live_server + "/login")
+    page.fill("#login", "chair_a")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.wait_for_load_state()
+    page.goto(f"{live_server}/cards/{full_union['card_id']}")
+    questions = []
+
+    def answer(dialog, accept):
+        questions.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.click("button[value=lost]")
+    page.wait_for_timeout(300)
+    with session_factory() as s:
+        assert s.get(Card, full_union["card_id"]).status == "issued"
+    page.once("dialog", lambda d: answer(d, True))
+    page.click("button[value=lost]")
+    page.wait_for_load_state()
+    with session_factory() as s:
+        assert s.get(Card, full_union["card_id"]).status == "blocked"
+    assert len(questions) == 2 and "навсегда" in questions[0]
+    context.close()

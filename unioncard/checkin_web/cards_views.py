@@ -144,7 +144,8 @@ def approvals(organisation_id: int):
                 flash(exc.render(), "error")
             return redirect(url_for(".approvals", organisation_id=org.id))
         pending, total = cards.list_cards(uow.session, _actor(), org.id, statuses=[CardStatus.ORDERED], per_page=500)
-        return render_template("cards/approvals.html", org=org, pending=pending, total=total)
+        return render_template("cards/approvals.html", org=org, pending=pending, total=total,
+                               auto_approve=org.level == "regional" and cards.auto_approves(uow.session, org))
 
 
 @bp.route("/org/<int:organisation_id>/hand-out", methods=["GET", "POST"])
