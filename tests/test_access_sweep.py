@@ -211,3 +211,16 @@ def test_events_answer_404_outside_their_organiser(web, tree, make_uow, session_
         if "GET" in rule.methods and not rule.rule.endswith("bundle.bin"):
             assert web.client.get(fill(rule, {"event_id": event_id, "station_id": station_id})).status_code == 200, \
                 rule.rule
+
+
+def test_organisations_are_found_by_part_of_the_name_within_scope(web, tree):
+    web.login("region_a")
+    one = web.get("/registry/find", query_string={"code": "школы № 1"}, follow_redirects=True)
+    assert one.request.path == f"/registry/org/{tree.primary_a}"
+    many = web.get("/registry/find", query_string={"code": "ШКОЛЫ"}, follow_redirects=True)
+    text = text_of(many)
+    assert "ППО школы № 1 г. Сочи" in text and "ППО школы № 2 г. Сочи" in text
+    # Another region's organisations are not found by name either.
+    foreign = web.get("/registry/find", query_string={"code": "Чувашского"}, follow_redirects=True)
+    assert "Чувашского госуниверситета" not in text_of(foreign).replace("«Чувашского»", "")
+    assert foreign.request.path == f"/registry/org/{tree.region_a}"

@@ -176,3 +176,37 @@ def test_the_auto_approval_box_shows_what_was_saved(web, tree):
     assert 'name="enabled" value="1" checked>' in web.get(page).get_data(as_text=True)
     web.post(page, {"action": "auto"}, token_from=page)
     assert 'name="enabled" value="1">' in web.get(page).get_data(as_text=True)
+
+
+def test_a_member_page_shows_the_cards_and_orders_one(web, tree, make_uow, system):
+    from datetime import date
+
+    from unioncard.registry import services as registry
+
+    with make_uow() as uow:
+        registry.give_consent(uow, system, tree.members["ivanov"], "processing", date(2020, 1, 1), "paper")
+        uow.commit()
+    web.login("chair_a")
+    page = f"/registry/member/{tree.members['ivanov']}"
+    assert "Билетов пока нет" in web.get(page).get_data(as_text=True)
+    answer = web.post(f"/cards/org/{tree.primary_a}/order", {"membership_id": str(tree.members["ivanov"]),
+                                                            "kind": "plastic"}, token_from=page,
+                      follow_redirects=True)
+    assert answer.status_code == 200
+    text = web.get(page).get_data(as_text=True)
+    assert "Билетов пока нет" not in text and "/cards/" in text
+
+
+def test_the_regions_approvals_name_each_members_organisation(web, tree, make_uow):
+    from tests.support import approved_cards  # noqa: F401 - the tree's own helpers
+    from unioncard.issuer import services as cards
+    from unioncard.registry import services as registry
+    from datetime import date
+
+    with make_uow() as uow:
+        registry.give_consent(uow, tree.actors["admin"], tree.members["petrov"], "processing", date(2020, 1, 1), "paper")
+        cards.order_cards(uow, tree.actors["chair_a2"], [tree.members["petrov"]])
+        uow.commit()
+    web.login("region_a")
+    text = web.get(f"/cards/org/{tree.region_a}/approvals").get_data(as_text=True)
+    assert "Петров" in text and "ППО школы № 2 г. Сочи" in text

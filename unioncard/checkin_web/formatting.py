@@ -29,6 +29,7 @@ def day(value) -> str:
     return str(value)
 
 
+from unioncard.issuer import cardnumber  # noqa: E402
 from unioncard.issuer import domain as card_domain  # noqa: E402
 
 
@@ -51,5 +52,6 @@ def install(app) -> None:
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["day"] = day
     app.jinja_env.filters["percent"] = percent
+    app.jinja_env.filters["cardnumber"] = cardnumber.format
     app.jinja_env.globals["label"] = label
     app.jinja_env.globals["get_locale"] = lambda: str(get_locale() or "ru")

@@ -67,14 +67,17 @@ def root():
 @bp.route("/find")
 @login_required
 def find():
-    code = (request.args.get("code") or "").strip()
+    """An organisation by its code or a part of its name («гимназия»), in the user's part of the union."""
+    text = (request.args.get("code") or "").strip()[:100]
     with _rt().session_factory() as db_session:
-        try:
-            org = services.get_organisation_by_code(db_session, _actor(), code)
-        except NotFound as exc:
-            flash(exc.render(), "error")
+        found = services.find_organisations(db_session, _actor(), text)
+        if len(found) == 1:
+            return redirect(url_for(".organisation", organisation_id=found[0].id))
+        if not found:
+            flash(_("No organisation with the code or name “%(text)s”", text=text), "error")
             return redirect(url_for(".organisation", organisation_id=current_user.organisation_id))
-        return redirect(url_for(".organisation", organisation_id=org.id))
+        return render_template("registry/find.html", text=text, found=found,
+                               limit=len(found) >= 50)
 
 
 @bp.route("/org/<int:organisation_id>")
@@ -220,11 +223,15 @@ def member(membership_id: int):
         deregister.reason.choices = _choices(d.LEAVE_REASON_LABELS)
         deregister.leave_date.data = clock.today()
         org = membership.organisation
+        from unioncard.issuer import services as card_services
+
+        member_cards = card_services.cards_of_members(db_session, [membership.id]).get(membership.id, [])
         return render_template(
             "registry/member.html", m=membership, p=membership.person, org=org, current=current, history=history,
             consent_forms=consent_forms, deregister=deregister, sections=list(d.ConsentSection),
-            breadcrumbs=_ancestors(db_session, org),
+            breadcrumbs=_ancestors(db_session, org), member_cards=member_cards,
             can_edit=_actor().can(d.Permission.EDIT_MEMBERS) and membership.is_active,
+            can_order=_actor().can(d.Permission.ORDER_CARDS) and membership.is_active,
         )
 
 

@@ -75,6 +75,28 @@ def get_organisation_by_code(session: Session, actor: Actor, code: str) -> Organ
     return org
 
 
+def find_organisations(session: Session, actor: Actor, text: str, limit: int = 50) -> list[Organisation]:
+    """Organisations of the actor's part of the union whose code is ``text`` or whose name holds
+    it (any case, «ё» as «е», any run of spaces): the exact code first, then by name."""
+    text = " ".join(str(text or "").split())[:100]
+    if not text:
+        return []
+    exact = session.scalar(select(Organisation).where(Organisation.code == text))
+    if exact is not None and actor.sees(exact.path):
+        return [exact]
+    wanted = d.search_key(text)
+    found = []
+    for org_id, name, path in session.execute(
+            select(Organisation.id, Organisation.name, Organisation.path)
+            .where(Organisation.path.startswith(actor.scope_path), Organisation.removed_on.is_(None))
+            .order_by(Organisation.path)):
+        if wanted in d.search_key(name):
+            found.append(org_id)
+            if len(found) >= limit:
+                break
+    return list(session.scalars(select(Organisation).where(Organisation.id.in_(found)).order_by(Organisation.name)))
+
+
 def create_organisation(
     uow: UnitOfWork,
     actor: Actor,
