@@ -74,3 +74,16 @@ def test_parent_levels():
 def test_scope_is_path_prefix():
     assert d.in_scope("/1/2/", "/1/2/3/")
     assert not d.in_scope("/1/2/", "/1/22/")
+
+
+@pytest.mark.parametrize("typed, kept", [("О’Коннор", "О'Коннор"), ("Д‘Артаньян", "Д'Артаньян"), ("Müller", "Müller"),
+                                         ("Ivanova", "Ivanova"), ("Салтыков-Щедрин", "Салтыков-Щедрин")])
+def test_names_people_really_have_are_taken(typed, kept):
+    assert d.validate_person_name(typed, "Анна", None).surname == kept
+
+
+@pytest.mark.parametrize("typed, letters", [("Смиpнова", "p"), ("Ivanоva", "о"), ("Кузнецoва-Smith", "o")])
+def test_a_word_mixing_russian_and_latin_letters_is_refused(typed, letters):
+    with pytest.raises(ValidationError) as refused:
+        d.validate_person_name(typed, "Анна", None)
+    assert refused.value.code == "name_mixed_script" and refused.value.params["letters"] == letters

@@ -195,8 +195,26 @@ def in_scope(scope_path: str, object_path: str) -> bool:
 # --- names ---------------------------------------------------------------------------------
 
 _HYPHENS = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+# What phones and Word type for an apostrophe (’ ‘ ʼ `) is the same apostrophe as «'».
+_HYPHENS.update(dict.fromkeys(map(ord, "\u2019\u2018\u02bc\u0060\u00b4"), "'"))
 _SPACES = re.compile(r"\s+")
-_NAME_PATTERN = re.compile(r"^[A-Za-zА-Яа-яЁё]+(?:[ '\-][A-Za-zА-Яа-яЁё]+)*$")
+# Words of letters joined by single spaces, hyphens or apostrophes (d'Artagnan, Salтыков-Щедрин is not).
+_NAME_PATTERN = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
+
+
+def _script(letter: str) -> str:
+    """LATIN, CYRILLIC or another script's name, from the letter's Unicode name."""
+    return unicodedata.name(letter, "UNKNOWN").split(" ")[0]
+
+
+def mixed_script_letters(word: str) -> str | None:
+    """For a word written in Cyrillic with a Latin look-alike letter or two (or the other way
+    round), those odd letters; None for a word wholly in one script."""
+    scripts = [_script(c) for c in word if c.isalpha()]
+    if len(set(scripts)) <= 1:
+        return None
+    main = max(set(scripts), key=scripts.count)
+    return "".join(sorted({c for c in word if c.isalpha() and _script(c) != main}))
 
 
 def clean_name(value: str | None) -> str:
@@ -238,13 +256,20 @@ def validate_person_name(surname, given_name, patronymic) -> PersonName:
     if not given_name:
         raise ValidationError(N_("Given name is required"), code="given_name_required", field="given_name")
     for field_name, value in (("surname", surname), ("given_name", given_name), ("patronymic", patronymic)):
-        if value and (len(value) > 100 or not _NAME_PATTERN.match(value)):
+        if value and (len(value) > 100 or not _NAME_PATTERN.match(value)
+                      or any(_script(c) not in ("LATIN", "CYRILLIC") for c in value if c.isalpha())):
             raise ValidationError(
-                N_("The name “%(value)s” may contain only letters, spaces and hyphens"),
+                N_("The name “%(value)s” may contain only letters, spaces, hyphens and apostrophes"),
                 code="name_invalid",
                 field=field_name,
                 value=value,
             )
+        for word in re.split(r"[ '\-]", value or ""):
+            odd = mixed_script_letters(word)
+            if odd:
+                raise ValidationError(
+                    N_("In “%(word)s” Russian and Latin letters are mixed (%(letters)s): type the word again "
+                       "in one alphabet"), code="name_mixed_script", field=field_name, word=word, letters=odd)
     return PersonName(surname, given_name, patronymic or None)
 
 
