@@ -75,19 +75,36 @@ def check_glyphs(layout: Layout, element: Element, text: str) -> None:
             raise MissingGlyph(layout=layout.name, where=element.where, problem="", font=font_path.name, char=char)
 
 
-def _wrap(words: tuple[str, ...], widths: tuple[float, ...], space: float, limit: float) -> list[str]:
-    """Greedy word wrap with widths at size 1 (TrueType widths scale linearly with size)."""
-    lines, current, current_width = [], [], 0.0
-    for word, width in zip(words, widths):
-        candidate = current_width + (space if current else 0) + width
+def _tokens(text: str) -> list[tuple[str, bool]]:
+    """Words, and the parts of hyphenated words («Салтыкова-» «Щедрина»), each with whether a space
+    comes before it: a double surname may break after its hyphen, as typesetters break it."""
+    tokens = []
+    for word in text.split():
+        parts = word.split("-")
+        for index, part in enumerate(parts):
+            piece = part + ("-" if index < len(parts) - 1 else "")
+            if piece:
+                tokens.append((piece, index == 0))
+    return tokens
+
+
+def _wrap(words: tuple[str, ...], widths: tuple[float, ...], space: float, limit: float,
+          spaced: tuple[bool, ...] | None = None) -> list[str]:
+    """Greedy wrap with widths at size 1 (TrueType widths scale linearly with size). ``spaced``
+    says which tokens follow a space (the others continue a hyphenated word)."""
+    spaced = spaced or (True,) * len(words)
+    lines, current, current_width = [], "", 0.0
+    for word, width, gap in zip(words, widths, spaced):
+        joiner = " " if (current and gap) else ""
+        candidate = current_width + (space if joiner else 0) + width
         if current and candidate > limit:
-            lines.append(" ".join(current))
-            current, current_width = [word], width
+            lines.append(current)
+            current, current_width = word, width
         else:
-            current.append(word)
+            current += joiner + word
             current_width = candidate
     if current:
-        lines.append(" ".join(current))
+        lines.append(current)
     return lines
 
 
@@ -95,15 +112,17 @@ def _wrap(words: tuple[str, ...], widths: tuple[float, ...], space: float, limit
 def fit_text(text: str, font: str, size: float, min_size: float, max_lines: int, width: float,
              height: float) -> tuple[float, tuple[str, ...]]:
     """The largest size (≤ size, ≥ min_size) at which ``text`` fits the box, and its lines."""
-    words = tuple(text.split())
-    if not words:
+    tokens = _tokens(text)
+    if not tokens:
         return size, ()
+    words = tuple(t for t, _ in tokens)
+    spaced = tuple(g for _, g in tokens)
     unit = {word: pdfmetrics.stringWidth(word, font, 1.0) for word in words}
     widths = tuple(unit[word] for word in words)
     space = pdfmetrics.stringWidth(" ", font, 1.0)
     current = size
     while current >= min_size - 1e-9:
-        lines = _wrap(words, widths, space, width / current)
+        lines = _wrap(words, widths, space, width / current, spaced)
         if (len(lines) <= max_lines and len(lines) * current * LINE_HEIGHT <= height + 0.01
                 and max(widths) * current <= width):
             return current, tuple(lines)
@@ -111,14 +130,14 @@ def fit_text(text: str, font: str, size: float, min_size: float, max_lines: int,
     # Still too long at the smallest size: fill the lines there and cut the last one.
     current = min_size
     lines_fit = max(1, min(max_lines, int(height // (current * LINE_HEIGHT)) or 1))
-    lines = _wrap(words, widths, space, width / current)[:lines_fit]
+    lines = _wrap(words, widths, space, width / current, spaced)[:lines_fit]
     cut = []
     for line in lines:
         while pdfmetrics.stringWidth(line, font, current) > width and len(line) > 1:
             line = line[:-1]
         cut.append(line)
     last = cut[-1]
-    if " ".join(cut) != " ".join(words):
+    if " ".join(cut) != " ".join(_wrap(words, widths, space, float("inf"), spaced)):
         while last and pdfmetrics.stringWidth(last + "…", font, current) > width:
             last = last[:-1]
         cut[-1] = last.rstrip() + "…"
