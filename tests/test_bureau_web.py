@@ -51,6 +51,8 @@ def test_the_bureau_journey_on_the_web(database_url, tree, tmp_path, monkeypatch
     assert state == {"done": 4, "to_make": 4, "spoiled": 0, "percent": 100, "status": "produced",
                      "running": False, "error": None}, (tmp_path / "instance" / "bureau").glob("*.log")
     assert len(list((tmp_path / "printed").glob("*.pdf"))) == 1
+    batch_page = web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+    assert "напечатано" in batch_page and "completed" not in batch_page  # the print job's state, in Russian
     sheet = load_workbook(io.BytesIO(web.get(f"/bureau/batches/{batch_id}/manifest.xlsx").data)).active
     rows = [r for r in sheet.iter_rows(values_only=True) if r and isinstance(r[0], int)]
     assert len(rows) == 4 and {r[1] for r in rows} == {"ППО школы № 1"} or len(rows) == 4

@@ -976,11 +976,34 @@ def station_run(home, port, serials, readers, sync_interval) -> None:
 
 @station_group.command("status")
 @_home_option
-def station_status(home) -> None:
-    """What the desk has: event data, journal counts, sync state."""
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+def station_status(home, as_json: bool) -> None:
+    """What the desk has: event data, journal counts, sync state (--json for programs)."""
     import json
+    from datetime import datetime
 
     from unioncard.reader_station.station import Station
 
     station = Station(_station_home(home))
-    console.print_json(json.dumps(station.status(), ensure_ascii=False, default=str))
+    try:
+        status = station.status()
+    finally:
+        station.close()
+    if as_json:
+        console.print_json(json.dumps(status, ensure_ascii=False, default=str))
+        return
+    bundle, counts, sync_state = status["bundle"], status["counts"], status["sync"]
+    console.print(f"Стол: «{status['desk'] or '—'}», {'подключён' if status['enrolled'] else 'не подключён'}")
+    if bundle:
+        until = datetime.fromisoformat(bundle["expires_at"].replace("Z", "+00:00")).astimezone()
+        console.print(f"Мероприятие: «{bundle['event']}», данные версии {bundle['version']}, действуют до "
+                      f"{until:%d.%m.%Y %H:%M}; в списке {bundle['roster']}, заблокированных билетов {bundle['revoked']}")
+    else:
+        console.print(f"Данных мероприятия нет{': ' + status['bundle_problem'] if status['bundle_problem'] else ''}")
+    console.print(f"Отметок за этим столом: {counts['here']}, не отправлено на сервер: {counts['unsynced']}, "
+                  f"отмечено на других столах: {counts['other_desks']}")
+    if sync_state.get("at"):
+        console.print(f"Синхронизация: {sync_state.get('message') or sync_state.get('state')} ({sync_state['at']})")
+    for warning in (status["clock_warning"], status["expiry_warning"]):
+        if warning:
+            console.print(f"[yellow]{warning}[/yellow]")

@@ -48,10 +48,24 @@ def label(mapping_name: str, value) -> str:
         return str(value)
 
 
+def card_reason(reason: str | None) -> str:
+    """A reason in a card's history, in the reader's language when the system wrote it."""
+    if not reason:
+        return ""
+    if reason == card_domain.REASON_CONSENT_WITHDRAWN:
+        return gettext(card_domain.SYSTEM_REASONS[reason])
+    if reason.startswith(card_domain.REASON_MEMBERSHIP_ENDED):
+        why = reason[len(card_domain.REASON_MEMBERSHIP_ENDED):]
+        return gettext(card_domain.SYSTEM_REASONS[card_domain.REASON_MEMBERSHIP_ENDED]) + (
+            f": {label('leave_reason', why)}" if why else "")
+    return reason
+
+
 def install(app) -> None:
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["day"] = day
     app.jinja_env.filters["percent"] = percent
     app.jinja_env.filters["cardnumber"] = cardnumber.format
+    app.jinja_env.filters["card_reason"] = card_reason
     app.jinja_env.globals["label"] = label
     app.jinja_env.globals["get_locale"] = lambda: str(get_locale() or "ru")

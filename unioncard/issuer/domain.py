@@ -43,6 +43,13 @@ ACTIVE = frozenset(S) - TERMINAL
 REVOKING = frozenset({S.BLOCKED, S.REVOKED, S.VOID})
 LOSS = frozenset({S.LOST, S.STOLEN, S.DAMAGED})
 
+# Reasons the system itself writes into a card's history: kept as these English words (and, for
+# an ended membership, the leave reason's code after the prefix), shown in the reader's language.
+REASON_CONSENT_WITHDRAWN = "consent to processing withdrawn"
+REASON_MEMBERSHIP_ENDED = "membership ended: "
+SYSTEM_REASONS = {REASON_CONSENT_WITHDRAWN: N_("consent to processing withdrawn"),
+                  REASON_MEMBERSHIP_ENDED: N_("membership ended")}
+
 STATUS_LABELS = {
     S.ORDERED: N_("ordered"), S.APPROVED: N_("approved"), S.IN_PRODUCTION: N_("in production"),
     S.PRODUCED: N_("produced"), S.SHIPPED: N_("sent to the region"), S.DELIVERED: N_("delivered to the organisation"),

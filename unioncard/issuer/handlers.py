@@ -37,7 +37,8 @@ def _membership_ended(uow, event: MembershipEnded) -> None:
                 audit.record(session, Actor.system("registry-rules"), "card.transfer", "card", card.id,
                              new_membership.organisation_id, membership_id=new_membership.id)
         return
-    services.revoke_cards_of_person(uow, event.person_id, f"membership ended: {event.reason}", cancel_orders=True)
+    services.revoke_cards_of_person(uow, event.person_id, cd.REASON_MEMBERSHIP_ENDED + event.reason,
+                                    cancel_orders=True)
 
 
 @events.in_transaction(OrganisationMoved)
@@ -57,4 +58,4 @@ def _organisation_moved(uow, event: OrganisationMoved) -> None:
 @events.in_transaction(ConsentWithdrawn)
 def _consent_withdrawn(uow, event: ConsentWithdrawn) -> None:
     if event.section == rd.ConsentSection.PROCESSING:
-        services.revoke_cards_of_person(uow, event.person_id, "consent to processing withdrawn", cancel_orders=True)
+        services.revoke_cards_of_person(uow, event.person_id, cd.REASON_CONSENT_WITHDRAWN, cancel_orders=True)

@@ -54,6 +54,8 @@ STAGE_LABELS = {Stage.QUEUED: N_("waiting"), Stage.ENCODING: N_("chip being writ
                 Stage.SPOILED: N_("spoiled")}
 BATCH_LABELS = {BatchStatus.OPEN: N_("in production"), BatchStatus.PRODUCED: N_("produced"),
                 BatchStatus.SHIPPED: N_("sent to the region")}
+JOB_LABELS = {JobStatus.SUBMITTING: N_("being sent to the printer"), JobStatus.SUBMITTED: N_("at the printer"),
+              JobStatus.COMPLETED: N_("printed"), JobStatus.FAILED: N_("failed")}
 ENCODING_LABELS = {Encoding.CHIP: N_("chip with signed credential"), Encoding.UID: N_("card UID bound to the number"),
                    Encoding.NONE: N_("print only")}
 

@@ -280,7 +280,8 @@ class Station:
                               "expires_at": timestamp(until), "roster": len(bundle.roster),
                               "revoked": len(bundle.revoked), "admission": bundle.event.admission,
                               "expired": expired, "expires_soon": expires_soon}
-            shown = until.strftime("%d.%m.%Y %H:%M UTC")
+            # The laptop's own time zone: that is the clock on the wall of the hall.
+            shown = until.astimezone().strftime("%d.%m.%Y %H:%M")
             if expired:
                 info["expiry_warning"] = translate(N_("The event data expired on %(expires)s: synchronise the "
                                                       "station or load a newer bundle"), expires=shown)

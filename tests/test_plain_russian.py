@@ -1,0 +1,45 @@
+"""What people read is Russian: the desk's status, a print job's state, the reasons the system
+writes into a card's history."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from click.testing import CliRunner
+
+from tests.station_support import export_trust, issued_cards, make_event, publish, root_pem
+from tests.support import union_keys
+
+
+def test_station_status_speaks_russian_and_json_on_request(make_uow, tree, tmp_path):
+    from unioncard import cli
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    event_id = make_event(make_uow, tree, stores, admission="members")
+    (tmp_path / "event.ucb").write_bytes(publish(make_uow, event_id, stores))
+    home = str(tmp_path / "desk")
+    runner = CliRunner()
+    loaded = runner.invoke(cli.main, ["station", "load-bundle", str(tmp_path / "event.ucb"), "--home", home,
+                                      "--root-key", root_pem(stores, tmp_path / "root.pem")])
+    assert loaded.exit_code == 0, loaded.output
+    shown = runner.invoke(cli.main, ["station", "status", "--home", home])
+    assert shown.exit_code == 0 and "Мероприятие: «XI съезд Профсоюза»" in shown.output
+    assert "Отметок за этим столом: 0" in shown.output and "{" not in shown.output
+    as_json = runner.invoke(cli.main, ["station", "status", "--home", home, "--json"])
+    assert json.loads(as_json.output)["bundle"]["event"] == "XI съезд Профсоюза"
+
+
+def test_the_card_history_says_in_russian_why_the_system_revoked_it(web, tree, make_uow, tmp_path, system):
+    from unioncard.registry import services as registry
+
+    stores = union_keys(tmp_path)
+    card = issued_cards(make_uow, tree, 1, stores.operational)[0]
+    with make_uow() as uow:
+        membership_id = registry.active_membership(uow.session, card.person_id).id
+        registry.withdraw_consent(uow, system, membership_id, "processing", date.today())
+        uow.commit()
+    web.login("chair_a")
+    page = web.get(f"/cards/{card.id}").get_data(as_text=True)
+    assert "отозвано согласие на обработку" in page and "consent to processing withdrawn" not in page
