@@ -43,3 +43,39 @@ def test_the_card_history_says_in_russian_why_the_system_revoked_it(web, tree, m
     web.login("chair_a")
     page = web.get(f"/cards/{card.id}").get_data(as_text=True)
     assert "отозвано согласие на обработку" in page and "consent to processing withdrawn" not in page
+
+
+def test_times_are_shown_in_the_viewers_region_with_its_zone(tree, make_uow, app):
+    """Russia spans eleven zones: a Krasnodar user sees Moscow time, one in Kamchatka МСК+9."""
+    from datetime import datetime
+
+    from tests.support import PASSWORD
+    from unioncard.registry import services
+    from unioncard.registry.timezones import shown, zone_of_region
+
+    moment = datetime(2026, 12, 1, 12, 0)
+    assert shown(moment, zone_of_region("23")) == "01.12.2026 15:00 (МСК)"
+    assert shown(moment, zone_of_region("41")) == "02.12.2026 00:00 (МСК+9)"
+    assert shown(moment, zone_of_region("39")) == "01.12.2026 14:00 (МСК−1)"
+    with make_uow() as uow:
+        kamchatka = services.create_organisation(uow, tree.actors["admin"], code="41", name="Камчатская краевая",
+                                                 level="regional", parent_id=tree.central, region_code="41")
+        services.create_user(uow, tree.actors["admin"], login="kam", password=PASSWORD, full_name="Камчатка",
+                             role="regional_staff", organisation_id=kamchatka.id)
+        uow.commit()
+    from unioncard.checkin_web import formatting
+    from unioncard.checkin_web.auth import load_user
+    from unioncard.registry import sessions
+    from unioncard.registry.models import UserAccount
+
+    with make_uow() as uow:
+        user_id = uow.session.query(UserAccount).filter_by(login="kam").one().id
+        token = sessions.start(uow, user_id, "127.0.0.1")
+        uow.commit()
+    with app.test_request_context():
+        from flask_login import login_user
+
+        user = load_user(f"{user_id}.{token}")
+        assert user.time_zone == "Asia/Kamchatka"
+        login_user(user)
+        assert formatting.day(moment) == "02.12.2026 00:00 (МСК+9)"

@@ -33,6 +33,8 @@ class SessionUser:
     organisation_name: str
     scope_path: str
     session_token: str = ""
+    # The user's region's zone: every time a page shows is in it (the database keeps UTC).
+    time_zone: str = "Europe/Moscow"
 
     is_authenticated = True
     is_active = True
@@ -69,8 +71,11 @@ def load_user(cookie_id: str) -> SessionUser | None:
             return None
         if not sessions.resume(db_session, user.id, token, session_rules()):
             return None
+        from unioncard.registry.timezones import zone_of_region
+
+        zone = zone_of_region(services.region_code_of(db_session, user.organisation))
         return SessionUser(user.id, user.login, user.full_name, user.role, user.organisation_id,
-                           user.organisation.name, user.organisation.path, token)
+                           user.organisation.name, user.organisation.path, token, zone)
 
 
 class LoginForm(FlaskForm):

@@ -223,6 +223,8 @@ def duplicates(event_id: int):
 @login_required
 def export(event_id: int):
     _allowed()
+    from unioncard.checkin_web.formatting import viewer_zone, zone_name
+    from unioncard.registry.timezones import local
     from unioncard.tables import Table, write_tables
 
     with _rt().session_factory() as session:
@@ -233,11 +235,12 @@ def export(event_id: int):
         return _("undone") if entry.undone else (_("duplicate") if entry.duplicate else _("checked in"))
 
     content = write_tables(Table(
-        [_("Card number"), _("Member"), _("Identified by"), _("Role"), _("Region"), _("Desk"), _("Time (UTC)"),
+        [_("Card number"), _("Member"), _("Identified by"), _("Role"), _("Region"), _("Desk"),
+         _("Time") + f" ({zone_name()})",
          _("Status")],
         ([cardnumber.format(row.entry.number), row.full_name or "", _(IDENTIFIED_BY[row.entry.identified_by]),
           _(ROLE_LABELS.get(row.entry.role or "member", ROLE_LABELS["member"])), row.entry.region_code, row.desk,
-          row.entry.effective_at, status(row.entry)] for row in rows),
+          local(row.entry.effective_at, viewer_zone()).replace(tzinfo=None), status(row.entry)] for row in rows),
         sheet_title=_("Check-ins"), widths=[24, 40, 26, 16, 8, 16, 18, 14]))
     return Response(content, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=checkins-{found.code}.xlsx"})

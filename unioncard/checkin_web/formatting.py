@@ -19,11 +19,23 @@ def percent(value) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",")
 
 
+def viewer_zone() -> str:
+    """The time zone of the person looking at the page (their region's), Moscow when unknown."""
+    from flask_login import current_user
+
+    from unioncard.registry.timezones import MOSCOW
+
+    return getattr(current_user, "time_zone", None) or MOSCOW
+
+
 def day(value) -> str:
+    """A date as 01.12.2026; a moment (stored in UTC) as local time with its zone, «01.12.2026 15:30 (МСК+2)»."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%d.%m.%Y %H:%M")
+        from unioncard.registry.timezones import shown
+
+        return shown(value, viewer_zone())
     if isinstance(value, date):
         return value.strftime("%d.%m.%Y")
     return str(value)
@@ -48,6 +60,19 @@ def label(mapping_name: str, value) -> str:
         return str(value)
 
 
+def clock_time(value) -> str:
+    """A moment as «15:30:12» in the viewer's zone (for lists where the zone is in the heading)."""
+    from unioncard.registry.timezones import local
+
+    return local(value, viewer_zone()).strftime("%d.%m %H:%M:%S") if value else ""
+
+
+def zone_name() -> str:
+    from unioncard.registry.timezones import msk_offset
+
+    return msk_offset(datetime.utcnow(), viewer_zone())
+
+
 def card_reason(reason: str | None) -> str:
     """A reason in a card's history, in the reader's language when the system wrote it."""
     if not reason:
@@ -67,5 +92,7 @@ def install(app) -> None:
     app.jinja_env.filters["percent"] = percent
     app.jinja_env.filters["cardnumber"] = cardnumber.format
     app.jinja_env.filters["card_reason"] = card_reason
+    app.jinja_env.filters["clock"] = clock_time
     app.jinja_env.globals["label"] = label
+    app.jinja_env.globals["zone_name"] = zone_name
     app.jinja_env.globals["get_locale"] = lambda: str(get_locale() or "ru")

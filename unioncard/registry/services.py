@@ -75,6 +75,16 @@ def get_organisation_by_code(session: Session, actor: Actor, code: str) -> Organ
     return org
 
 
+def region_code_of(session: Session, org: Organisation) -> str | None:
+    """The two-digit code of the region an organisation belongs to (None for the central one)."""
+    if org.region_code:
+        return org.region_code
+    ids = d.path_ids(org.path)
+    if len(ids) < 2:
+        return None
+    return session.scalar(select(Organisation.region_code).where(Organisation.id == ids[1]))
+
+
 def find_organisations(session: Session, actor: Actor, text: str, limit: int = 50) -> list[Organisation]:
     """Organisations of the actor's part of the union whose code is ``text`` or whose name holds
     it (any case, «ё» as «е», any run of spaces): the exact code first, then by name."""
