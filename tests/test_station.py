@@ -270,4 +270,6 @@ def test_station_cli_loads_a_bundle_file_and_refuses_a_damaged_one(make_uow, tre
     again = cli("load-bundle", str(tmp_path / "good.ucb"))
     assert again.returncode == 0
     status = cli("status")
-    assert '"version": 1' in status.stdout and '"roster": 2' in status.stdout
+    assert "данные версии 1" in status.stdout and "в списке 2" in status.stdout
+    as_json = cli("status", "--json")
+    assert '"version": 1' in as_json.stdout and '"roster": 2' in as_json.stdout
