@@ -198,7 +198,6 @@ def test_a_member_page_shows_the_cards_and_orders_one(web, tree, make_uow, syste
 
 
 def test_the_regions_approvals_name_each_members_organisation(web, tree, make_uow):
-    from tests.support import approved_cards  # noqa: F401 - the tree's own helpers
     from unioncard.issuer import services as cards
     from unioncard.registry import services as registry
     from datetime import date

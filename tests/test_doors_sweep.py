@@ -6,7 +6,6 @@ traceback, and nothing may tell a door more than its principal is owed."""
 from __future__ import annotations
 
 import json
-import math
 import uuid
 
 import click
@@ -221,10 +220,8 @@ def test_roles_without_the_members_right_open_no_card_or_member_page(web, tree, 
 
 
 def test_where_someone_outside_ones_scope_is_registered_is_not_said(tree, make_uow, web):
-    import io
-
     from tests.support import person
-    from tests.test_import_export import HEADERS, csv_bytes
+    from tests.test_import_export import csv_bytes
     from unioncard.errors import Conflict
     from unioncard.registry import importer, services
 

@@ -580,7 +580,7 @@ def test_uploads_awaiting_confirmation_expire(app, tree, session_factory):
 # --- defect 8: event data cover the event's days ---------------------------------------------------
 
 def test_event_data_last_through_a_three_day_congress(make_uow, tree, tmp_path, app):
-    from datetime import date, datetime
+    from datetime import datetime
 
     from tests.station_support import export_trust, publish, root_public_key
     from tests.support import union_keys

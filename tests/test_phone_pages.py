@@ -12,7 +12,6 @@ from pathlib import Path
 from datetime import date
 
 import pytest
-from sqlalchemy import select
 
 from tests.station_support import enrol, export_trust, issued_cards, make_event, publish
 from tests.support import PASSWORD, approved_cards, union_keys
@@ -21,6 +20,8 @@ from tests.test_access_sweep import fill, routes
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 ROLES = ("admin", "region_a", "chair_a", "bureau", "events")
+# Pages that only a query string reaches: the list of organisations found by name.
+EXTRA_PAGES = [("registry.find", "/registry/find?code=ППО школы")]
 # The user guide's pictures (docs/guide/img) are taken here, so they show the pages as they are:
 # scripts/guide_pictures.sh runs this test with UNIONCARD_SCREENSHOTS set to that folder.
 SCREENSHOTS = os.environ.get("UNIONCARD_SCREENSHOTS")
@@ -37,7 +38,6 @@ GUIDE_PAGES = {
 
 @pytest.fixture
 def full_union(app, make_uow, tree, tmp_path, session_factory):
-    from unioncard.checkin import services as checkin
     from unioncard.issuer import services as cards
     from unioncard.issuer.models import Card
     from unioncard.partner import services as partners
@@ -104,16 +104,19 @@ def page_widths(browser, base, login, values, app) -> dict[str, int]:
     page.click("button[type=submit].primary")
     page.wait_for_load_state()
     widths = {}
+    pages = []
     for rule in routes(app):
         if "GET" not in rule.methods or rule.rule.startswith(("/station-api", "/api/v1/docs/ui", "/api/v1/openapi")) \
                 or re.search(r"\.(xlsx|pdf|bin|json|png|svg|<any[^>]*>)$", rule.rule):
             continue  # files, not pages
-        path = fill(rule, values)
+        pages.append((rule.endpoint, fill(rule, values)))
+    pages += EXTRA_PAGES
+    for endpoint, path in pages:
         response = page.goto(base + path)
         if response is None or response.status != 200 or "text/html" not in response.headers.get("content-type", ""):
             continue
-        if SCREENSHOTS and (login, rule.endpoint) in GUIDE_PAGES:
-            page.screenshot(path=str(Path(SCREENSHOTS) / f"{login}-{rule.endpoint}.png"), full_page=False)
+        if SCREENSHOTS and (login, endpoint) in GUIDE_PAGES:
+            page.screenshot(path=str(Path(SCREENSHOTS) / f"{login}-{endpoint}.png"), full_page=False)
         width = page.evaluate("document.documentElement.scrollWidth")
         widths[path] = width
         if width > PHONE["width"] + 1:

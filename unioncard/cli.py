@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
 console = Console()
 # A database id (a PostgreSQL integer): a larger number is refused by the option parser with its
 # usual message, instead of overflowing in the database.
-ID = click.IntRange(1, 2 ** 31 - 1)
+ID = click.IntRange(1, db.MAX_ID)
 DEMO_PASSWORD = "demo-password-2026"
 
 
@@ -256,19 +256,13 @@ def user_create(login, role, org_code, full_name, valid_until, password) -> None
     """Create a login. A chairperson's login is bound to the organisation's current term of office
     (appoint one first with `unioncard user appoint-chairperson`) and ends with it."""
     from unioncard.registry import services
-    from unioncard.registry.actor import Actor
 
-    settings = load_settings()
-    engine = db.make_engine(settings.database_url)
-    try:
-        with db.UnitOfWork(db.make_session_factory(engine)) as uow:
-            actor = Actor.system("cli")
-            org = services.get_organisation_by_code(uow.session, actor, org_code)
-            services.create_user(uow, actor, login=login, password=password, full_name=full_name, role=role,
-                                 organisation_id=org.id, valid_until=valid_until.date() if valid_until else None)
-            uow.commit()
-    except UnionCardError as exc:
-        _fail(exc)
+    def run(uow, actor):
+        org = services.get_organisation_by_code(uow.session, actor, org_code)
+        services.create_user(uow, actor, login=login, password=password, full_name=full_name, role=role,
+                             organisation_id=org.id, valid_until=valid_until.date() if valid_until else None)
+
+    _users(run)
     console.print(f"Пользователь {login} создан")
 
 

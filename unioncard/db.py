@@ -26,6 +26,11 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# Every id column is a PostgreSQL integer: a larger number names nothing and must not reach the
+# database, where it would overflow (web routes, form fields and commands all bound ids by this).
+MAX_ID = 2 ** 31 - 1
+
+
 def _make_private(database: Path) -> None:
     """A SQLite file holds the registry's personal data: readable by its owner only, also when it
     was made before the programs set a private umask."""

@@ -49,6 +49,9 @@ WESTERNMOST_UTC_OFFSET = timedelta(hours=2)
 # A bundle older than this is rebuilt at a desk's sync if anything it holds has changed.
 BUNDLE_REFRESH = timedelta(minutes=2)
 MAX_UPLOAD_ENTRIES = 5000
+MAX_ROSTER_ROWS = 20_000
+# The longest signed credential a journal entry may carry (a QR text is ~130 characters).
+MAX_CREDENTIAL_TEXT = 1000
 # A desk's clock and its offset from the server are believed within these bounds only.
 MAX_CLOCK_OFFSET_SECONDS = 10 * 365 * 86400
 EARLIEST_DESK_CLOCK = datetime(2000, 1, 1)
@@ -172,9 +175,6 @@ def read_roster_file(content: bytes, filename: str = "") -> list[tuple[int, str,
     sheet = tables.read_table(content, filename, header=_looks_like_roster_header, max_rows=MAX_ROSTER_ROWS)
     return [(number, tables.cell_text(values[0] if values else None),
              tables.cell_text(values[1] if len(values) > 1 else None)) for number, values in sheet.rows]
-
-
-MAX_ROSTER_ROWS = 20_000
 
 
 def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple[int, str, str]]) -> RosterResult:
@@ -472,9 +472,6 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
     return UploadResult(len(fresh), len(parsed) - len(fresh), duplicates)
 
 
-MAX_CREDENTIAL_TEXT = 1000
-
-
 def roster_numbers(session, event_id: int, numbers) -> dict[str, str]:
     """Which of ``numbers`` are cards of people on the event's roster, with their role there."""
     found: dict[str, str] = {}
@@ -496,7 +493,7 @@ def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
     listed = roster_numbers(session, event_id, [r["number"] for r in rows if r["kind"] == "checkin"])
     trust_bundle = None
     if any(r.get("credential") for r in rows):
-        trust_bundle = _current_trust_bundle(session, now)
+        trust_bundle = ceremony.checked(ceremony.latest_bundle(session), now)
     for row in rows:
         presented = row.pop("credential", None)
         row["identified_by"], row["credential_name"] = None, None
@@ -515,18 +512,6 @@ def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
                 continue
             if verified.number == row["number"]:
                 row["identified_by"], row["credential_name"] = "credential", verified.full_name[:200]
-
-
-def _current_trust_bundle(session, now: datetime):
-    from unioncard.hsm import trust
-
-    record = ceremony.latest_bundle(session)
-    if record is None or record.root_public_key is None:
-        return None
-    try:
-        return trust.check(record.content, record.root_public_key, now)
-    except trust.TrustBundleError:
-        return None
 
 
 def _insert_one_by_one(session, rows: list[dict]) -> list[dict]:
@@ -632,10 +617,6 @@ class JournalRow:
     surname: str | None
     given_name: str | None
     patronymic: str | None
-
-    @property
-    def name_known(self) -> bool:
-        return self.entry.identified_by is not None
 
     @property
     def full_name(self) -> str | None:

@@ -4,7 +4,6 @@ Events outside the user's scope answer 404."""
 
 from __future__ import annotations
 
-import io
 from datetime import date
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for

@@ -70,7 +70,9 @@ def clock_time(value) -> str:
 def zone_name() -> str:
     from unioncard.registry.timezones import msk_offset
 
-    return msk_offset(datetime.utcnow(), viewer_zone())
+    from unioncard import clock
+
+    return msk_offset(clock.now(), viewer_zone())
 
 
 def card_reason(reason: str | None) -> str:

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from unioncard import clock
 from unioncard.checkin_web.scope import rt
-from unioncard.hsm import ceremony, trust
+from unioncard.hsm import ceremony
 from unioncard.issuer import cardnumber
 from unioncard.issuer import credential as credentials
 from unioncard.partner import services as partners
@@ -68,17 +68,6 @@ _NAME = validate.Length(min=1, max=100)
 _NO_NUL = "^[^\\u0000]*$"
 
 
-# Between digits a number may hold spaces, hyphens, dots and no-break spaces (cardnumber.compact).
-_SEPARATORS = "[ .\\-\u00a0]*"
-
-
-def card_number_pattern(issuer_prefix: str) -> str:
-    """The JSON-schema pattern of a card number with this issuer prefix: 16 digits, the first six
-    the prefix, separators allowed. The Luhn check digit cannot be a pattern: it is stated as
-    ``x-check-digit`` and in the description."""
-    return "^" + _SEPARATORS + "".join(d + _SEPARATORS for d in issuer_prefix) + "(?:[0-9]" + _SEPARATORS + "){10}$"
-
-
 CARD_NUMBER_RULE = ("16 digits: the issuer prefix %s, the region's two digits, a 7-digit serial and a Luhn check "
                     "digit (ISO/IEC 7812) over all 16; spaces, hyphens, dots and no-break spaces between digits are "
                     "ignored. A schema-valid number whose check digit does not match is refused with 422 "
@@ -88,7 +77,7 @@ CARD_NUMBER_RULE = ("16 digits: the issuer prefix %s, the region's two digits, a
 class VerifyNumberIn(Schema):
     card_number = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
         "format": "card-number",
-        "pattern": card_number_pattern(cardnumber.DEFAULT_ISSUER_PREFIX),
+        "pattern": cardnumber.pattern(cardnumber.DEFAULT_ISSUER_PREFIX),
         "x-check-digit": "luhn",
         "description": CARD_NUMBER_RULE % cardnumber.DEFAULT_ISSUER_PREFIX,
         "example": "9643 0177 0000 0019"})
@@ -285,14 +274,11 @@ class TrustCache:
             if self._bundle is None or time.monotonic() - self._checked_at > TRUST_CACHE_SECONDS \
                     or self._bundle.is_expired(now):
                 record = ceremony.latest_bundle(session)
-                if record is None or record.root_public_key is None:
+                if record is None:
                     self._bundle = None
                 elif record.version != self._version or self._bundle is None or self._bundle.is_expired(now):
-                    try:
-                        self._bundle = trust.check(record.content, record.root_public_key, now)
-                        self._version = record.version
-                    except trust.TrustBundleError:
-                        self._bundle = None
+                    self._bundle = ceremony.checked(record, now)
+                    self._version = record.version if self._bundle is not None else None
                 self._checked_at = time.monotonic()
             return self._bundle
 
@@ -437,7 +423,7 @@ def init_app(app: Flask, settings, csrf) -> Limiter:
                   exempt_when=lambda: current_partner() is not None)(bp)
     # The pattern states this installation's issuer prefix.
     number_field = VerifyNumberIn._declared_fields["card_number"]
-    number_field.metadata["pattern"] = card_number_pattern(settings.card_issuer_prefix)
+    number_field.metadata["pattern"] = cardnumber.pattern(settings.card_issuer_prefix)
     number_field.metadata["description"] = CARD_NUMBER_RULE % settings.card_issuer_prefix
     csrf.exempt(bp)
     api.register_blueprint(bp)

@@ -3,7 +3,6 @@ and as Excel, for any date."""
 
 from __future__ import annotations
 
-import io
 from datetime import date
 
 from flask import Blueprint, Response, abort, render_template, request

@@ -135,3 +135,14 @@ def export_trust(uow: UnitOfWork, actor: Actor, stores: KeyStores, valid_for: ti
 
 def latest_bundle(session) -> TrustBundleRecord | None:
     return session.scalar(select(TrustBundleRecord).order_by(TrustBundleRecord.version.desc()).limit(1))
+
+
+def checked(record: TrustBundleRecord | None, now):
+    """The stored trust bundle, verified against the root it was signed with, or None when there
+    is none or it does not verify (expired, damaged): what the server checks card signatures with."""
+    if record is None or record.root_public_key is None:
+        return None
+    try:
+        return trust.check(record.content, record.root_public_key, now)
+    except trust.TrustBundleError:
+        return None

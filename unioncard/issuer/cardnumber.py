@@ -51,9 +51,21 @@ class InvalidComponent(ValidationError):
     message = N_("This is not a number of our union's cards (it does not start with %(prefix)s)")
 
 
+# What people type between digits: spaces, hyphens, dots, no-break spaces.
+SEPARATORS = " -.\u00a0"
+
+
 def compact(number: str) -> str:
     """The number without spaces, dashes, dots or surrounding blanks."""
-    return clean(str(number), " -.\u00a0").strip()
+    return clean(str(number), SEPARATORS).strip()
+
+
+def pattern(issuer_prefix: str = DEFAULT_ISSUER_PREFIX) -> str:
+    """A regular expression (JSON-schema dialect) for a number with this issuer prefix: 16 digits,
+    the first six the prefix, separators allowed between them. The check digit is not a pattern."""
+    gap = "[" + "".join("\\" + c if c == "-" else c for c in SEPARATORS) + "]*"
+    return "^" + gap + "".join(d + gap for d in issuer_prefix) + "(?:[0-9]" + gap + "){%d}$" % (
+        LENGTH - len(issuer_prefix))
 
 
 def calc_check_digit(number: str) -> str:

@@ -91,9 +91,10 @@ def find_organisations(session: Session, actor: Actor, text: str, limit: int = 5
     text = " ".join(str(text or "").split())[:100]
     if not text:
         return []
-    exact = session.scalar(select(Organisation).where(Organisation.code == text))
-    if exact is not None and actor.sees(exact.path):
-        return [exact]
+    try:
+        return [get_organisation_by_code(session, actor, text)]
+    except NotFound:
+        pass
     wanted = d.search_key(text)
     found = []
     for org_id, name, path in session.execute(

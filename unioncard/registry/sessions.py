@@ -7,7 +7,7 @@ disabled, or simply with time, however often it is replayed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
