@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "unioncard" / "checkin_web" / "translations"
 POT = TRANSLATIONS / "messages.pot"
 PO = TRANSLATIONS / "ru" / "LC_MESSAGES" / "messages.po"
-KEYWORDS = ["-k", "N_", "-k", "_", "-k", "gettext", "-k", "lazy_gettext"]
+KEYWORDS = ["-k", "N_", "-k", "_", "-k", "gettext", "-k", "lazy_gettext", "-k", "translate_plural:1,2"]
 
 
 def pybabel(*args: str) -> None:
@@ -46,7 +46,12 @@ def untranslated() -> list[str]:
 
     with PO.open("rb") as handle:
         catalogue = read_po(handle)
-    return [m.id for m in catalogue if m.id and (not m.string or m.fuzzy)]
+    def missing(message) -> bool:
+        # A plural entry needs every one of its forms (Russian has three).
+        forms = message.string if isinstance(message.string, (tuple, list)) else [message.string]
+        return not all(forms) or message.fuzzy
+
+    return [m.id for m in catalogue if m.id and missing(m)]
 
 
 if __name__ == "__main__":

@@ -64,5 +64,5 @@ def test_the_bureau_journey_on_the_web(database_url, tree, tmp_path, monkeypatch
     assert "Передача в организации" in page
     web.post(f"/bureau/batches/{batch_id}/deliver", {"organisation_id": str(tree.primary_a)},
              token_from=f"/bureau/batches/{batch_id}")
-    assert "Отмечено полученными: 4 карт" in web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+    assert "Отмечены полученными 4 карты" in web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
     app.extensions["unioncard"].engine.dispose()

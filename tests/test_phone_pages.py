@@ -32,7 +32,8 @@ GUIDE_PAGES = {
     ("region_a", "registry.organisation"), ("bureau", "bureau.index"), ("bureau", "bureau.batch"),
     ("events", "events.index"), ("events", "events.event"), ("events", "events.duplicates"),
     ("admin", "partners.index"), ("admin", "partners.key"), ("admin", "registry.organisation"),
-    ("chair_a", "cards.virtual"),
+    ("chair_a", "cards.virtual"), ("admin", "users.index"), ("admin", "users.user"), ("admin", "users.chairperson"),
+    ("events", "events.roster_list"), ("events", "events.edit"),
 }
 
 
@@ -71,7 +72,8 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
     publish(make_uow, event_id, stores)
     return {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": held[0].id,
             "batch_id": batch.id, "event_id": event_id, "station_id": station_id, "key_id": key_id,
-            "token": token, "fmt": "pdf", "code": "23-01-001", "filename": "index.html"}
+            "token": token, "fmt": "pdf", "code": "23-01-001", "filename": "index.html",
+            "user_id": tree.users["chair_a"], "person_id": held[0].person_id}
 
 
 # The elements sticking out furthest to the right (tag.class and width), to say what to fix.

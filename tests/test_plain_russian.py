@@ -79,3 +79,25 @@ def test_times_are_shown_in_the_viewers_region_with_its_zone(tree, make_uow, app
         assert user.time_zone == "Asia/Kamchatka"
         login_user(user)
         assert formatting.day(moment) == "02.12.2026 00:00 (МСК+9)"
+
+
+def test_counts_take_the_russian_plural_forms():
+    """«1 карта», «2 карты», «5 карт», «11 карт», «21 карта»: three forms, never «карт(ы)»."""
+    from unioncard.i18n import translate_plural
+
+    said = {n: translate_plural("%(num)s card", "%(num)s cards", n) for n in (1, 2, 4, 5, 11, 12, 21, 22, 25, 111)}
+    assert said == {1: "1 карта", 2: "2 карты", 4: "4 карты", 5: "5 карт", 11: "11 карт", 12: "12 карт",
+                    21: "21 карта", 22: "22 карты", 25: "25 карт", 111: "111 карт"}
+    assert translate_plural("%(num)s person", "%(num)s people", 3) == "3 человека"
+
+
+def test_no_template_or_message_writes_a_bracketed_plural():
+    """«карт(ы)», «человек(а)»: the catalogue's plural forms say it properly."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "unioncard"
+    offenders = [f"{path.relative_to(root)}: {match.group(0)}"
+                 for path in list(root.rglob("*.py")) + list(root.rglob("*.html")) + list(root.rglob("*.po"))
+                 for match in re.finditer(r"[а-яё]+\((?:ы|а|ов|и|ей|ек)\)", path.read_text(encoding="utf-8"))]
+    assert offenders == []

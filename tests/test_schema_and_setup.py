@@ -42,6 +42,11 @@ def test_postgres_url_uses_psycopg3():
     assert db.normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
 
 
+def _key(value):
+    # A plural entry's id and translation are lists (singular, plural forms…).
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 def test_every_message_has_a_russian_translation_and_mo_is_current(tmp_path):
     from babel.messages.mofile import read_mo
     from babel.messages.pofile import read_po
@@ -51,15 +56,15 @@ def test_every_message_has_a_russian_translation_and_mo_is_current(tmp_path):
     translations = ROOT / "unioncard/checkin_web/translations"
     # The committed catalogue must already hold every msgid the code and templates use.
     subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "N_",
-                    "-k", "_", "-k", "gettext", "-k", "lazy_gettext", "--no-location", "-o",
+                    "-k", "_", "-k", "gettext", "-k", "lazy_gettext", "-k", "translate_plural:1,2", "--no-location", "-o",
                     str(tmp_path / "now.pot"), "."], cwd=ROOT, check=True, capture_output=True)
     with open(tmp_path / "now.pot", "rb") as handle:
-        used = {m.id for m in read_po(handle) if m.id}
+        used = {_key(m.id) for m in read_po(handle) if m.id}
     with open(translations / "ru/LC_MESSAGES/messages.po", "rb") as handle:
-        po = {m.id: m.string for m in read_po(handle) if m.id}
+        po = {_key(m.id): _key(m.string) for m in read_po(handle) if m.id}
     assert used - set(po) == set(), "run: python scripts/i18n.py update, then translate"
     with open(translations / "ru/LC_MESSAGES/messages.mo", "rb") as handle:
-        mo = {m.id: m.string for m in read_mo(handle) if m.id}
+        mo = {_key(m.id): _key(m.string) for m in read_mo(handle) if m.id}
     assert mo == po, "run: python scripts/i18n.py compile"
 
 

@@ -217,7 +217,7 @@ def test_staff_pages_roster_desks_counts_and_export(served, make_uow, tree, sess
     response = web.post(f"{page}/roster", {"csrf_token": web.token(page),
                                            "file": (io.BytesIO(out.getvalue()), "roster.xlsx")},
                         content_type="multipart/form-data", follow_redirects=True)
-    assert "Добавлено в список: 2" in response.get_data(as_text=True)
+    assert "Добавлены в список 2 человека" in response.get_data(as_text=True)
     response = web.post(f"{page}/desks", {"csrf_token": web.token(page), "desk": "Стол 1"})
     desk_token = response.get_data(as_text=True).split("--token ")[1].split("<")[0].strip()
     desk = Station(tmp_path / "web-desk")

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from unioncard import db
 from unioncard.config import load_settings
 from unioncard.errors import UnionCardError
+from unioncard.i18n import translate_plural
 
 try:  # cryptography's own error for a PEM of an algorithm it does not know
     from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedAlgorithmError
@@ -739,7 +740,7 @@ def bureau_manifest(batch_id: int, out_dir: str) -> None:
         (folder / f"batch-{batch_id}.pdf").write_bytes(manifest.pdf(batch, region, rows))
         (folder / f"batch-{batch_id}.xlsx").write_bytes(manifest.xlsx(batch, region, rows))
         console.print(f"Опись: {folder / f'batch-{batch_id}.pdf'}, {folder / f'batch-{batch_id}.xlsx'} "
-                      f"({len(rows)} карт)")
+                      f"({translate_plural('%(num)s card', '%(num)s cards', len(rows))})")
 
     _bureau(run)
 
@@ -754,7 +755,7 @@ def bureau_ship(batch_id: int) -> None:
         with make_uow() as uow:
             count = bureau.ship(uow, actor, batch_id)
             uow.commit()
-        console.print(f"Партия {batch_id} отправлена: {count} карт")
+        console.print(f"Партия {batch_id} отправлена: {translate_plural('%(num)s card', '%(num)s cards', count)}")
 
     _bureau(run)
 

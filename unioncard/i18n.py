@@ -41,3 +41,19 @@ def translate(message: str, locale: str | None = None, **params) -> str:
         locale = DEFAULT_LOCALE
     text = catalogue(locale).gettext(message)
     return text % params if params else text
+
+
+def translate_plural(singular: str, plural: str, count: int, locale: str | None = None, **params) -> str:
+    """«1 карта», «2 карты», «5 карт»: the catalogue's plural forms (Russian has three), with
+    ``%(num)s`` the count. Inside a request the user's language, else the given/default one."""
+    if locale is None:
+        try:
+            from flask import current_app, has_request_context
+            from flask_babel import ngettext
+
+            if has_request_context() and "babel" in current_app.extensions:
+                return ngettext(singular, plural, count, **params)
+        except ImportError:  # pragma: no cover - flask is a hard dependency
+            pass
+        locale = DEFAULT_LOCALE
+    return catalogue(locale).ngettext(singular, plural, count) % {"num": count, **params}

@@ -26,6 +26,9 @@ class Event(Base):
     roster_changed_at: Mapped[datetime] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # A cancelled event is kept: its desks are revoked and no new desk data are signed for it.
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
 
 
 class RosterEntry(Base):

@@ -87,18 +87,9 @@ def create_event(uow: UnitOfWork, actor: Actor, *, code: str, name: str, kind: s
     if organisation is None or not actor.sees(organisation.path):
         raise NotFound(N_("No such organisation"), code="organisation_not_found")
     code, name, venue = code.strip(), name.strip(), venue.strip()
-    if not code or not name:
+    if not code:
         raise ValidationError(N_("An event needs a code and a name"), code="event_fields")
-    if kind not in KINDS:
-        raise ValidationError(N_("Unknown kind of event"), code="event_kind")
-    if admission not in eb.ADMISSIONS:
-        raise ValidationError(N_("Unknown admission rule"), code="event_admission")
-    if ends_on < starts_on:
-        raise ValidationError(N_("The event ends before it starts"), code="event_dates")
-    if not (EARLIEST_EVENT_DAY <= starts_on and ends_on <= LATEST_EVENT_DAY):
-        raise ValidationError(N_("An event's dates lie between %(earliest)s and %(latest)s"), code="event_dates_range",
-                              earliest=EARLIEST_EVENT_DAY.strftime("%d.%m.%Y"),
-                              latest=LATEST_EVENT_DAY.strftime("%d.%m.%Y"))
+    _check_event_fields(name, kind, starts_on, ends_on, admission)
     if session.scalar(select(Event.id).where(Event.code == code)):
         raise Conflict(N_("An event with the code %(event_code)s already exists"), code="event_code_taken",
                        event_code=code)
@@ -112,6 +103,72 @@ def create_event(uow: UnitOfWork, actor: Actor, *, code: str, name: str, kind: s
     return event
 
 
+def _check_event_fields(name: str, kind: str, starts_on: date, ends_on: date, admission: str) -> None:
+    if not name:
+        raise ValidationError(N_("An event needs a code and a name"), code="event_fields")
+    if kind not in KINDS:
+        raise ValidationError(N_("Unknown kind of event"), code="event_kind")
+    if admission not in eb.ADMISSIONS:
+        raise ValidationError(N_("Unknown admission rule"), code="event_admission")
+    if ends_on < starts_on:
+        raise ValidationError(N_("The event ends before it starts"), code="event_dates")
+    if not (EARLIEST_EVENT_DAY <= starts_on and ends_on <= LATEST_EVENT_DAY):
+        raise ValidationError(N_("An event's dates lie between %(earliest)s and %(latest)s"), code="event_dates_range",
+                              earliest=EARLIEST_EVENT_DAY.strftime("%d.%m.%Y"),
+                              latest=LATEST_EVENT_DAY.strftime("%d.%m.%Y"))
+
+
+def _open_event(session, actor: Actor, event_id: int) -> Event:
+    """An event that may still change: a cancelled one is kept as it was."""
+    event = get_event(session, actor, event_id)
+    if event.cancelled_at is not None:
+        raise Conflict(N_("The event is cancelled"), code="event_cancelled")
+    return event
+
+
+def update_event(uow: UnitOfWork, actor: Actor, event_id: int, *, name: str, kind: str, starts_on: date,
+                 ends_on: date, venue: str, admission: str) -> Event:
+    """New name, kind, dates, venue or admission rule. The code stays (desks and files name it).
+    Desks get the change with their next data, which is signed again at once if dates moved."""
+    session = uow.session
+    event = _open_event(session, actor, event_id)
+    name, venue = name.strip(), venue.strip()
+    _check_event_fields(name, kind, starts_on, ends_on, admission)
+    before = {"name": event.name, "kind": event.kind, "starts_on": event.starts_on, "ends_on": event.ends_on,
+              "venue": event.venue, "admission": event.admission}
+    event.name, event.kind, event.starts_on, event.ends_on = name, kind, starts_on, ends_on
+    event.venue, event.admission = venue, admission
+    after = {"name": name, "kind": kind, "starts_on": starts_on, "ends_on": ends_on, "venue": venue,
+             "admission": admission}
+    changed = {k: [before[k], v] for k, v in after.items() if before[k] != v}
+    if changed:
+        # What the desks hold (dates, admission) is rebuilt at their next synchronisation.
+        event.roster_changed_at = clock.now()
+        audit.record(session, actor, "event.update", "event", event.id, event.organisation_id, changed=changed)
+    return event
+
+
+def cancel_event(uow: UnitOfWork, actor: Actor, event_id: int, reason: str) -> Event:
+    """Cancel an event for good: its desks are revoked (they stop synchronising), no new desk
+    data are signed; the event, its list and its check-ins stay for the record."""
+    session = uow.session
+    event = _open_event(session, actor, event_id)
+    reason = (reason or "").strip()[:300]
+    if not reason:
+        raise ValidationError(N_("Say why the event is cancelled"), code="cancel_reason_required",
+                              field="reason")
+    now = clock.now()
+    event.cancelled_at, event.cancel_reason = now, reason
+    revoked = 0
+    for station in session.scalars(select(Station).where(Station.event_id == event.id,
+                                                          Station.revoked_at.is_(None))):
+        station.revoked_at = now
+        revoked += 1
+    audit.record(session, actor, "event.cancel", "event", event.id, event.organisation_id, reason=reason,
+                 desks_revoked=revoked)
+    return event
+
+
 # --- roster -------------------------------------------------------------------------------------
 
 @dataclass
@@ -119,29 +176,37 @@ class RosterResult:
     added: int = 0
     updated: int = 0
     problems: list[tuple[int, str]] = None  # (row, message) for rows that were not taken
+    kept: int = 0      # already on the list with another role, left as they were
 
 
-def _roster_set(session, event: Event, person_roles: dict[int, str]) -> tuple[int, int]:
+def _roster_set(session, event: Event, person_roles: dict[int, str], *,
+                change_roles: bool = True) -> tuple[int, int, int]:
+    """Put people on the list with their roles: (added, roles changed, roles kept). A role is
+    changed only when the caller names each person (a file); a whole organisation added as
+    guests leaves its delegates delegates (``change_roles=False``)."""
     existing = {row.person_id: row for row in session.scalars(
         select(RosterEntry).where(RosterEntry.event_id == event.id))}
-    added = updated = 0
+    added = updated = kept = 0
     for person_id, role in person_roles.items():
         if person_id in existing:
             if existing[person_id].role != role:
-                existing[person_id].role = role
-                updated += 1
+                if change_roles:
+                    existing[person_id].role = role
+                    updated += 1
+                else:
+                    kept += 1
         else:
             session.add(RosterEntry(event_id=event.id, person_id=person_id, role=role))
             added += 1
     event.roster_changed_at = clock.now()
-    return added, updated
+    return added, updated, kept
 
 
 def add_organisation_members(uow: UnitOfWork, actor: Actor, event_id: int, organisation_id: int,
                              role: str) -> RosterResult:
     """Everyone who holds a card in an organisation's subtree, with one role."""
     session = uow.session
-    event = get_event(session, actor, event_id)
+    event = _open_event(session, actor, event_id)
     if role not in ROSTER_ROLES:
         raise ValidationError(N_("Unknown role"), code="roster_role")
     organisation = session.get(Organisation, organisation_id)
@@ -149,10 +214,123 @@ def add_organisation_members(uow: UnitOfWork, actor: Actor, event_id: int, organ
         raise NotFound(N_("No such organisation"), code="organisation_not_found")
     people = session.scalars(select(Membership.person_id).where(
         Membership.org_path.startswith(organisation.path), Membership.is_active.is_(True))).all()
-    added, updated = _roster_set(session, event, {p: role for p in people})
+    added, updated, kept = _roster_set(session, event, {p: role for p in people}, change_roles=False)
     audit.record(session, actor, "event.roster_add", "event", event.id, organisation.id, added=added,
-                 updated=updated, role=role)
-    return RosterResult(added, updated, [])
+                 kept=kept, role=role)
+    return RosterResult(added, updated, [], kept)
+
+
+def add_member_to_roster(uow: UnitOfWork, actor: Actor, event_id: int, membership_id: int, role: str) -> str:
+    """One member (found by name or card number) onto the list, or a new role for one already
+    there. Returns "added", "changed" or "same"."""
+    session = uow.session
+    event = _open_event(session, actor, event_id)
+    if role not in ROSTER_ROLES:
+        raise ValidationError(N_("Unknown role"), code="roster_role")
+    membership = session.get(Membership, membership_id)
+    if membership is None or not membership.is_active or not actor.sees(membership.org_path):
+        raise NotFound(N_("Member not found"), code="member_not_found")
+    added, updated, _kept = _roster_set(session, event, {membership.person_id: role})
+    outcome = "added" if added else "changed" if updated else "same"
+    if outcome != "same":
+        audit.record(session, actor, "event.roster_add_one", "event", event.id, event.organisation_id,
+                     person_id=membership.person_id, role=role, outcome=outcome)
+    return outcome
+
+
+# A name search for the list shows name and organisation only, never more than this many.
+ROSTER_SEARCH_LIMIT = 20
+ROSTER_SEARCH_MIN = 3
+
+
+@dataclass
+class RosterCandidate:
+    membership_id: int
+    person_id: int
+    name: str
+    organisation: str
+    on_list_as: str | None
+
+
+def find_for_roster(session, actor: Actor, event_id: int, text: str) -> list[RosterCandidate]:
+    """Current members in the actor's part of the union whose surname (or «surname name») starts
+    with ``text``, or the holder of the card number typed; name and organisation only."""
+    from unioncard.registry import domain as rd
+
+    event = get_event(session, actor, event_id)
+    text = (text or "").strip()[:100]
+    digits = "".join(c for c in text if c.isdigit())
+    query = (select(Membership.id, Membership.person_id, Person.surname, Person.given_name, Person.patronymic,
+                    Organisation.name, RosterEntry.role)
+             .join(Person, Person.id == Membership.person_id)
+             .join(Organisation, Organisation.id == Membership.organisation_id)
+             .outerjoin(RosterEntry, and_(RosterEntry.person_id == Membership.person_id,
+                                          RosterEntry.event_id == event.id))
+             .where(Membership.is_active.is_(True), Membership.org_path.startswith(actor.scope_path)))
+    if digits and len(digits) == len(text.replace(" ", "").replace("-", "")):
+        try:
+            number = cardnumber.validate(digits)
+        except cardnumber.ValidationError:
+            return []
+        query = query.join(Card, Card.person_id == Membership.person_id).where(Card.number == number)
+    else:
+        key = rd.search_key(text)
+        if len(key) < ROSTER_SEARCH_MIN:
+            return []
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Membership.sort_name.like(escaped + "%", escape="\\"))
+    rows = session.execute(query.order_by(Membership.sort_name, Membership.id).limit(ROSTER_SEARCH_LIMIT))
+    return [RosterCandidate(m_id, p_id, full_name(s, g, p), org, role) for m_id, p_id, s, g, p, org, role in rows]
+
+
+@dataclass
+class RosterLine:
+    person_id: int
+    name: str
+    role: str
+    organisation: str | None
+    has_card: bool
+
+
+def roster_lines(session, actor: Actor, event_id: int, *, query: str = "", without_card: bool = False,
+                 page: int = 1, per_page: int = 50) -> tuple[list[RosterLine], int]:
+    """The event's list with names, by name: who is on it, as whom, from where, and whether they
+    hold a card a desk will know."""
+    from unioncard.registry import domain as rd
+
+    event = get_event(session, actor, event_id)
+    held = (select(Card.person_id).where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES))
+            .distinct().subquery())
+    membership = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
+                  .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
+    conditions = [RosterEntry.event_id == event.id]
+    key = rd.search_key(query)
+    if key:
+        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(RosterEntry.person_id.in_(select(Membership.person_id).where(
+            Membership.sort_name.like(escaped + "%", escape="\\"))))
+    if without_card:
+        conditions.append(held.c.person_id.is_(None))
+    base = (select(RosterEntry.person_id, RosterEntry.role, Person.surname, Person.given_name, Person.patronymic,
+                   Organisation.name, held.c.person_id)
+            .join(Person, Person.id == RosterEntry.person_id)
+            .outerjoin(membership, membership.c.person_id == RosterEntry.person_id)
+            .outerjoin(Organisation, Organisation.id == membership.c.organisation_id)
+            .outerjoin(held, held.c.person_id == RosterEntry.person_id)
+            .where(*conditions))
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = session.execute(base.order_by(Person.surname, Person.given_name, RosterEntry.person_id)
+                           .offset((max(1, page) - 1) * per_page).limit(per_page))
+    return [RosterLine(pid, full_name(s, g, p), role, org, card is not None)
+            for pid, role, s, g, p, org, card in rows], total
+
+
+def roster_without_cards(session, event_id: int) -> int:
+    """People on the list holding no card a desk can know: the gap between «expected» and the
+    desk data's list."""
+    held = select(Card.person_id).where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES))
+    return session.scalar(select(func.count()).select_from(RosterEntry).where(
+        RosterEntry.event_id == event_id, RosterEntry.person_id.notin_(held)))
 
 
 ROLE_WORDS = {"делегат": "delegate", "гость": "guest", "персонал": "staff", "сотрудник": "staff",
@@ -184,7 +362,7 @@ def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple
     from unioncard.i18n import translate
 
     session = uow.session
-    event = get_event(session, actor, event_id)
+    event = _open_event(session, actor, event_id)
     problems: list[tuple[int, str]] = []
     wanted: dict[int, str] = {}
     numbers: dict[str, tuple[int, str]] = {}
@@ -221,7 +399,7 @@ def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple
     if problems:
         # All or nothing, as a member import: a list with errors changes nothing on the event.
         return RosterResult(0, 0, sorted(problems))
-    added, updated = _roster_set(session, event, wanted)
+    added, updated, _kept = _roster_set(session, event, wanted)
     audit.record(session, actor, "event.roster_import", "event", event.id, event.organisation_id, added=added,
                  updated=updated, problems=len(problems))
     return RosterResult(added, updated, sorted(problems))
@@ -229,7 +407,7 @@ def import_roster(uow: UnitOfWork, actor: Actor, event_id: int, rows: list[tuple
 
 def remove_from_roster(uow: UnitOfWork, actor: Actor, event_id: int, person_id: int) -> None:
     session = uow.session
-    event = get_event(session, actor, event_id)
+    event = _open_event(session, actor, event_id)
     row = session.scalar(select(RosterEntry).where(RosterEntry.event_id == event.id,
                                                    RosterEntry.person_id == person_id))
     if row is None:
@@ -284,6 +462,8 @@ def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now:
     """Sign the next version of the event's bundle with the current roster and revocations."""
     session = uow.session
     event = get_event(session, actor, event_id) if actor.user_id is not None else session.get(Event, event_id)
+    if event.cancelled_at is not None:
+        raise Conflict(N_("The event is cancelled"), code="event_cancelled")
     trust_record = ceremony.latest_bundle(session)
     now = (now or clock.now()).replace(microsecond=0)
     if trust_record is None or trust_record.expires_at <= now:
@@ -330,7 +510,7 @@ def bundle_is_stale(session, event: Event, record: EventBundleRecord | None, now
 def enrol_station(uow: UnitOfWork, actor: Actor, event_id: int, desk: str) -> tuple[Station, str]:
     """A new desk and its enrolment token (shown once; only its hash is kept)."""
     session = uow.session
-    event = get_event(session, actor, event_id)
+    event = _open_event(session, actor, event_id)
     desk = desk.strip()[:64]
     if not desk:
         raise ValidationError(N_("Give the desk a name (e.g. «Стол 1»)"), code="station_desk")
@@ -606,6 +786,45 @@ def counts(session, event: Event) -> Counts:
     return Counts(expected, len(arrived_rows), duplicates, undone,
                   [(r, arrived_roles[r], expected_roles[r] if expected is not None else None) for r in roles],
                   [(r, arrived_regions[r], expected_regions[r] if expected is not None else None) for r in regions])
+
+
+@dataclass
+class Arrivals:
+    """Live check-ins over time (hour by hour, UTC) split by role, and by desk: the event page's charts."""
+    hours: list[tuple[datetime, dict[str, int]]]   # hour start (UTC), role -> count
+    by_desk: list[tuple[str, int]]
+    roles: list[str]
+
+    @property
+    def busiest(self) -> int:
+        return max((sum(c.values()) for _h, c in self.hours), default=0)
+
+
+# A chart of more hours than this shows the last ones (a three-day congress has ~72).
+ARRIVAL_HOURS_SHOWN = 72
+
+
+def arrivals_by_hour(session, event: Event) -> Arrivals:
+    rows = session.execute(
+        select(CheckIn.effective_at, CheckIn.role, Station.desk).join(Station, Station.id == CheckIn.station_id)
+        .where(CheckIn.event_id == event.id, CheckIn.kind == "checkin", CheckIn.undone.is_(False),
+               CheckIn.duplicate.is_(False))).all()
+    per_hour: dict[datetime, Counter] = {}
+    desks: Counter = Counter()
+    for at, role, desk in rows:
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        per_hour.setdefault(hour, Counter())[role or "member"] += 1
+        desks[desk] += 1
+    hours = []
+    if per_hour:
+        first, last = min(per_hour), max(per_hour)
+        first = max(first, last - timedelta(hours=ARRIVAL_HOURS_SHOWN - 1))
+        hour = first
+        while hour <= last:
+            hours.append((hour, dict(per_hour.get(hour, {}))))
+            hour += timedelta(hours=1)
+    roles = [r for r in ("delegate", "guest", "staff", "member") if any(r in c for c in per_hour.values())]
+    return Arrivals(hours, desks.most_common(), roles)
 
 
 @dataclass

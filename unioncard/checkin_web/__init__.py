@@ -120,7 +120,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["csrf"].exempt(station_api.bp)
     app.register_blueprint(station_api.bp)
 
-    from unioncard.checkin_web import partner_api, partners_views
+    from unioncard.checkin_web import partner_api, partners_views, users_views
+
+    app.register_blueprint(users_views.bp)
 
     limiter = partner_api.init_app(app, settings, csrf)
     app.register_blueprint(partners_views.bp)

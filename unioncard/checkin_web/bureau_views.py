@@ -10,6 +10,7 @@ import sys
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
@@ -167,7 +168,7 @@ def ship(batch_id: int):
         with _rt().uow() as uow:
             count = bureau.ship(uow, _actor(), batch_id)
             uow.commit()
-        flash(_("Sent to the region: %(count)s cards", count=count), "ok")
+        flash(ngettext("Sent to the region: %(num)s card", "Sent to the region: %(num)s cards", count), "ok")
     except NotFound:
         abort(404)
     except UnionCardError as exc:
@@ -182,7 +183,7 @@ def deliver(batch_id: int):
         with _rt().uow() as uow:
             count = bureau.mark_delivered(uow, _actor(), batch_id, bounded_id(request.form.get("organisation_id")) or 0)
             uow.commit()
-        flash(_("Marked as delivered: %(count)s cards", count=count), "ok")
+        flash(ngettext("Marked as delivered: %(num)s card", "Marked as delivered: %(num)s cards", count), "ok")
     except NotFound as exc:
         if exc.code == "batch_not_found":
             abort(404)

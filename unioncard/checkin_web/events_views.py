@@ -8,10 +8,12 @@ from datetime import date
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from unioncard.checkin import services as checkin
-from unioncard.checkin_web.input_guard import bounded_id
+from unioncard.checkin_web.input_guard import bounded_id, page_number
+from unioncard.checkin_web.scope import search_text
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.errors import NotFound, UnionCardError
@@ -90,11 +92,13 @@ def event(event_id: int):
         latest = checkin.latest_bundle(session, found.id)
         counts = checkin.counts(session, found)
         roster_size = checkin.roster_size(session, found.id)
+        without_card = checkin.roster_without_cards(session, found.id) if roster_size else 0
+        arrivals = checkin.arrivals_by_hour(session, found)
     # Desks stop when the event data expire: say so if the newest data end before the event does.
     ends_early = latest is not None and latest.expires_at < checkin.event_data_end(found) - checkin.EVENT_END_MARGIN
     return render_template("events/event.html", event=found, desks=desks, latest=latest, counts=counts,
                            roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS,
-                           ends_early=ends_early)
+                           ends_early=ends_early, without_card=without_card, arrivals=arrivals)
 
 
 @bp.route("/<int:event_id>/live.json")
@@ -129,8 +133,12 @@ def roster(event_id: int):
             flash(_("The list has errors, so nothing was changed. Correct the rows below and upload the file again."),
                   "error")
         else:
-            flash(_("Added to the list: %(added)s, role changed: %(updated)s", added=result.added,
-                    updated=result.updated), "ok")
+            flash(ngettext("Added to the list: %(num)s person", "Added to the list: %(num)s people", result.added)
+                  + (". " + ngettext("Role changed for %(num)s person", "Role changed for %(num)s people",
+                                     result.updated) if result.updated else "")
+                  + (". " + ngettext("%(num)s person already on the list kept their role",
+                                     "%(num)s people already on the list kept their roles", result.kept)
+                     if result.kept else ""), "ok")
         for row, problem in result.problems[:20]:
             flash(_("Row %(row)s: %(problem)s", row=row, problem=problem), "error")
         if len(result.problems) > 20:
@@ -243,3 +251,116 @@ def export(event_id: int):
         sheet_title=_("Check-ins"), widths=[24, 40, 26, 16, 8, 16, 18, 14]))
     return Response(content, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=checkins-{found.code}.xlsx"})
+
+
+# --- the list with names, one person at a time ---------------------------------------------------
+
+ROSTER_PER_PAGE = 50
+
+
+@bp.route("/<int:event_id>/list", methods=["GET", "POST"])
+@login_required
+def roster_list(event_id: int):
+    """Who is on the list, as whom and from where, searchable; add one member found by surname or
+    card number, change a role, take someone off."""
+    _allowed()
+    _check_event(event_id)
+    page = page_number()
+    without_card = request.args.get("without_card") == "1"
+    # Both searches travel in a POST and stay in the session, never in the address (names in it
+    # would end up in logs and browser history).
+    query, stored = search_text(f"roster:{event_id}")
+    if stored:
+        return stored
+    find_text, stored = search_text(f"roster-find:{event_id}", field="find")
+    if stored:
+        return stored
+    if request.method == "POST":
+        abort(400)
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        lines, total = checkin.roster_lines(session, _actor(), found.id, query=query, without_card=without_card,
+                                            page=page, per_page=ROSTER_PER_PAGE)
+        candidates = checkin.find_for_roster(session, _actor(), found.id, find_text) if find_text else None
+    return render_template("events/roster.html", event=found, lines=lines, total=total, query=query, page=page,
+                           pages=max(1, -(-total // ROSTER_PER_PAGE)), without_card=without_card,
+                           find_text=find_text, candidates=candidates, role_labels=ROLE_LABELS,
+                           roles=checkin.ROSTER_ROLES, min_length=checkin.ROSTER_SEARCH_MIN)
+
+
+@bp.route("/<int:event_id>/list/add", methods=["POST"])
+@login_required
+def roster_add(event_id: int):
+    _allowed()
+    _check_event(event_id)
+    try:
+        with _rt().uow() as uow:
+            outcome = checkin.add_member_to_roster(uow, _actor(), event_id,
+                                                   bounded_id(request.form.get("membership_id")) or 0,
+                                                   request.form.get("role", ""))
+            uow.commit()
+        flash({"added": _("Added to the list"), "changed": _("The role is changed"),
+               "same": _("Already on the list with this role")}[outcome], "ok")
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    return redirect(url_for("events.roster_list", event_id=event_id))
+
+
+@bp.route("/<int:event_id>/list/<int:person_id>/remove", methods=["POST"])
+@login_required
+def roster_remove(event_id: int, person_id: int):
+    _allowed()
+    _check_event(event_id)
+    try:
+        with _rt().uow() as uow:
+            checkin.remove_from_roster(uow, _actor(), event_id, person_id)
+            uow.commit()
+        flash(_("Taken off the list. Desks learn it at their next synchronisation."), "ok")
+    except NotFound:
+        abort(404)
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    return redirect(url_for("events.roster_list", event_id=event_id))
+
+
+@bp.route("/<int:event_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(event_id: int):
+    _allowed()
+    with _rt().uow() as uow:
+        found = _event_or_404(uow.session, event_id)
+        if request.method == "POST":
+            form = request.form
+            try:
+                checkin.update_event(
+                    uow, _actor(), found.id, name=form.get("name", "")[:300], kind=form.get("kind", ""),
+                    starts_on=date.fromisoformat(form.get("starts_on", "")[:10]),
+                    ends_on=date.fromisoformat(form.get("ends_on", "")[:10]), venue=form.get("venue", "")[:300],
+                    admission=form.get("admission", ""))
+                uow.commit()
+            except UnionCardError as exc:
+                uow.rollback()
+                flash(exc.render(), "error")
+            except ValueError:
+                uow.rollback()
+                flash(_("Give the dates as day.month.year"), "error")
+            else:
+                flash(_("Changes saved"), "ok")
+                return redirect(url_for("events.event", event_id=event_id))
+        return render_template("events/edit.html", event=found, kinds=checkin.KIND_LABELS)
+
+
+@bp.route("/<int:event_id>/cancel", methods=["POST"])
+@login_required
+def cancel(event_id: int):
+    _allowed()
+    _check_event(event_id)
+    try:
+        with _rt().uow() as uow:
+            checkin.cancel_event(uow, _actor(), event_id, request.form.get("reason", ""))
+            uow.commit()
+        flash(_("The event is cancelled; its desks are revoked."), "ok")
+        return redirect(url_for("events.event", event_id=event_id))
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+        return redirect(url_for("events.edit", event_id=event_id))

@@ -49,7 +49,7 @@ def label(mapping_name: str, value) -> str:
     mapping = {
         "level": d.LEVEL_LABELS, "kind": d.ORG_KIND_LABELS, "category": d.CATEGORY_LABELS, "sex": d.SEX_LABELS,
         "leave_reason": d.LEAVE_REASON_LABELS, "consent_section": d.CONSENT_SECTION_LABELS,
-        "consent_form": d.CONSENT_FORM_LABELS, "role": d.ROLE_LABELS,
+        "consent_form": d.CONSENT_FORM_LABELS, "role": d.ROLE_LABELS, "user_action": d.USER_ACTION_LABELS,
         "card_status": card_domain.STATUS_LABELS, "card_kind": card_domain.KIND_LABELS,
     }[mapping_name]
     if value is None:
@@ -58,6 +58,13 @@ def label(mapping_name: str, value) -> str:
         return gettext(mapping[type(next(iter(mapping)))(value)])
     except (ValueError, KeyError):
         return str(value)
+
+
+def hour_local(value: datetime) -> str:
+    """The hour (00–23) a UTC moment falls in, in the viewer's zone."""
+    from unioncard.registry.timezones import local
+
+    return local(value, viewer_zone()).strftime("%H")
 
 
 def clock_time(value) -> str:
@@ -95,6 +102,7 @@ def install(app) -> None:
     app.jinja_env.filters["cardnumber"] = cardnumber.format
     app.jinja_env.filters["card_reason"] = card_reason
     app.jinja_env.filters["clock"] = clock_time
+    app.jinja_env.filters["hour_local"] = hour_local
     app.jinja_env.globals["label"] = label
     app.jinja_env.globals["zone_name"] = zone_name
     app.jinja_env.globals["get_locale"] = lambda: str(get_locale() or "ru")

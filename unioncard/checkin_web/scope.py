@@ -27,13 +27,15 @@ def organisation_or_404(session, organisation_id: int):
         abort(404)
 
 
-def search_text(where: str):
+def search_text(where: str, field: str = "q"):
     """The surname typed into a list's search box. It travels in a POST and stays in the session,
     never in the address: addresses end up in server logs, browser history and Referer headers.
     Returns (text, None) for a GET, or (None, redirect) after a POST stored it (post/redirect/get)."""
     searches = session.get("searches") or {}
     if request.method == "POST":
-        text = (request.form.get("q") or "").strip()[:100]
+        if field not in request.form:
+            return searches.get(where, ""), None
+        text = (request.form.get(field) or "").strip()[:100]
         if text:
             searches[where] = text
         else:

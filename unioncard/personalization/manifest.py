@@ -14,6 +14,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from unioncard.card_layouts.model import FONT_DIR
 from unioncard.card_layouts.render import register_font
 from unioncard import tables
+from unioncard.i18n import translate_plural
 
 HEADERS = ("№", "Организация", "Член профсоюза", "Номер карты")
 
@@ -37,7 +38,8 @@ def pdf(batch, region_name: str, rows) -> bytes:
     story = [Paragraph(title(batch, region_name), heading), Spacer(1, 4 * mm)]
     for organisation, group in groupby(rows, key=lambda r: r.organisation):
         group = list(group)
-        story.append(Paragraph(f"{organisation} — {len(group)} карт(ы)", ParagraphStyle("o", parent=heading,
+        cards = translate_plural("%(num)s card", "%(num)s cards", len(group))
+        story.append(Paragraph(f"{organisation} — {cards}", ParagraphStyle("o", parent=heading,
                                                                                           fontSize=10.5)))
         data = [list(HEADERS[2:]) + ["Получено"]] + [[Paragraph(r.member, cell), r.number, ""] for r in group]
         table = Table(data, colWidths=(85 * mm, 50 * mm, 30 * mm), repeatRows=1)

@@ -143,6 +143,20 @@ ROLE_LABELS = {
 }
 
 
+# What the history of a login shows, from its audit trail.
+USER_ACTION_LABELS = {
+    "user.create": N_("login created"),
+    "user.role_change": N_("role or organisation changed"),
+    "user.password_set": N_("new password"),
+    "user.enable": N_("login enabled"),
+    "user.disable": N_("login disabled"),
+    "login.success": N_("logged in"),
+    "login.failed": N_("wrong password"),
+    "login.locked": N_("attempt while locked"),
+    "login.expired": N_("attempt after the login ended"),
+}
+
+
 class Permission(StrEnum):
     VIEW_MEMBERS = "view_members"
     EDIT_MEMBERS = "edit_members"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -18,6 +18,7 @@ from unioncard.registry import audit
 from unioncard.registry import domain as d
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import (
+    AuditEntry,
     ChairpersonTerm,
     Consent,
     Membership,
@@ -816,10 +817,85 @@ def set_enabled(uow: UnitOfWork, actor: Actor, user_id: int, enabled: bool) -> U
 
     session = uow.session
     user = _managed_user(session, actor, user_id)
+    if not enabled and user.id == actor.user_id:
+        raise Conflict(N_("You cannot disable your own login"), code="own_login")
     user.is_enabled = enabled
     ended = 0 if enabled else sessions.end_all(uow, user.id, "disabled")
     audit.record(session, actor, "user.enable" if enabled else "user.disable", "user", user.id,
                  user.organisation_id, sessions_ended=ended)
+    return user
+
+
+def list_users(session: Session, actor: Actor, *, query: str = "", include_disabled: bool = True,
+               page: int = 1, per_page: int = 50) -> tuple[list[UserAccount], int]:
+    """Logins in the administrator's part of the union, by login; ``query`` matches a part of the
+    login or of the name."""
+    if not actor.can(d.Permission.MANAGE_USERS):
+        raise PermissionDenied()
+    where = [Organisation.path.startswith(actor.scope_path)]
+    typed = (query or "").strip()[:100].replace("\\", "").replace("%", "").replace("_", "")
+    if typed:
+        # SQLite's lower() knows only ASCII: the name is also matched as typed and capitalised.
+        patterns = {f"%{typed}%", f"%{typed.lower()}%", f"%{typed[:1].upper()}{typed[1:].lower()}%"}
+        where.append(or_(*[column.like(p) for p in patterns
+                           for column in (func.lower(UserAccount.login), UserAccount.full_name)]))
+    if not include_disabled:
+        where.append(UserAccount.is_enabled.is_(True))
+    base = select(UserAccount).join(Organisation, Organisation.id == UserAccount.organisation_id).where(*where)
+    total = session.scalar(select(func.count()).select_from(base.subquery()))
+    rows = session.scalars(base.order_by(UserAccount.login).offset((page - 1) * per_page).limit(per_page)).all()
+    return list(rows), total
+
+
+def get_user(session: Session, actor: Actor, user_id: int) -> UserAccount:
+    return _managed_user(session, actor, user_id)
+
+
+USER_ACTIONS = tuple(d.USER_ACTION_LABELS)
+
+
+def user_history(session: Session, actor: Actor, user_id: int, limit: int = 20) -> list[AuditEntry]:
+    """What was done to a login and with it, newest first (from the audit trail)."""
+    user = _managed_user(session, actor, user_id)
+    return list(session.scalars(select(AuditEntry).where(
+        AuditEntry.object_type == "user", AuditEntry.object_id == str(user.id),
+        AuditEntry.action.in_(USER_ACTIONS)).order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+def new_password() -> str:
+    """A password to hand over by voice or on paper: no look-alike letters or digits."""
+    import secrets
+
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
+
+
+def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: str, organisation_id: int,
+                chairperson_term_id: int | None = None) -> UserAccount:
+    """A new role or scope (organisation) for a login. Nobody changes their own: an administrator
+    who narrowed their own scope by mistake could not undo it. The new organisation must lie in
+    the administrator's own part of the union; a chairperson needs a term of office there."""
+    session = uow.session
+    user = _managed_user(session, actor, user_id)
+    if user.id == actor.user_id:
+        raise Conflict(N_("You cannot change your own role or organisation; ask another administrator"),
+                       code="own_role")
+    org = get_organisation(session, actor, organisation_id)
+    role = d.Role(role)
+    term_id = None
+    if role == d.Role.CHAIRPERSON:
+        term = (session.get(ChairpersonTerm, chairperson_term_id) if chairperson_term_id
+                else current_chairperson(session, org.id))
+        if term is None or term.organisation_id != org.id:
+            raise ValidationError(N_("Appoint the chairperson of this organisation first (a term of office), "
+                                     "then create the login"), code="chairperson_term_required",
+                                  field="chairperson_term_id")
+        term_id = term.id
+    before = (user.role, user.organisation_id)
+    user.role, user.organisation_id, user.chairperson_term_id = role, org.id, term_id
+    session.flush()
+    audit.record(session, actor, "user.role_change", "user", user.id, org.id, role_before=before[0],
+                 organisation_before=before[1], role=role, organisation=org.id)
     return user
 
 
