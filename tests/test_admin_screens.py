@@ -291,3 +291,23 @@ def test_a_chairperson_login_needs_a_term_and_an_ambiguous_organisation_is_named
     page = text_of(web.post("/users/new", data={"csrf_token": token, "login": "someone", "full_name": "Н",
                                                 "role": "no-such-role", "organisation": "23-01-001"}))
     assert "Выберите роль" in page
+
+
+def test_a_chairperson_sees_their_own_organisations_coverage_and_the_region_a_chart(web, app, tree, make_uow,
+                                                                                     tmp_path):
+    from tests.station_support import export_trust, issued_cards
+    from tests.support import union_keys
+
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    issued_cards(make_uow, tree, 2, stores.operational, prefix="Выданова")  # in school 1 of region 23
+    web.login("chair_a")
+    page = web.get("/reports/coverage").get_data(as_text=True)
+    assert "Охват ЭПБ вашей организации" in page and "ППО школы № 1 г. Сочи" in page
+    text = text_of(web.get("/reports/coverage"))
+    # Ivanov and Shchyolokova plus the two card holders: 4 members, 2 with the card, 50 %.
+    assert "ППО школы № 1 г. Сочи 4 2 0 2 50" in text
+    region = WebClient(app)
+    region.login("region_a")
+    page = region.get("/reports/coverage").get_data(as_text=True)
+    assert "<svg" in page and "Краснодарская" in page and 'role="img"' in page

@@ -139,6 +139,14 @@ def test_virtual_card_shows_the_signed_credential(database_url, tree, tmp_path, 
     assert verify(key.public_key, key.algorithm, KeyRole.CARD_CREDENTIAL, parsed.payload, parsed.signature)
     image = client.get(f"/cards/v/{token}/card.svg")
     assert image.mimetype == "image/svg+xml" and cardnumber.format(number) in image.get_data(as_text=True)
+    # The QR code fills its 560-unit box: the code's own svg scales (100 %, a viewBox), not 53 mm in a corner.
+    import xml.etree.ElementTree as ET
+
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    box = ET.fromstring(image.data).find("s:svg", ns)
+    qr = box.find("s:svg", ns)
+    assert (box.get("width"), box.get("height")) == ("560", "560")
+    assert (qr.get("width"), qr.get("height")) == ("100%", "100%") and qr.get("viewBox").startswith("0 0 ")
     # A second view shows the same credential (made once).
     client.get(f"/cards/v/{token}")
     with session_factory() as s:
@@ -209,3 +217,24 @@ def test_the_regions_approvals_name_each_members_organisation(web, tree, make_uo
     web.login("region_a")
     text = web.get(f"/cards/org/{tree.region_a}/approvals").get_data(as_text=True)
     assert "Петров" in text and "ППО школы № 2 г. Сочи" in text
+
+
+def test_an_approved_virtual_card_says_how_to_hand_it_out(web, tree, make_uow, session_factory, system):
+    give_consents(make_uow, system, tree, "ivanov")
+    with make_uow() as uow:
+        card = cards.order_cards(uow, tree.actors["chair_a"], [tree.members["ivanov"]], "virtual").ordered[0]
+        cards.approve(uow, tree.actors["region_a"], [card.id])
+        uow.commit()
+    web.login("chair_a")
+    page = text_of(web.get(f"/cards/{card.id}"))
+    assert "Виртуальный билет выдаётся личной ссылкой" in page and "Выдать и создать ссылку" in page
+    assert "Создать новую личную ссылку" not in page
+    response = web.post(f"/cards/{card.id}", token_from=f"/cards/{card.id}", data={"action": "hand_out_virtual"})
+    html = response.get_data(as_text=True)
+    assert "Виртуальный билет выдан" in html and "/cards/v/" in html
+    with session_factory() as s:
+        stored = s.get(Card, card.id)
+        assert stored.status == "issued" and stored.link_token_hash
+    # Once a link exists, the button says a new one replaces it (and asks first).
+    page = web.get(f"/cards/{card.id}").get_data(as_text=True)
+    assert "Создать новую личную ссылку" in page and "data-confirm" in page

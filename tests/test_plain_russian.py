@@ -101,3 +101,23 @@ def test_no_template_or_message_writes_a_bracketed_plural():
                  for path in list(root.rglob("*.py")) + list(root.rglob("*.html")) + list(root.rglob("*.po"))
                  for match in re.finditer(r"[а-яё]+\((?:ы|а|ов|и|ей|ек)\)", path.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_a_real_device_without_its_driver_is_a_named_error(monkeypatch):
+    """The demo is installed without pyscard and pycups; configuring pcsc: or cups: then says what
+    to install, in Russian, instead of an ImportError."""
+    import importlib.util
+
+    import pytest as _pytest
+
+    from unioncard.hardware.errors import DriverMissing
+    from unioncard.hardware.printers import CupsPrinter
+    from unioncard.hardware.smartcard import PcscReader
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("cups", "smartcard") else real(name, *a))
+    for make in (lambda: CupsPrinter("cards"), lambda: PcscReader("")):
+        with _pytest.raises(DriverMissing) as info:
+            make()
+        assert info.value.code == "device_driver_missing" and "setup.sh --devices" in info.value.render()

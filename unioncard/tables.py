@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -253,7 +254,16 @@ def write_tables(*tables: Table) -> bytes:
         sheet = book.create_sheet(_sheet_title(table.sheet_title))
         # Write-only sheets write their settings with the first row: everything is set before it.
         header_row = 2 if table.title else 1
-        for index, width in enumerate(table.widths or [], start=1):
+        rows = iter(table.rows)
+        widths = table.widths
+        if widths is None:
+            # Columns as wide as what they hold (judged by the first rows; rows stream, and a
+            # write-only sheet takes its widths before the first row): no header word broken in
+            # two, no phone number cut off when printed.
+            first = list(itertools.islice(rows, WIDTH_SAMPLE_ROWS))
+            widths = _fitting_widths(table.headers, first)
+            rows = itertools.chain(first, rows)
+        for index, width in enumerate(widths, start=1):
             sheet.column_dimensions[_column_letter(index)].width = width
         sheet.freeze_panes = f"A{header_row + 1}"
         sheet.print_title_rows = f"{header_row}:{header_row}"
@@ -265,13 +275,33 @@ def write_tables(*tables: Table) -> bytes:
         if table.title:
             sheet.append([_cell(sheet, table.title, bold=True, size=13)])
         sheet.append([_cell(sheet, h, bold=True, wrap=True) for h in table.headers])
-        for row in table.rows:
+        for row in rows:
             sheet.append([_cell(sheet, v) for v in row])
         if table.total is not None:
             sheet.append([_cell(sheet, v, bold=True) for v in table.total])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+WIDTH_SAMPLE_ROWS = 500
+MIN_WIDTH, MAX_WIDTH = 6, 45
+
+
+def _fitting_widths(headers: list[str], rows: list[list]) -> list[float]:
+    """Per column: the longest value, or the longest word of the header (a header may wrap
+    between words, never inside one), in characters, within sensible bounds."""
+    def text(value) -> str:
+        if isinstance(value, (date, datetime)):
+            return "00.00.0000"
+        return "" if value is None else str(value)
+
+    widths = []
+    for index, header in enumerate(headers):
+        longest_word = max((len(word) for word in str(header).split()), default=0)
+        longest_value = max((len(text(row[index])) for row in rows if index < len(row)), default=0)
+        widths.append(float(min(MAX_WIDTH, max(MIN_WIDTH, longest_word + 2, longest_value + 2))))
+    return widths
 
 
 def write_xlsx(headers: list[str], rows, sheet_title: str = "Лист1") -> bytes:

@@ -7,6 +7,8 @@ cards and members answer 404, like things that do not exist.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -199,6 +201,14 @@ def card(card_id: int):
                     if result.refused:
                         raise UnionCardError(result.refused[0].message, code=result.refused[0].code)
                     message = _("A new card has been ordered")
+                elif action == "hand_out_virtual":
+                    # A virtual card is handed out as its private link: «Выдан», then the link to send.
+                    if item.kind != CardKind.VIRTUAL.value:
+                        abort(400)
+                    cards.advance(uow, _actor(), [item.id], CardStatus.ISSUED)
+                    link = url_for("cards.virtual", token=cards.new_private_link(uow, _actor(), item.id),
+                                   _external=True)
+                    message = _("The virtual card is handed out: send the member the link below")
                 elif action == "link":
                     link = url_for("cards.virtual", token=cards.new_private_link(uow, _actor(), item.id),
                                    _external=True)
@@ -222,7 +232,7 @@ def card(card_id: int):
         next_steps = {target.value for target in CardStatus
                       if cd.allowed(CardKind(item.kind), CardStatus(item.status), target)}
         return render_template("cards/card.html", card=item, history=history, link=link, replacement=replacement,
-                               next_steps=next_steps,
+                               next_steps=next_steps, membership_id=item.membership_id,
                                format_number=cardnumber.format, can_hand_out=_actor().can(d.Permission.HAND_OUT_CARDS),
                                can_order=_actor().can(d.Permission.ORDER_CARDS))
 
@@ -260,7 +270,9 @@ def _qr_svg(text: str) -> str:
 
     image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2,
                         error_correction=qrcode.constants.ERROR_CORRECT_M)
-    return image.to_string(encoding="unicode")
+    # The code fills whatever box it is put in (its viewBox scales), not a fixed 53 mm in a corner.
+    return re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%"',
+                  image.to_string(encoding="unicode").split("?>", 1)[-1].lstrip(), count=1)
 
 
 @bp.route("/v/<token>")
@@ -278,7 +290,7 @@ def virtual_image(token: str):
     if not item.credential:
         abort(404)
     body = render_template("cards/virtual.svg", card=item, person=item, number=cardnumber.format(item.number),
-                           qr=_qr_svg(item.credential).split("?>", 1)[-1])
+                           qr=_qr_svg(item.credential))
     return Response(body, mimetype="image/svg+xml",
                     headers={"Content-Disposition": f'inline; filename="card-{item.number}.svg"',
                              "Cache-Control": "no-store"})

@@ -47,8 +47,14 @@ def _figures():
 @bp.route("/coverage")
 @login_required
 def coverage():
+    from unioncard.checkin_web.formatting import percent
+
     on, problem, rows, totals = _figures()
-    return render_template("reports/coverage.html", on=on, problem=problem, rows=rows, totals=totals)
+    chart = [(row.name, row.percent, f"{percent(row.percent)} %") for row in rows]
+    # Central and regional staff see regions; anyone below, their own organisation.
+    by_region = len(d.path_ids(_actor().scope_path)) <= 2
+    return render_template("reports/coverage.html", on=on, problem=problem, rows=rows, totals=totals, chart=chart,
+                           by_region=by_region)
 
 
 @bp.route("/coverage.xlsx")

@@ -46,3 +46,17 @@ class PrinterNotFound(DeviceError):
 class PrintFailed(DeviceError):
     code = "print_failed"
     message = N_("The printer did not print the job: %(detail)s")
+
+
+class DriverMissing(DeviceError):
+    """A real device was configured on an installation set up for the demo (no drivers)."""
+    code = "device_driver_missing"
+    message = N_("The %(driver)s driver is not installed: run scripts/setup.sh --devices (or pip install "
+                 "'unioncard[devices]')")
+
+
+def require_driver(module: str, driver: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise DriverMissing(driver=driver)

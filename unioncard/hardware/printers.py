@@ -91,6 +91,9 @@ class FilePrinter:
 
 class CupsPrinter:
     def __init__(self, queue: str, server: str | None = None):
+        from unioncard.hardware.errors import require_driver
+
+        require_driver("cups", "CUPS (pycups)")
         self.queue = queue
         self.server = server
         self.name = f"cups:{queue}" + (f"@{server}" if server else "")

@@ -53,6 +53,9 @@ def open_reader(config: str) -> CardReader:
 
 class PcscReader:
     def __init__(self, name: str):
+        from unioncard.hardware.errors import require_driver
+
+        require_driver("smartcard", "PC/SC (pyscard)")
         self.wanted = name
         self.name = self._find()
 

@@ -42,6 +42,16 @@ def _regions(session, actor: Actor) -> tuple[dict[int, Organisation], dict[int, 
     regions = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.level == d.Level.REGIONAL))
                if actor.sees(o.path)}
     region_of = {}
+    if not regions:
+        # Someone below a region (a chairperson, a territorial officer) sees one row: their own
+        # organisation with everything within it.
+        own = session.scalar(select(Organisation).where(Organisation.path == actor.scope_path))
+        if own is None:
+            return {}, {}
+        for organisation_id, in session.execute(select(Organisation.id).where(
+                Organisation.path.startswith(own.path))):
+            region_of[organisation_id] = own.id
+        return {own.id: own}, region_of
     for organisation_id, path in session.execute(select(Organisation.id, Organisation.path)):
         ids = d.path_ids(path)
         if len(ids) > 1 and ids[1] in regions:
@@ -50,6 +60,8 @@ def _regions(session, actor: Actor) -> tuple[dict[int, Organisation], dict[int, 
 
 
 def coverage(session, actor: Actor, on: date) -> tuple[list[CoverageRow], CoverageRow]:
+    """One row per regional organisation the actor sees; for an actor below the regional level,
+    one row for their own organisation."""
     if not actor.can(d.Permission.VIEW_MEMBERS):
         raise PermissionDenied()
     regions, region_of = _regions(session, actor)
