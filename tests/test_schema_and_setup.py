@@ -106,6 +106,19 @@ def test_cli_demo_data_and_import(database_url, tmp_path, monkeypatch):
     engine = db.make_engine(database_url)
     with engine.connect() as conn:
         assert {u for u in conn.scalars(select(UserAccount.login))} == {"admin", "region", "chair", "bureau", "events"}
+        from unioncard.issuer.models import Card
+        from unioncard.registry.models import Consent
+
+        # Cards in every state a chairperson or a region acts on, so each action can be tried at once.
+        states = {(kind, status) for kind, status in conn.execute(select(Card.kind, Card.status))}
+        assert {("plastic", s) for s in ("ordered", "approved", "rejected", "cancelled", "delivered", "issued",
+                                         "refused", "blocked")} | {("virtual", "approved"), ("virtual", "issued")} \
+            <= states, states
+        # No card handed out to someone without consent to processing (section 1).
+        consenting = select(Consent.person_id).where(Consent.section == "processing", Consent.withdrawn_on.is_(None))
+        assert conn.scalar(select(func.count()).select_from(Card).where(
+            Card.status == "issued", Card.person_id.not_in(consenting))) == 0
+        assert conn.scalar(select(func.count()).select_from(Card).where(Card.status == "issued")) > 10
         primary_code = conn.scalar(select(Organisation.code).where(Organisation.level == "primary")
                                    .order_by(Organisation.id))
     bad = tmp_path / "bad.csv"

@@ -109,7 +109,9 @@ def _create_demo_users(engine) -> list[tuple[str, str]]:
 
 def _demo_orders(session_factory, count: int = 12) -> None:
     """Plastic cards ordered by the demo chairperson and approved by the region, so the bureau's
-    commands (bureau create, run, manifest, ship) have work in the demo at once."""
+    commands (bureau create, run, manifest, ship) have work in the demo at once; and cards of the
+    chairperson's members in the other states of the lifecycle, so each action can be tried at
+    once (approve or reject, hand out or refuse, report a loss, reissue, hand out a virtual card)."""
     from sqlalchemy import select
 
     from unioncard.issuer import services as cards
@@ -133,7 +135,57 @@ def _demo_orders(session_factory, count: int = 12) -> None:
         waiting = [c.id for c in ordered if c.status == "ordered"]
         if waiting:
             cards.approve(uow, region, waiting)
+        uow.session.flush()
+        _demo_lifecycle(uow, chair, region, users["chair"].organisation_id, with_card, consenting)
         uow.commit()
+
+
+# Cards of the demo chairperson's members, by the state they are left in (a card through the
+# bureau's states is made by the bureau commands the README shows).
+DEMO_LIFECYCLE = (("ordered", "plastic"), ("ordered", "plastic"), ("rejected", "plastic"),
+                  ("cancelled", "plastic"), ("delivered", "plastic"), ("delivered", "plastic"),
+                  ("issued", "plastic"), ("refused", "plastic"), ("lost", "plastic"),
+                  ("approved", "virtual"), ("issued", "virtual"))
+
+
+def _demo_lifecycle(uow, chair, region, organisation_id: int, with_card, consenting) -> None:
+    from sqlalchemy import select
+
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.domain import CardStatus as S
+    from unioncard.registry.actor import Actor
+    from unioncard.registry.models import Membership
+
+    system = Actor.system("demo-data")
+    members = uow.session.scalars(select(Membership.id).where(
+        Membership.organisation_id == organisation_id, Membership.is_active.is_(True),
+        Membership.id.not_in(with_card), Membership.person_id.in_(consenting)).order_by(Membership.id.desc())
+        .limit(len(DEMO_LIFECYCLE))).all()
+    # The bureau's part (in production → produced → shipped) walked by the system for cards the
+    # demo shows past it; the people's part by the chairperson and the region, as in real use.
+    delivery = [S.IN_PRODUCTION, S.PRODUCED, S.SHIPPED, S.DELIVERED]
+    for membership_id, (state, kind) in zip(members, DEMO_LIFECYCLE):
+        card = cards.order_cards(uow, chair, [membership_id], kind).ordered[0]
+        if state == "ordered":
+            continue
+        if state == "cancelled":
+            cards.cancel(uow, chair, card.id, "заказан по ошибке")
+            continue
+        if state == "rejected":
+            cards.reject(uow, region, [card.id], "нет заявления члена Профсоюза")
+            continue
+        cards.approve(uow, region, [card.id])
+        if state == "approved":
+            continue
+        if kind == "plastic":
+            for step in delivery:
+                cards.transition_many(uow, system, [card], step, system=True)
+        if state == "delivered":
+            continue
+        outcome = S.REFUSED if state == "refused" else S.ISSUED
+        cards.transition_many(uow, chair, [card], outcome, "не пришёл за билетом" if state == "refused" else None)
+        if state == "lost":
+            cards.report_loss(uow, chair, card.id, S.LOST, "потерян в дороге")
 
 
 def _appoint_demo_chairperson(uow, actor, organisation_id: int) -> str:

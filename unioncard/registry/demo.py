@@ -205,9 +205,10 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
                                   d.Level.PRIMARY, territorial, kind=kind, region=code)
                 result.primaries += 1
                 for _ in range(size):
-                    person_id, membership_id, joined = _person(writer, rng, ids, primary, kind, today, seen_people,
-                                                               result)
                     kind_of_card = card_of.get(region_index)
+                    # A card is issued only with consent to processing (section 1): its holders have it.
+                    person_id, membership_id, joined = _person(writer, rng, ids, primary, kind, today, seen_people,
+                                                               result, consents=bool(kind_of_card))
                     if kind_of_card:
                         _card(writer, card_rng, ids, serials, code, primary, person_id, membership_id, joined,
                               kind_of_card, result)
@@ -245,7 +246,8 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
     return shares
 
 
-def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> tuple[int, int, date]:
+def _person(writer, rng, ids, primary, kind, today, seen_people, result,
+            consents: bool = False) -> tuple[int, int, date]:
     category = _pick(rng, _categories(kind))
     while True:
         female = rng.random() < (0.8 if kind == d.OrgKind.WORKERS else 0.6)
@@ -282,7 +284,8 @@ def _person(writer, rng, ids, primary, kind, today, seen_people, result) -> tupl
     given_on = max(join, date(2019, 3, 1))
     for section, share in ((d.ConsentSection.PROCESSING, 0.93), (d.ConsentSection.PARTNER_TRANSFER, 0.6),
                            (d.ConsentSection.MESSAGING, 0.55)):
-        if rng.random() < share:
+        # The roll is made either way, so the same seed gives the same union.
+        if rng.random() < share or (consents and section == d.ConsentSection.PROCESSING):
             ids["consent"] += 1
             writer.add(Consent.__table__, dict(
                 id=ids["consent"], person_id=pid, section=section, given_on=given_on,
