@@ -119,6 +119,9 @@ def test_cli_demo_data_and_import(database_url, tmp_path, monkeypatch):
         assert conn.scalar(select(func.count()).select_from(Card).where(
             Card.status == "issued", Card.person_id.not_in(consenting))) == 0
         assert conn.scalar(select(func.count()).select_from(Card).where(Card.status == "issued")) > 10
+        # «Северная районная организация», not «Северный районная организация».
+        territorials = conn.scalars(select(Organisation.name).where(Organisation.level == "territorial")).all()
+        assert territorials and all(n.split()[0].endswith("ая") for n in territorials), territorials[:5]
         primary_code = conn.scalar(select(Organisation.code).where(Organisation.level == "primary")
                                    .order_by(Organisation.id))
     bad = tmp_path / "bad.csv"

@@ -189,7 +189,7 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
         per_territorial = _split(target, territorial_count, rng)
         for t_index, t_members in enumerate(per_territorial, start=1):
             town = rng.choice(names.TOWN_STEMS)
-            territorial = new_org(f"{code}-{t_index:03d}", f"{town} районная организация Профсоюза",
+            territorial = new_org(f"{code}-{t_index:03d}", f"{names.feminine_adjective(town)} районная организация Профсоюза",
                                   d.Level.TERRITORIAL, region, region=code)
             result.territorials += 1
             remaining, p_index = t_members, 0
@@ -199,9 +199,10 @@ def generate(engine: Engine, *, scale: float = 1.0, seed: int = 2020, today: dat
                 size = min(remaining, rng.randint(200, 1500) if student else rng.randint(8, 80))
                 remaining -= size
                 kind = d.OrgKind.STUDENTS if student else d.OrgKind.WORKERS
-                school = "ГБОУ ВО университет" if student else rng.choice(names.SCHOOL_KINDS)
+                school = "ФГБОУ ВО" if student else rng.choice(names.SCHOOL_KINDS)
                 primary = new_org(f"{code}-{t_index:03d}-{p_index:04d}",
-                                  f"ППО {school} {rng.randint(1, 120)}" if not student else f"ППО студентов {school} {p_index}",
+                                  f"ППО {school} {rng.randint(1, 120)}" if not student
+                                  else f"ППО студентов и аспирантов {school} «Университет № {p_index}»",
                                   d.Level.PRIMARY, territorial, kind=kind, region=code)
                 result.primaries += 1
                 for _ in range(size):

@@ -35,6 +35,11 @@ TOWN_STEMS = """Северный Южный Центральный Заречн�
 Первомайский Железнодорожный Промышленный Садовый Степной Речной Горный Озёрный Полевой Луговой""".split()
 
 
+def feminine_adjective(adjective: str) -> str:
+    """«Северный», «Речной», «Кировский» → «Северная», «Речная», «Кировская» (районная организация)."""
+    return adjective[:-2] + "ая" if adjective.endswith(("ый", "ий", "ой")) else adjective
+
+
 def feminine(surname: str) -> str:
     if surname.endswith(("ов", "ев", "ёв", "ин", "ын")):
         return surname + "а"
