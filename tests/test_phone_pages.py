@@ -76,6 +76,21 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
             "user_id": tree.users["chair_a"], "person_id": held[0].person_id}
 
 
+# What a page must never show a volunteer: a placeholder left unfilled, a Python None, or a code
+# word of the system (a card status, a role, a job state) instead of its Russian label.
+CODE_WORDS = {"ordered", "approved", "in_production", "produced", "shipped", "delivered", "issued", "refused",
+              "lost", "stolen", "damaged", "blocked", "revoked", "cancelled", "rejected", "void", "completed",
+              "pending", "processing", "failed", "delegate", "guest", "staff", "chairperson", "regional_staff",
+              "bureau_operator", "event_staff", "plastic", "virtual", "roster", "members", "None"}
+LEFTOVERS: dict[str, list[str]] = {}
+
+
+def untranslated(text: str) -> list[str]:
+    found = re.findall(r"%\([a-z_]+\)s|\{\{|\}\}|\{[a-z_]+\}", text)
+    found += sorted({w for w in re.findall(r"(?<![\w/.@-])[A-Za-z_]+(?![\w/.@-])", text) if w in CODE_WORDS})
+    return found
+
+
 # The elements sticking out furthest to the right (tag.class and width), to say what to fix.
 WIDEST = """() => {
   const out = [];
@@ -121,6 +136,10 @@ def page_widths(browser, base, login, values, app) -> dict[str, int]:
             page.screenshot(path=str(Path(SCREENSHOTS) / f"{login}-{endpoint}.png"), full_page=False)
         width = page.evaluate("document.documentElement.scrollWidth")
         widths[path] = width
+        if not path.startswith("/api/v1/docs"):  # the partners' API reference (Swagger UI) is for programmers
+            said = untranslated(page.evaluate("document.body.innerText"))
+            if said:
+                LEFTOVERS[f"{login} {path}"] = said
         if width > PHONE["width"] + 1:
             widths[path] = (width, page.evaluate(WIDEST))
     context.close()
@@ -130,6 +149,7 @@ def page_widths(browser, base, login, values, app) -> dict[str, int]:
 
 
 def test_every_page_of_every_role_fits_a_phone(browser, live_server, full_union, app):
+    LEFTOVERS.clear()
     too_wide = {}
     seen = 0
     for login in ROLES:
@@ -138,6 +158,8 @@ def test_every_page_of_every_role_fits_a_phone(browser, live_server, full_union,
         too_wide.update({f"{login} {path}": width for path, width in widths.items() if isinstance(width, tuple)})
     assert seen >= 40
     assert too_wide == {}, "\n".join(f"{k}: {v}" for k, v in sorted(too_wide.items()))
+    # No page shows a raw placeholder or an English code word where Russian belongs.
+    assert LEFTOVERS == {}, "\n".join(f"{k}: {v}" for k, v in sorted(LEFTOVERS.items()))
 
 
 def test_what_cannot_be_undone_asks_first(browser, live_server, full_union, session_factory):

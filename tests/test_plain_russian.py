@@ -121,3 +121,23 @@ def test_a_real_device_without_its_driver_is_a_named_error(monkeypatch):
         with _pytest.raises(DriverMissing) as info:
             make()
         assert info.value.code == "device_driver_missing" and "setup.sh --devices" in info.value.render()
+
+
+def test_the_command_line_helps_in_russian():
+    """A bureau operator works in the CLI too: its help, option help and click's own words are
+    Russian (UNIONCARD_LOCALE=en gives the English)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "UNIONCARD_LOCALE")}
+    said = subprocess.run([sys.executable, "-m", "unioncard", "bureau", "run", "--help"], capture_output=True,
+                          text=True, env=env, check=True).stdout
+    assert "Запуск: " in said and "Параметры:" in said and "Записать чипы и напечатать партию" in said
+    assert "Карт в одном задании печати" in said and "Show this message" not in said
+    wrong = subprocess.run([sys.executable, "-m", "unioncard", "user", "create"], capture_output=True, text=True,
+                           env=env)
+    assert wrong.returncode == 2 and "Ошибка: Не хватает параметра" in wrong.stderr
+    english = subprocess.run([sys.executable, "-m", "unioncard", "--help"], capture_output=True, text=True,
+                             env={**env, "UNIONCARD_LOCALE": "en"}, check=True).stdout
+    assert "Usage:" in english and "Serve the web application." in english

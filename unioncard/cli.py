@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from unioncard import db
 from unioncard.config import load_settings
 from unioncard.errors import UnionCardError
-from unioncard.i18n import translate_plural
+from unioncard.i18n import N_, translate, translate_plural
 
 try:  # cryptography's own error for a PEM of an algorithm it does not know
     from cryptography.exceptions import UnsupportedAlgorithm as UnsupportedAlgorithmError
@@ -32,22 +32,64 @@ def _fail(exc: UnionCardError) -> None:
     sys.exit(2)
 
 
-@click.group()
+# Click's own words, translated through the same catalogue (click looks them up with the
+# standard gettext module, domain "messages").
+CLICK_TEXTS = (N_("Usage:"), N_("Options"), N_("Commands"), N_("Show this message and exit."), N_("Error: {message}"),
+               N_("Try '{command} {option}' for help."), N_("Missing argument"), N_("Missing option"),
+               N_("No such command {name!r}."), N_("No such option {name!r}."),
+               N_("Invalid value for {param_hint}: {message}"), N_("default: {default}"), N_("Aborted!"),
+               N_("Do you want to continue?"), N_("Confirm the action without prompting."),
+               N_("{value!r} is not a valid {number_type}."), N_("{value} is not in the range {range}."),
+               N_("{name} {filename!r} does not exist."), N_("Missing command."))
+
+
+def _speak_russian(command: click.Command) -> None:
+    """The help of every command and option in the operator's language (Russian unless
+    UNIONCARD_LOCALE=en), from the message catalogue."""
+    locale = os.environ.get("UNIONCARD_LOCALE", "ru")
+    if getattr(command, "_translated", None) == locale:
+        return
+    if locale != "en":
+        import gettext
+
+        from unioncard.i18n import TRANSLATIONS_DIR
+
+        gettext.bindtextdomain("messages", str(TRANSLATIONS_DIR))
+        os.environ.setdefault("LANGUAGE", locale)
+        for cmd in _all_commands(command):
+            cmd.help = translate(cmd.help, locale) if cmd.help else cmd.help
+            for param in cmd.params:
+                if isinstance(param, click.Option) and param.help:
+                    param.help = translate(param.help, locale)
+    command._translated = locale
+
+
+def _all_commands(command: click.Command):
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from _all_commands(sub)
+
+
+class _Main(click.Group):
+    def main(self, *args, **kwargs):
+        _speak_russian(self)
+        return super().main(*args, **kwargs)
+
+
+@click.group(cls=_Main, help=N_('UnionCard: registry, card issue, personalisation and check-in of union cards.'))
 def main() -> None:
-    """UnionCard: registry, card issue, personalisation and check-in of union cards."""
     # Every file a command writes (the SQLite database, manifests, printed cards, desk journals)
     # holds personal data: readable by this account only.
     os.umask(0o077)
 
 
-@main.group("db")
+@main.group("db", help=N_('Database schema.'))
 def db_group() -> None:
-    """Database schema."""
+    pass
 
 
-@db_group.command("upgrade")
+@db_group.command("upgrade", help=N_('Apply Alembic migrations up to the newest schema.'))
 def db_upgrade() -> None:
-    """Apply Alembic migrations up to the newest schema."""
     settings = load_settings()
     db.upgrade(settings.database_url)
     console.print(f"Schema is up to date: {db.make_engine(settings.database_url).url.render_as_string()}")
@@ -59,13 +101,12 @@ def _progress() -> Progress:
                     os.environ.get("UNIONCARD_PROGRESS") != "1")
 
 
-@main.command("demo-data")
+@main.command("demo-data", help=N_('Build a believable union from the real per-region member counts.'))
 @click.option("--scale", type=click.FloatRange(0.0001, 5), default=0.01, show_default=True,
-              help="Multiplier of the real member counts (1 = the 1.09 M pilot, 3.7 ≈ 4 M).")
+              help=N_("Multiplier of the real member counts (1 = the 1.09 M pilot, 3.7 ≈ 4 M)."))
 @click.option("--seed", type=int, default=2020, show_default=True)
-@click.option("--with-users/--no-users", default=True, show_default=True, help="Create the demo logins.")
+@click.option("--with-users/--no-users", default=True, show_default=True, help=N_("Create the demo logins."))
 def demo_data(scale: float, seed: int, with_users: bool) -> None:
-    """Build a believable union from the real per-region member counts."""
     settings = load_settings()
     db.upgrade(settings.database_url)
     engine = db.make_engine(settings.database_url)
@@ -206,11 +247,10 @@ def _appoint_demo_chairperson(uow, actor, organisation_id: int) -> str:
     return " ".join(p for p in (person.surname, person.given_name, person.patronymic) if p)
 
 
-@main.command("run")
+@main.command("run", help=N_('Serve the web application.'))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
-    """Serve the web application."""
     from unioncard.checkin_web import create_app
 
     settings = load_settings()
@@ -220,12 +260,11 @@ def run(host: str, port: int) -> None:
     app.run(host=host, port=port, threaded=True)
 
 
-@main.command("demo")
+@main.command("demo", help=N_('Everything for a demo on this laptop: schema, demo union (first time), logins, web server.'))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--scale", type=click.FloatRange(0.0001, 5), default=0.01, show_default=True)
 def demo_command(host: str, port: int, scale: float) -> None:
-    """Everything for a demo on this laptop: schema, demo union (first time), logins, web server."""
     from sqlalchemy import func, select
 
     from unioncard.checkin_web import create_app
@@ -292,22 +331,22 @@ def _demo_keys(settings, engine) -> None:
         _fail(exc)
 
 
-@main.group("user")
+@main.group("user", help=N_('Users and their rights.'))
 def user_group() -> None:
-    """Users and their rights."""
+    pass
 
 
-@user_group.command("create")
+@user_group.command("create", help=N_(
+        "Create a login. A chairperson's login is bound to the organisation's current term of office\n"
+        '(appoint one first with `unioncard user appoint-chairperson`) and ends with it.'))
 @click.option("--login", required=True)
 @click.option("--role", required=True, type=click.Choice(
     ["chairperson", "registrar", "regional_staff", "bureau_operator", "event_staff", "admin"]))
-@click.option("--org-code", required=True, help="Code of the organisation whose subtree the user sees.")
+@click.option("--org-code", required=True, help=N_("Code of the organisation whose subtree the user sees."))
 @click.option("--full-name", required=True)
 @click.option("--valid-until", type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]), default=None)
 @click.password_option()
 def user_create(login, role, org_code, full_name, valid_until, password) -> None:
-    """Create a login. A chairperson's login is bound to the organisation's current term of office
-    (appoint one first with `unioncard user appoint-chairperson`) and ends with it."""
     from unioncard.registry import services
 
     def run(uow, actor):
@@ -326,14 +365,14 @@ def _users(fn):
     return _transaction(lambda uow, _stores: fn(uow, Actor.system("cli")))
 
 
-@user_group.command("appoint-chairperson")
-@click.option("--org-code", required=True, help="Code of the primary organisation.")
-@click.option("--person-id", type=ID, required=True, help="The member's person id (from the member's page).")
+@user_group.command("appoint-chairperson", help=N_(
+        'Appoint a member chairperson of an organisation for a term of office. The previous\n'
+        "chairperson's term (and login) ends the day the new term starts."))
+@click.option("--org-code", required=True, help=N_("Code of the primary organisation."))
+@click.option("--person-id", type=ID, required=True, help=N_("The member's person id (from the member's page)."))
 @click.option("--from", "starts_on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]))
 @click.option("--to", "ends_on", required=True, type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]))
 def user_appoint_chairperson(org_code, person_id, starts_on, ends_on) -> None:
-    """Appoint a member chairperson of an organisation for a term of office. The previous
-    chairperson's term (and login) ends the day the new term starts."""
     from unioncard.registry import services
 
     def run(uow, actor):
@@ -346,11 +385,10 @@ def user_appoint_chairperson(org_code, person_id, starts_on, ends_on) -> None:
                   f"(№ {term_id}). Теперь создайте вход: unioncard user create --role chairperson --org-code {org_code} …")
 
 
-@user_group.command("set-password")
+@user_group.command("set-password", help=N_('Give a login a new password; every open session of that login ends.'))
 @click.option("--login", required=True)
 @click.password_option()
 def user_set_password(login, password) -> None:
-    """Give a login a new password; every open session of that login ends."""
     from unioncard.registry import services
 
     def run(uow, actor):
@@ -361,10 +399,9 @@ def user_set_password(login, password) -> None:
     console.print(f"Пароль пользователя {login} изменён; его открытые сеансы завершены")
 
 
-@user_group.command("disable")
+@user_group.command("disable", help=N_('Switch a login off; its open sessions end at once.'))
 @click.option("--login", required=True)
 def user_disable(login) -> None:
-    """Switch a login off; its open sessions end at once."""
     from unioncard.registry import services
 
     def run(uow, actor):
@@ -375,18 +412,17 @@ def user_disable(login) -> None:
     console.print(f"Вход {login} отключён")
 
 
-@main.group("partner")
+@main.group("partner", help=N_('Partner API keys (docs/partner-api.md).'))
 def partner_group() -> None:
-    """Partner API keys (docs/partner-api.md)."""
+    pass
 
 
-@partner_group.command("add-key")
-@click.option("--name", "partner_name", required=True, help="The partner's name, as the union calls it.")
+@partner_group.command("add-key", help=N_('Make a key; it is printed once and only its hash is kept.'))
+@click.option("--name", "partner_name", required=True, help=N_("The partner's name, as the union calls it."))
 @click.option("--kind", type=click.Choice(["general", "bonus_programme"]), default="general", show_default=True,
-              help="bonus_programme: answers «valid» only for members with consent section 2.")
-@click.option("--per-minute", type=click.IntRange(1, 1_000_000), default=120, show_default=True, help="The key's rate limit.")
+              help=N_("bonus_programme: answers «valid» only for members with consent section 2."))
+@click.option("--per-minute", type=click.IntRange(1, 1_000_000), default=120, show_default=True, help=N_("The key's rate limit."))
 def partner_add_key(partner_name, kind, per_minute) -> None:
-    """Make a key; it is printed once and only its hash is kept."""
     from unioncard.partner import services as partners
 
     engine = db.make_engine(load_settings().database_url)
@@ -417,13 +453,12 @@ def partner_revoke_key(key_id) -> None:
     console.print(f"Ключ {key_id} партнёра «{name}» отозван")
 
 
-@main.command("import-members")
+@main.command("import-members", help=N_('Import a member list (XLSX or CSV) into a primary organisation.'))
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--org-code", required=True)
-@click.option("--transfer", is_flag=True, help="Transfer people registered in other organisations.")
-@click.option("--dry-run", is_flag=True, help="Only check the file and show what would change.")
+@click.option("--transfer", is_flag=True, help=N_("Transfer people registered in other organisations."))
+@click.option("--dry-run", is_flag=True, help=N_("Only check the file and show what would change."))
 def import_members(path, org_code, transfer, dry_run) -> None:
-    """Import a member list (XLSX or CSV) into a primary organisation."""
     from pathlib import Path
 
     from unioncard.registry import importer, services
@@ -454,14 +489,14 @@ def import_members(path, org_code, transfer, dry_run) -> None:
 
 # --- keys -----------------------------------------------------------------------------------------
 
-@main.group("keys")
+@main.group("keys", help=N_(
+        'Key ceremony: signing keys per role, the root key, the trust bundle.\n'
+        '\n'
+        'Key stores come from UNIONCARD_KEYSTORE and UNIONCARD_ROOT_KEYSTORE (software:DIR or\n'
+        'pkcs11:module=…;token=…); passphrase or PIN from UNIONCARD_KEYSTORE_SECRET[_FILE] and\n'
+        'UNIONCARD_ROOT_KEYSTORE_SECRET[_FILE].'))
 def keys_group() -> None:
-    """Key ceremony: signing keys per role, the root key, the trust bundle.
-
-    Key stores come from UNIONCARD_KEYSTORE and UNIONCARD_ROOT_KEYSTORE (software:DIR or
-    pkcs11:module=…;token=…); passphrase or PIN from UNIONCARD_KEYSTORE_SECRET[_FILE] and
-    UNIONCARD_ROOT_KEYSTORE_SECRET[_FILE].
-    """
+    pass
 
 
 def _ceremony_actor():
@@ -509,9 +544,8 @@ def _transaction(fn, *, key_stores: bool = False, create: bool = False):
         engine.dispose()
 
 
-@keys_group.command("init")
+@keys_group.command("init", help=N_('Create the key stores (first time) and a key for every role that has none.'))
 def keys_init() -> None:
-    """Create the key stores (first time) and a key for every role that has none."""
     from unioncard.hsm import ceremony
 
     def run(uow, stores):
@@ -526,19 +560,17 @@ def keys_init() -> None:
     _with_stores(run, create=True)
 
 
-@keys_group.command("list")
+@keys_group.command("list", help=N_('Every key with role, status and fingerprint.'))
 def keys_list() -> None:
-    """Every key with role, status and fingerprint."""
     _with_stores(lambda uow, stores: _print_keys(stores.all_keys(), "Ключи"))
 
 
-@keys_group.command("rotate")
+@keys_group.command("rotate", help=N_('A new active key for ROLE; the old one keeps verifying until it is retired.'))
 @click.option("--role", required=True, type=click.Choice(["root", "card_credential", "card_certificate",
                                                           "event_bundle", "partner_response", "card_key_master"]))
 @click.option("--algorithm", type=click.Choice(["Ed25519", "ECDSA-P256-SHA256", "AES-128"]), default=None,
-              help="Default: Ed25519 (P-256 for card certificates, AES-128 for the card key master).")
+              help=N_("Default: Ed25519 (P-256 for card certificates, AES-128 for the card key master)."))
 def keys_rotate(role: str, algorithm: str | None) -> None:
-    """A new active key for ROLE; the old one keeps verifying until it is retired."""
     from unioncard.hsm import ceremony
 
     def run(uow, stores):
@@ -552,13 +584,13 @@ def keys_rotate(role: str, algorithm: str | None) -> None:
     _with_stores(run)
 
 
-@keys_group.command("retire")
+@keys_group.command("retire", help=N_(
+        "Destroy KEY_ID's private part. A card key (card_credential, card_certificate) stays in the\n"
+        "trust bundles for checking the cards it signed; any other key's signatures stop being trusted\n"
+        'with the next trust bundle.'))
 @click.argument("key_id")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 def keys_retire(key_id: str, yes: bool) -> None:
-    """Destroy KEY_ID's private part. A card key (card_credential, card_certificate) stays in the
-    trust bundles for checking the cards it signed; any other key's signatures stop being trusted
-    with the next trust bundle."""
     from unioncard.hsm import ceremony
     from unioncard.hsm.domain import CARD_ROLES
 
@@ -592,13 +624,12 @@ def _key_role(key_id: str) -> str | None:
         store.close()
 
 
-@keys_group.command("export-trust")
+@keys_group.command("export-trust", help=N_('Sign the next version of the trust bundle and write it to OUT.'))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--days", type=click.IntRange(1, 3650), default=None, help="Validity (default UNIONCARD_TRUST_BUNDLE_DAYS, 30).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None, help=N_("Validity (default UNIONCARD_TRUST_BUNDLE_DAYS, 30)."))
 @click.option("--root-public-key", "root_out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the root public key (PEM) that stations and partners pin.")
+              help=N_("Also write the root public key (PEM) that stations and partners pin."))
 def keys_export_trust(out_path: str, days: int | None, root_out: str | None) -> None:
-    """Sign the next version of the trust bundle and write it to OUT."""
     from datetime import timedelta
     from pathlib import Path
 
@@ -631,13 +662,13 @@ if __name__ == "__main__":  # pragma: no cover
 
 # --- the personalisation bureau ---------------------------------------------------------------------
 
-@main.group("bureau")
+@main.group("bureau", help=N_(
+        'Personalisation bureau: batches, the print-and-encode run, manifests, shipment.\n'
+        '\n'
+        'Devices come from UNIONCARD_BUREAU_PRINTER (cups:QUEUE or file:DIR) and\n'
+        'UNIONCARD_BUREAU_READER (pcsc:READER NAME or sim:), or from --printer / --reader.'))
 def bureau_group() -> None:
-    """Personalisation bureau: batches, the print-and-encode run, manifests, shipment.
-
-    Devices come from UNIONCARD_BUREAU_PRINTER (cups:QUEUE or file:DIR) and
-    UNIONCARD_BUREAU_READER (pcsc:READER NAME or sim:), or from --printer / --reader.
-    """
+    pass
 
 
 def _bureau(fn):
@@ -663,9 +694,8 @@ def load_layout(settings):
     return model.load(value) if value.endswith(".json") or Path(value).is_file() else model.builtin(value)
 
 
-@bureau_group.command("waiting")
+@bureau_group.command("waiting", help=N_('Approved plastic cards not yet in a batch, per region.'))
 def bureau_waiting() -> None:
-    """Approved plastic cards not yet in a batch, per region."""
     from unioncard.personalization import services as bureau
 
     def run(settings, make_uow, actor):
@@ -678,12 +708,11 @@ def bureau_waiting() -> None:
     _bureau(run)
 
 
-@bureau_group.command("create")
-@click.option("--region", "regions", multiple=True, help="Region code (two digits); all regions if omitted.")
-@click.option("--size", type=click.IntRange(1, 5000), default=500, show_default=True, help="Most cards in one batch.")
+@bureau_group.command("create", help=N_('Make batches from the approved orders (one region per batch).'))
+@click.option("--region", "regions", multiple=True, help=N_("Region code (two digits); all regions if omitted."))
+@click.option("--size", type=click.IntRange(1, 5000), default=500, show_default=True, help=N_("Most cards in one batch."))
 @click.option("--encoding", type=click.Choice(["chip", "uid", "none"]), default="chip", show_default=True)
 def bureau_create(regions, size: int, encoding: str) -> None:
-    """Make batches from the approved orders (one region per batch)."""
     from unioncard.personalization import services as bureau
 
     def run(settings, make_uow, actor):
@@ -701,15 +730,14 @@ def bureau_create(regions, size: int, encoding: str) -> None:
     _bureau(run)
 
 
-@bureau_group.command("run")
+@bureau_group.command("run", help=N_('Encode and print a batch; safe to interrupt and run again (it goes on where it stopped).'))
 @click.argument("batch_id", type=ID)
-@click.option("--printer", default=None, help="cups:QUEUE or file:DIR (default UNIONCARD_BUREAU_PRINTER).")
-@click.option("--reader", default=None, help="pcsc:READER or sim: (default UNIONCARD_BUREAU_READER).")
-@click.option("--chunk", type=click.IntRange(1, 1000), default=50, show_default=True, help="Cards per print job.")
+@click.option("--printer", default=None, help=N_("cups:QUEUE or file:DIR (default UNIONCARD_BUREAU_PRINTER)."))
+@click.option("--reader", default=None, help=N_("pcsc:READER or sim: (default UNIONCARD_BUREAU_READER)."))
+@click.option("--chunk", type=click.IntRange(1, 1000), default=50, show_default=True, help=N_("Cards per print job."))
 @click.option("--card-timeout", type=float, default=30.0, show_default=True,
-              help="Seconds to wait for a blank card on the reader.")
+              help=N_("Seconds to wait for a blank card on the reader."))
 def bureau_run(batch_id: int, printer: str | None, reader: str | None, chunk: int, card_timeout: float) -> None:
-    """Encode and print a batch; safe to interrupt and run again (it goes on where it stopped)."""
     from unioncard.card_layouts.render import CardRenderer
     from unioncard.hardware.printers import open_printer
     from unioncard.hardware.smartcard import open_reader
@@ -753,9 +781,8 @@ def bureau_run(batch_id: int, printer: str | None, reader: str | None, chunk: in
     _bureau(run)
 
 
-@bureau_group.command("status")
+@bureau_group.command("status", help=N_('Batches and their progress.'))
 def bureau_status() -> None:
-    """Batches and their progress."""
     from unioncard.personalization import services as bureau
 
     def run(settings, make_uow, actor):
@@ -773,11 +800,10 @@ def bureau_status() -> None:
     _bureau(run)
 
 
-@bureau_group.command("manifest")
+@bureau_group.command("manifest", help=N_('Write the shipment manifest of a batch as PDF and XLSX.'))
 @click.argument("batch_id", type=ID)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def bureau_manifest(batch_id: int, out_dir: str) -> None:
-    """Write the shipment manifest of a batch as PDF and XLSX."""
     from pathlib import Path
 
     from unioncard.personalization import manifest, services as bureau
@@ -797,10 +823,9 @@ def bureau_manifest(batch_id: int, out_dir: str) -> None:
     _bureau(run)
 
 
-@bureau_group.command("ship")
+@bureau_group.command("ship", help=N_('Mark a produced batch as sent to its region.'))
 @click.argument("batch_id", type=ID)
 def bureau_ship(batch_id: int) -> None:
-    """Mark a produced batch as sent to its region."""
     from unioncard.personalization import services as bureau
 
     def run(settings, make_uow, actor):
@@ -812,10 +837,9 @@ def bureau_ship(batch_id: int) -> None:
     _bureau(run)
 
 
-@bureau_group.command("printer")
+@bureau_group.command("printer", help=N_("Show the printer's state."))
 @click.option("--printer", default=None)
 def bureau_printer(printer: str | None) -> None:
-    """Show the printer's state."""
     from unioncard.hardware.printers import open_printer
 
     def run(settings, make_uow, actor):
@@ -836,12 +860,12 @@ def _station_home(home: str | None):
 
 
 _home_option = click.option("--home", default=None, type=click.Path(file_okay=False),
-                            help="The desk's folder (default UNIONCARD_STATION_HOME or ~/.local/share/unioncard-station).")
+                            help=N_("The desk's folder (default UNIONCARD_STATION_HOME or ~/.local/share/unioncard-station)."))
 
 
-@main.group("station")
+@main.group("station", help=N_('A registration desk that checks cards offline: enrol it once, then run it.'))
 def station_group() -> None:
-    """A registration desk that checks cards offline: enrol it once, then run it."""
+    pass
 
 
 def _read_root_key(path: str | None) -> bytes | None:
@@ -876,14 +900,13 @@ def _check_server_address(server: str) -> None:
                                  "e.g. https://unioncard.example.org"), code="server_address_invalid"))
 
 
-@station_group.command("enrol")
+@station_group.command("enrol", help=N_("Enrol this laptop as a desk of an event and fetch the event's data."))
 @_home_option
-@click.option("--server", required=True, help="The UnionCard server, e.g. https://unioncard.example.org")
-@click.option("--token", required=True, help="The desk token from the event page.")
+@click.option("--server", required=True, help=N_("The UnionCard server, e.g. https://unioncard.example.org"))
+@click.option("--token", required=True, help=N_("The desk token from the event page."))
 @click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="The union's root public key (PEM) to pin; without it the server's is pinned.")
+              help=N_("The union's root public key (PEM) to pin; without it the server's is pinned."))
 def station_enrol(home, server, token, root_key) -> None:
-    """Enrol this laptop as a desk of an event and fetch the event's data."""
     from unioncard.reader_station import sync
     from unioncard.reader_station.station import Station
 
@@ -900,18 +923,18 @@ def station_enrol(home, server, token, root_key) -> None:
         console.print(f"Данные мероприятия: версия {status['bundle']['version']}, до {status['bundle']['expires_at']}")
 
 
-@station_group.command("load-bundle")
+@station_group.command("load-bundle", help=N_(
+        'Load an event bundle from a file (a USB stick): checked exactly as a downloaded one.\n'
+        '\n'
+        "A fresh desk is bound to the bundle's event; a bound desk takes only its own event's bundles\n"
+        '(moving it to another event is «unioncard station switch-event»).'))
 @_home_option
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
 @click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="The union's root public key (PEM): pinned by a fresh desk that never talks to the server; "
-                   "on a desk that has one it must be the same.")
-@click.option("--desk", default="1", help="The desk's name, for a fresh desk without the server.")
+              help=N_("The union's root public key (PEM): pinned by a fresh desk that never talks to the server; "
+                   "on a desk that has one it must be the same."))
+@click.option("--desk", default="1", help=N_("The desk's name, for a fresh desk without the server."))
 def station_load_bundle(home, path, root_key, desk) -> None:
-    """Load an event bundle from a file (a USB stick): checked exactly as a downloaded one.
-
-    A fresh desk is bound to the bundle's event; a bound desk takes only its own event's bundles
-    (moving it to another event is «unioncard station switch-event»)."""
     from pathlib import Path
 
     from unioncard.reader_station.station import Station
@@ -940,17 +963,17 @@ def station_load_bundle(home, path, root_key, desk) -> None:
                   f"заблокированных карт {len(accepted.revoked)}, действует до {accepted.valid_until:%d.%m.%Y %H:%M} UTC")
 
 
-@station_group.command("switch-event")
+@station_group.command("switch-event", help=N_(
+        'Move this desk to the event of the bundle PATH (stop «station run» first).\n'
+        '\n'
+        "The bundle is checked first. The current event's journal is kept in a file of its own and the\n"
+        'desk starts an empty journal for the new event; check-ins not yet sent stay in that file.'))
 @_home_option
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
 @click.option("--root-key", "root_key", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="The union's root public key (PEM); it must be the one the desk has pinned.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+              help=N_("The union's root public key (PEM); it must be the one the desk has pinned."))
+@click.option("--yes", is_flag=True, help=N_("Do not ask for confirmation."))
 def station_switch_event(home, path, root_key, yes) -> None:
-    """Move this desk to the event of the bundle PATH (stop «station run» first).
-
-    The bundle is checked first. The current event's journal is kept in a file of its own and the
-    desk starts an empty journal for the new event; check-ins not yet sent stay in that file."""
     from pathlib import Path
 
     from unioncard.reader_station.station import Station
@@ -982,14 +1005,13 @@ def station_switch_event(home, path, root_key, yes) -> None:
                   f"действуют до {accepted.valid_until:%d.%m.%Y %H:%M} UTC")
 
 
-@station_group.command("run")
+@station_group.command("run", help=N_('Serve the desk page on 127.0.0.1 and listen to the scanners and readers.'))
 @_home_option
 @click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--serial", "serials", multiple=True, help="A serial scanner: serial:/dev/ttyUSB0[@9600] (repeatable).")
-@click.option("--reader", "readers", multiple=True, help="A chip reader: pcsc:READER NAME or sim: (repeatable).")
+@click.option("--serial", "serials", multiple=True, help=N_("A serial scanner: serial:/dev/ttyUSB0[@9600] (repeatable)."))
+@click.option("--reader", "readers", multiple=True, help=N_("A chip reader: pcsc:READER NAME or sim: (repeatable)."))
 @click.option("--sync-interval", default=15.0, show_default=True, type=float)
 def station_run(home, port, serials, readers, sync_interval) -> None:
-    """Serve the desk page on 127.0.0.1 and listen to the scanners and readers."""
     from unioncard.hardware.smartcard import open_reader
     from unioncard.reader_station.app import create_station_app
     from unioncard.reader_station.inputs import ChipInput, SerialInput
@@ -1021,11 +1043,10 @@ def station_run(home, port, serials, readers, sync_interval) -> None:
     app.run(host="127.0.0.1", port=port, threaded=True)
 
 
-@station_group.command("status")
+@station_group.command("status", help=N_('What the desk has: event data, journal counts, sync state (--json for programs).'))
 @_home_option
-@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the state as JSON."))
 def station_status(home, as_json: bool) -> None:
-    """What the desk has: event data, journal counts, sync state (--json for programs)."""
     import json
     from datetime import datetime
 
