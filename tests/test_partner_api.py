@@ -409,6 +409,10 @@ def test_the_openapi_document_and_its_docs_page(client):
     assert document["components"]["securitySchemes"]["partnerKey"]["scheme"] == "bearer"
     docs = client.get("/api/v1/docs/")
     assert docs.status_code == 200 and b"swagger-ui-bundle.js" in docs.data
+    # The page opens in Russian: what the API is for, the key, the two checks, the error codes.
+    intro = docs.get_data(as_text=True)
+    assert "API проверки профсоюзных билетов для партнёров" in intro and "Authorization: Bearer ucp_" in intro
+    assert "персональные данные не возвращаются" in intro
     assert client.get("/api/v1/docs/ui/swagger-ui-bundle.js").status_code == 200
     assert client.get("/api/v1/docs/ui/../../etc/passwd").status_code == 404
 
