@@ -311,3 +311,17 @@ def test_a_chairperson_sees_their_own_organisations_coverage_and_the_region_a_ch
     region.login("region_a")
     page = region.get("/reports/coverage").get_data(as_text=True)
     assert "<svg" in page and "Краснодарская" in page and 'role="img"' in page
+
+
+def test_a_login_is_plain_latin_and_a_name_is_required(web, tree, session_factory):
+    web.login("admin")
+    token = web.token("/users/new")
+    for login, name, said in (("Иванова", "Иванова Мария", "Логин — это латинские буквы"),
+                              ("ivanova mp", "Иванова Мария", "Логин — это латинские буквы"),
+                              ("ivanova", "   ", "Укажите фамилию, имя и отчество")):
+        page = text_of(web.post("/users/new", data={"csrf_token": token, "login": login, "full_name": name,
+                                                    "role": "registrar", "organisation": "23-01-001"}))
+        assert said in page, login
+    with session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(UserAccount).where(
+            UserAccount.login.in_(["иванова", "ivanova mp", "ivanova"]))) == 0

@@ -3,6 +3,7 @@ data in one transaction and writes the audit log in that same transaction."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -650,6 +651,8 @@ def current_chairperson(session: Session, organisation_id: int, on: date | None 
 
 
 PASSWORD_MIN_LENGTH = 10
+# What people type and read back without doubt, and what fits a log line.
+LOGIN_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
 def create_user(uow: UnitOfWork, actor: Actor, *, login: str, password: str, full_name: str, role: str,
@@ -663,6 +666,12 @@ def create_user(uow: UnitOfWork, actor: Actor, *, login: str, password: str, ful
     login = login.strip().lower()
     if not login or len(login) > 64:
         raise ValidationError(N_("Login is required"), code="login_required", field="login")
+    if not LOGIN_PATTERN.fullmatch(login):
+        raise ValidationError(N_("A login is Latin letters, digits, dots, hyphens and underscores"),
+                              code="login_invalid", field="login")
+    full_name = " ".join((full_name or "").split())[:300]
+    if not full_name:
+        raise ValidationError(N_("Give the person's full name"), code="full_name_required", field="full_name")
     if len(password) < PASSWORD_MIN_LENGTH:
         raise ValidationError(N_("The password must be at least %(length)s characters long"),
                               code="password_too_short", field="password", length=PASSWORD_MIN_LENGTH)
