@@ -283,8 +283,27 @@ def test_a_chairperson_login_needs_a_term_and_an_ambiguous_organisation_is_named
     token = web.token("/users/new")
     page = text_of(web.post("/users/new", data={"csrf_token": token, "login": "newchair", "full_name": "Н",
                                                 "role": "chairperson", "organisation": "23-01-002"}))
-    # School 2 has a chairperson (Петров): the login attaches to that term.
-    assert "Логин создан" in page
+    # School 2's chairperson (Петров) has a login already: a term of office has one login, so nobody
+    # else can borrow it, by the form or by naming the term.
+    assert "У этого председателя уже есть логин" in page
+    with web.app.extensions["unioncard"].session_factory() as s:
+        term_id = s.get(UserAccount, tree.users["chair_a2"]).chairperson_term_id
+    page = text_of(web.post("/users/new", data={"csrf_token": token, "login": "hack3", "full_name": "Хакер",
+                                                "role": "chairperson", "organisation": "23-01-002",
+                                                "term": str(term_id)}))
+    assert "У этого председателя уже есть логин" in page
+    # Nor does another login become a chairperson by a change of role.
+    page = text_of(web.post(f"/users/{tree.users['region_a']}/role", data={
+        "csrf_token": token, "role": "chairperson", "organisation": "23-01-002"}, follow_redirects=True))
+    assert "Логин председателя создаётся после назначения" in page
+    # An administrator's own password is not reset from the administration pages.
+    page = text_of(web.post(f"/users/{tree.users['admin']}/password", data={"csrf_token": token},
+                            follow_redirects=True))
+    assert "Это ваш собственный логин" in page and "Новый пароль" not in page
+    with web.app.extensions["unioncard"].session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(UserAccount).where(
+            UserAccount.login.in_(["newchair", "hack3"]))) == 0
+        assert s.get(UserAccount, tree.users["region_a"]).role == "regional_staff"
     page = text_of(web.post("/users/new", data={"csrf_token": token, "login": "someone", "full_name": "Н",
                                                 "role": "registrar", "organisation": "ППО школы"}))
     assert "несколько организаций" in page

@@ -189,9 +189,11 @@ def test_login_blocked_when_term_ends(tree, make_uow, session_factory):
             pass
         m = uow.session.get(Membership, tree.members["ivanov"])
         term = services.appoint_chairperson(uow, admin, tree.primary_a, m.person_id, date(2020, 1, 1),
-                                            date.today() - timedelta(days=1))
+                                            date.today() + timedelta(days=1))
         services.create_user(uow, admin, login="old_chair", password="correct horse battery", full_name="x",
                              role="chairperson", organisation_id=tree.primary_a, chairperson_term_id=term.id)
+        # Time passes: the term ended yesterday (a login cannot be made for an ended term at all).
+        term.ends_on = date.today() - timedelta(days=1)
         uow.commit()
     with make_uow() as uow, pytest.raises(services.LoginRefused) as info:
         services.authenticate(uow, "old_chair", "correct horse battery", lockout_threshold=5, lockout_minutes=15)

@@ -58,6 +58,9 @@ def _speak_russian(command: click.Command) -> None:
         os.environ.setdefault("LANGUAGE", locale)
         for cmd in _all_commands(command):
             cmd.help = translate(cmd.help, locale) if cmd.help else cmd.help
+            cmd.options_metavar = "[ПАРАМЕТРЫ]"
+            if isinstance(cmd, click.Group):
+                cmd.subcommand_metavar = "КОМАНДА [АРГУМЕНТЫ]..."
             for param in cmd.params:
                 if isinstance(param, click.Option) and param.help:
                     param.help = translate(param.help, locale)
@@ -183,10 +186,9 @@ def _demo_orders(session_factory, count: int = 12) -> None:
 
 # Cards of the demo chairperson's members, by the state they are left in (a card through the
 # bureau's states is made by the bureau commands the README shows).
-DEMO_LIFECYCLE = (("ordered", "plastic"), ("ordered", "plastic"), ("rejected", "plastic"),
-                  ("cancelled", "plastic"), ("delivered", "plastic"), ("delivered", "plastic"),
-                  ("issued", "plastic"), ("refused", "plastic"), ("lost", "plastic"),
-                  ("approved", "virtual"), ("issued", "virtual"))
+DEMO_LIFECYCLE = (("approved", "virtual"), ("issued", "virtual"), ("ordered", "plastic"), ("delivered", "plastic"),
+                  ("issued", "plastic"), ("refused", "plastic"), ("lost", "plastic"), ("rejected", "plastic"),
+                  ("cancelled", "plastic"), ("ordered", "plastic"), ("delivered", "plastic"))
 
 
 def _demo_lifecycle(uow, chair, region, organisation_id: int, with_card, consenting) -> None:

@@ -210,9 +210,11 @@ def card(card_id: int):
                                    _external=True)
                     message = _("The virtual card is handed out: send the member the link below")
                 elif action == "link":
+                    had_link = bool(item.link_token_hash)
                     link = url_for("cards.virtual", token=cards.new_private_link(uow, _actor(), item.id),
                                    _external=True)
-                    message = _("A new private link has been made; the old one no longer works")
+                    message = (_("A new private link has been made; the old one no longer works") if had_link
+                               else _("The private link is made: send it to the member"))
                 elif action == "unlink":
                     cards.revoke_private_link(uow, _actor(), item.id)
                     message = _("The private link no longer works")

@@ -163,6 +163,13 @@ def role(user_id: int):
 @bp.route("/<int:user_id>/password", methods=["POST"])
 @login_required
 def password(user_id: int):
+    if user_id == current_user.id:
+        # The administrator's own password is not reset from here (it would end their own sessions
+        # and show the new one on this screen): another administrator does it.
+        _allowed()
+        flash(_("This is your own login: another administrator changes its role or disables it."), "error")
+        return redirect(url_for(".user", user_id=user_id))
+
     def action(uow):
         text = services.new_password()
         account = services.set_password(uow, _actor(), user_id, text)

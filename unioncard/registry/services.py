@@ -681,10 +681,11 @@ def create_user(uow: UnitOfWork, actor: Actor, *, login: str, password: str, ful
         # A chairperson's login lives as long as the term of office: it needs one, of this organisation.
         term = (session.get(ChairpersonTerm, chairperson_term_id) if chairperson_term_id
                 else current_chairperson(session, org.id))
-        if term is None or term.organisation_id != org.id:
+        if term is None or term.organisation_id != org.id or term.ends_on < clock.today():
             raise ValidationError(N_("Appoint the chairperson of this organisation first (a term of office), "
                                      "then create the login"), code="chairperson_term_required",
                                   field="chairperson_term_id")
+        _one_login_per_term(session, term.id)
         chairperson_term_id = term.id
     user = UserAccount(login=login, password_hash=hash_password(password), full_name=full_name, role=role,
                        organisation_id=org.id, valid_until=valid_until, chairperson_term_id=chairperson_term_id,
@@ -697,6 +698,13 @@ def create_user(uow: UnitOfWork, actor: Actor, *, login: str, password: str, ful
 
 # Salted scrypt (n=2**15, r=8, p=1). Tests lower the cost; nothing else should.
 PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
+
+
+def _one_login_per_term(session: Session, term_id: int) -> None:
+    """A term of office has one login: the appointed person's."""
+    if session.scalar(select(UserAccount.id).where(UserAccount.chairperson_term_id == term_id)) is not None:
+        raise Conflict(N_("This chairperson already has a login: give it a new password on its page instead"),
+                       code="chairperson_login_exists", field="chairperson_term_id")
 
 
 def hash_password(password: str) -> str:
@@ -892,14 +900,16 @@ def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: str, organisa
     org = get_organisation(session, actor, organisation_id)
     role = d.Role(role)
     term_id = None
+    if role == d.Role.CHAIRPERSON and user.role != d.Role.CHAIRPERSON:
+        # A chairperson's login is the appointed person's own, made at the appointment: another
+        # login cannot be turned into one (it would borrow someone else's term of office).
+        raise Conflict(N_("A chairperson's login is created after the appointment, on the organisation's page"),
+                       code="chairperson_via_appointment")
     if role == d.Role.CHAIRPERSON:
-        term = (session.get(ChairpersonTerm, chairperson_term_id) if chairperson_term_id
-                else current_chairperson(session, org.id))
-        if term is None or term.organisation_id != org.id:
-            raise ValidationError(N_("Appoint the chairperson of this organisation first (a term of office), "
-                                     "then create the login"), code="chairperson_term_required",
-                                  field="chairperson_term_id")
-        term_id = term.id
+        if org.id != user.organisation_id:
+            raise Conflict(N_("A chairperson's login is created after the appointment, on the organisation's page"),
+                           code="chairperson_via_appointment")
+        term_id = user.chairperson_term_id
     before = (user.role, user.organisation_id)
     user.role, user.organisation_id, user.chairperson_term_id = role, org.id, term_id
     session.flush()
