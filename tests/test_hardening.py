@@ -293,12 +293,12 @@ def test_card_previews_render_in_parallel(app, tree):
     def ask(side):
         statuses.append(web.client.get(f"/bureau/layout/preview.png?side={side}").status_code)
 
-    askers = [threading.Thread(target=ask, args=(side,)) for side in ("front", "back") * 4]
+    askers = [threading.Thread(target=ask, args=(side,)) for side in ("front", "back") * 8]
     for thread in askers:
         thread.start()
     for thread in askers:
         thread.join()
-    assert statuses == [200] * 8
+    assert statuses == [200] * 16
 
 
 # --- defect 1: a desk token does not turn card numbers into names -------------------------------

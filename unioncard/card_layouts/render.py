@@ -51,6 +51,12 @@ class CardFace:
         return str(self.values.get(field) or "")
 
 
+# reportlab keeps a TrueType font's subsets in the one registered font object, shared by every
+# document being written: two documents written at once by two threads corrupt each other's
+# subsets (KeyError in makeSubset, seen as a rare 500 on the layout preview). One at a time.
+FONT_LOCK = threading.RLock()
+
+
 @lru_cache(maxsize=32)
 def register_font(path: Path) -> tuple[str, frozenset]:
     name = f"uc-{path.stem}"
@@ -166,19 +172,20 @@ class CardRenderer:
 
     # -- drawing ----------------------------------------------------------------------------------
     def pdf(self, cards: list[CardFace], faces=("front", "back")) -> bytes:
-        buffer = io.BytesIO()
-        rl_config.useA85 = 0  # binary streams: ASCII85 only makes the file bigger and slower to write
-        pdf = canvas.Canvas(buffer, pagesize=PAGE, pageCompression=1)
-        pdf.setTitle("UnionCard cards")
-        pdf.setCreator("UnionCard")
-        for card in cards:
-            self.check(card)
-            for face_name in faces:
-                if face_name in self.layout.faces:
-                    self._face(pdf, face_name, card)
-                    pdf.showPage()
-        pdf.save()
-        return buffer.getvalue()
+        with FONT_LOCK:
+            buffer = io.BytesIO()
+            rl_config.useA85 = 0  # binary streams: ASCII85 only makes the file bigger and slower to write
+            pdf = canvas.Canvas(buffer, pagesize=PAGE, pageCompression=1)
+            pdf.setTitle("UnionCard cards")
+            pdf.setCreator("UnionCard")
+            for card in cards:
+                self.check(card)
+                for face_name in faces:
+                    if face_name in self.layout.faces:
+                        self._face(pdf, face_name, card)
+                        pdf.showPage()
+            pdf.save()
+            return buffer.getvalue()
 
     def _face(self, pdf: canvas.Canvas, face_name: str, card: CardFace) -> None:
         # What is the same on every card (background, bands, fixed texts, images) is drawn once

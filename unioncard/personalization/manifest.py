@@ -12,7 +12,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from unioncard.card_layouts.model import FONT_DIR
-from unioncard.card_layouts.render import register_font
+from unioncard.card_layouts.render import FONT_LOCK, register_font
 from unioncard import tables
 from unioncard.i18n import translate_plural
 
@@ -50,6 +50,7 @@ def pdf(batch, region_name: str, rows) -> bytes:
         story += [Spacer(1, 2 * mm), table, Spacer(1, 5 * mm)]
     story.append(Paragraph(f"Всего карт: {len(rows)}. Отправил: ____________ Принял: ____________", cell))
     out = io.BytesIO()
-    SimpleDocTemplate(out, pagesize=A4, title=title(batch, region_name), leftMargin=15 * mm, rightMargin=15 * mm,
-                      topMargin=15 * mm, bottomMargin=15 * mm).build(story)
+    with FONT_LOCK:  # the fonts' subsets are shared with every other document being written
+        SimpleDocTemplate(out, pagesize=A4, title=title(batch, region_name), leftMargin=15 * mm,
+                          rightMargin=15 * mm, topMargin=15 * mm, bottomMargin=15 * mm).build(story)
     return out.getvalue()
