@@ -55,8 +55,11 @@ def test_every_message_has_a_russian_translation_and_mo_is_current(tmp_path):
     assert result.returncode == 0, result.stdout
     translations = ROOT / "unioncard/checkin_web/translations"
     # The committed catalogue must already hold every msgid the code and templates use.
-    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "N_",
-                    "-k", "_", "-k", "gettext", "-k", "lazy_gettext", "-k", "translate_plural:1,2", "--no-location", "-o",
+    import runpy
+
+    keywords = runpy.run_path(str(ROOT / "scripts" / "i18n.py"))["KEYWORDS"]
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", *keywords,
+                    "--no-location", "-o",
                     str(tmp_path / "now.pot"), "."], cwd=ROOT, check=True, capture_output=True)
     with open(tmp_path / "now.pot", "rb") as handle:
         used = {_key(m.id) for m in read_po(handle) if m.id}

@@ -26,18 +26,21 @@ def catalogue(locale: str) -> NullTranslations:
     return Translations.load(str(TRANSLATIONS_DIR), [locale], domain="messages")
 
 
+def _in_web_request() -> bool:
+    """Inside the main web app's requests (the user's language); the desk app has no Babel and
+    speaks Russian, as do the CLI and the importer."""
+    from flask import current_app, has_request_context
+
+    return has_request_context() and "babel" in current_app.extensions
+
+
 def translate(message: str, locale: str | None = None, **params) -> str:
     """Translate with Flask-Babel inside a request, else with the given/default locale."""
     if locale is None:
-        try:
-            from flask import current_app, has_request_context
+        if _in_web_request():
             from flask_babel import gettext
 
-            # Inside the main web app's requests; the desk app has no Babel and speaks Russian.
-            if has_request_context() and "babel" in current_app.extensions:
-                return gettext(message, **params)
-        except ImportError:  # pragma: no cover - flask is a hard dependency
-            pass
+            return gettext(message, **params)
         locale = DEFAULT_LOCALE
     text = catalogue(locale).gettext(message)
     return text % params if params else text
@@ -47,13 +50,9 @@ def translate_plural(singular: str, plural: str, count: int, locale: str | None 
     """«1 карта», «2 карты», «5 карт»: the catalogue's plural forms (Russian has three), with
     ``%(num)s`` the count. Inside a request the user's language, else the given/default one."""
     if locale is None:
-        try:
-            from flask import current_app, has_request_context
+        if _in_web_request():
             from flask_babel import ngettext
 
-            if has_request_context() and "babel" in current_app.extensions:
-                return ngettext(singular, plural, count, **params)
-        except ImportError:  # pragma: no cover - flask is a hard dependency
-            pass
+            return ngettext(singular, plural, count, **params)
         locale = DEFAULT_LOCALE
     return catalogue(locale).ngettext(singular, plural, count) % {"num": count, **params}

@@ -27,6 +27,7 @@ from unioncard.registry import audit
 from unioncard.registry.actor import Actor
 from unioncard.registry.domain import Permission
 from unioncard.registry.models import Membership, Organisation, Person
+from unioncard.registry.services import name_starts_with
 from unioncard.tokens import new_token, token_hash
 
 KINDS = ("congress", "conference", "seminar")
@@ -274,11 +275,9 @@ def find_for_roster(session, actor: Actor, event_id: int, text: str) -> list[Ros
             return []
         query = query.join(Card, Card.person_id == Membership.person_id).where(Card.number == number)
     else:
-        key = rd.search_key(text)
-        if len(key) < ROSTER_SEARCH_MIN:
+        if len(rd.search_key(text)) < ROSTER_SEARCH_MIN:
             return []
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Membership.sort_name.like(escaped + "%", escape="\\"))
+        query = query.where(name_starts_with(text))
     rows = session.execute(query.order_by(Membership.sort_name, Membership.id).limit(ROSTER_SEARCH_LIMIT))
     return [RosterCandidate(m_id, p_id, full_name(s, g, p), org, role) for m_id, p_id, s, g, p, org, role in rows]
 
@@ -299,16 +298,12 @@ def roster_lines(session, actor: Actor, event_id: int, *, query: str = "", witho
     from unioncard.registry import domain as rd
 
     event = get_event(session, actor, event_id)
-    held = (select(Card.person_id).where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES))
-            .distinct().subquery())
+    held = _holders().distinct().subquery()
     membership = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
                   .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
     conditions = [RosterEntry.event_id == event.id]
-    key = rd.search_key(query)
-    if key:
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(RosterEntry.person_id.in_(select(Membership.person_id).where(
-            Membership.sort_name.like(escaped + "%", escape="\\"))))
+    if rd.search_key(query):
+        conditions.append(RosterEntry.person_id.in_(select(Membership.person_id).where(name_starts_with(query))))
     if without_card:
         conditions.append(held.c.person_id.is_(None))
     base = (select(RosterEntry.person_id, RosterEntry.role, Person.surname, Person.given_name, Person.patronymic,
@@ -328,9 +323,13 @@ def roster_lines(session, actor: Actor, event_id: int, *, query: str = "", witho
 def roster_without_cards(session, event_id: int) -> int:
     """People on the list holding no card a desk can know: the gap between «expected» and the
     desk data's list."""
-    held = select(Card.person_id).where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES))
     return session.scalar(select(func.count()).select_from(RosterEntry).where(
-        RosterEntry.event_id == event_id, RosterEntry.person_id.notin_(held)))
+        RosterEntry.event_id == event_id, RosterEntry.person_id.notin_(_holders())))
+
+
+def _holders():
+    """People holding a numbered card a desk can know (what the desk data list)."""
+    return select(Card.person_id).where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES))
 
 
 ROLE_WORDS = {"делегат": "delegate", "гость": "guest", "персонал": "staff", "сотрудник": "staff",

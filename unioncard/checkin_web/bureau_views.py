@@ -11,12 +11,13 @@ import sys
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import func, select
 
 from unioncard.checkin_web.input_guard import bounded_id
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import user_can
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
 from unioncard.issuer.models import Card
@@ -34,9 +35,7 @@ _SAMPLE_QR = "UC1:" + "6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE$VK G2EH2F1A
 
 @bp.app_context_processor
 def _bureau_links():
-    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
-    return {"can_use_bureau": bool(user_actor and (user_actor.can(d.Permission.PRODUCE_CARDS)
-                                                   or user_actor.can(d.Permission.APPROVE_CARDS)))}
+    return {"can_use_bureau": user_can(d.Permission.PRODUCE_CARDS, d.Permission.APPROVE_CARDS)}
 
 
 def _batch_or_404(session, batch_id: int):

@@ -9,13 +9,14 @@ from datetime import date
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from unioncard.checkin import services as checkin
 from unioncard.checkin_web.input_guard import bounded_id, page_number
 from unioncard.checkin_web.scope import search_text
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import user_can
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.i18n import N_
 from unioncard.issuer import cardnumber
@@ -28,8 +29,7 @@ bp = Blueprint("events", __name__, url_prefix="/events")
 
 @bp.app_context_processor
 def _event_links():
-    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
-    return {"can_manage_events": bool(user_actor and user_actor.can(d.Permission.MANAGE_EVENTS))}
+    return {"can_manage_events": user_can(d.Permission.MANAGE_EVENTS)}
 
 
 def _allowed() -> None:
@@ -264,21 +264,20 @@ def roster_list(event_id: int):
     """Who is on the list, as whom and from where, searchable; add one member found by surname or
     card number, change a role, take someone off."""
     _allowed()
-    _check_event(event_id)
     page = page_number()
     without_card = request.args.get("without_card") == "1"
-    # Both searches travel in a POST and stay in the session, never in the address (names in it
-    # would end up in logs and browser history).
-    query, stored = search_text(f"roster:{event_id}")
-    if stored:
-        return stored
-    find_text, stored = search_text(f"roster-find:{event_id}", field="find")
-    if stored:
-        return stored
-    if request.method == "POST":
-        abort(400)
     with _rt().session_factory() as session:
-        found = _event_or_404(session, event_id)
+        found = _event_or_404(session, event_id)  # before anything is stored for it
+        # Both searches travel in a POST and stay in the session, never in the address (names in
+        # it would end up in logs and browser history).
+        query, stored = search_text(f"roster:{event_id}")
+        if stored:
+            return stored
+        find_text, stored = search_text(f"roster-find:{event_id}", field="find")
+        if stored:
+            return stored
+        if request.method == "POST":
+            abort(400)
         lines, total = checkin.roster_lines(session, _actor(), found.id, query=query, without_card=without_card,
                                             page=page, per_page=ROSTER_PER_PAGE)
         candidates = checkin.find_for_roster(session, _actor(), found.id, find_text) if find_text else None

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from unioncard import clock
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import user_can
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.partner import services as partners
 from unioncard.partner.domain import KIND_LABELS, OUTCOME_LABELS
@@ -22,8 +23,7 @@ bp = Blueprint("partners", __name__, url_prefix="/partners")
 
 @bp.app_context_processor
 def _partner_links():
-    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
-    return {"can_manage_partners": bool(user_actor and user_actor.can(d.Permission.MANAGE_PARTNERS))}
+    return {"can_manage_partners": user_can(d.Permission.MANAGE_PARTNERS)}
 
 
 def _allowed() -> None:

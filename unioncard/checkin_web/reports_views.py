@@ -7,12 +7,13 @@ from datetime import date
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from unioncard import clock
 from unioncard.checkin_web.input_guard import bounded_date
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import user_can
 from unioncard.issuer import coverage as cov
 from unioncard.registry import domain as d
 
@@ -21,8 +22,7 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 @bp.app_context_processor
 def _report_links():
-    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
-    return {"can_read_reports": bool(user_actor and user_actor.can(d.Permission.VIEW_MEMBERS))}
+    return {"can_read_reports": user_can(d.Permission.VIEW_MEMBERS)}
 
 
 def _date() -> tuple[date, str | None]:

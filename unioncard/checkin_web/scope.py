@@ -20,6 +20,13 @@ def actor():
     return current_user.actor
 
 
+def user_can(*permissions) -> bool:
+    """Whether the signed-in user (if any) holds any of ``permissions``: what the menu shows."""
+    if not (current_user and current_user.is_authenticated):
+        return False
+    return any(current_user.actor.can(permission) for permission in permissions)
+
+
 def organisation_or_404(session, organisation_id: int):
     try:
         return services.get_organisation(session, actor(), organisation_id)

@@ -15,6 +15,7 @@ from unioncard import clock
 from unioncard.checkin_web.input_guard import page_number
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
+from unioncard.checkin_web.scope import user_can
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, UnionCardError, ValidationError
 from unioncard.i18n import N_
@@ -31,8 +32,7 @@ TERM_YEARS = 5
 
 @bp.app_context_processor
 def _user_links():
-    user_actor = getattr(current_user, "actor", None) if current_user and current_user.is_authenticated else None
-    return {"can_manage_users": bool(user_actor and user_actor.can(d.Permission.MANAGE_USERS))}
+    return {"can_manage_users": user_can(d.Permission.MANAGE_USERS)}
 
 
 def _allowed() -> None:

@@ -533,6 +533,13 @@ def deregister_member(uow: UnitOfWork, actor: Actor, membership_id: int, leave_d
     return membership
 
 
+def name_starts_with(query: str):
+    """The condition on a membership whose «surname given-name patronymic» starts with ``query``
+    (ё and е alike, any case): the one name search of the registry, the roster's too."""
+    escaped = d.search_key(query).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return Membership.sort_name.like(escaped + "%", escape="\\")
+
+
 def list_members(
     session: Session, actor: Actor, organisation_id: int, *, query: str = "", page: int = 1, per_page: int = 50,
     include_former: bool = False,
@@ -545,10 +552,8 @@ def list_members(
     conditions = [Membership.org_path.like(org.path + "%")]
     if not include_former:
         conditions.append(Membership.is_active)
-    key = d.search_key(query)
-    if key:
-        escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Membership.sort_name.like(escaped + "%", escape="\\"))
+    if d.search_key(query):
+        conditions.append(name_starts_with(query))
     total = session.scalar(select(func.count()).select_from(Membership).where(*conditions))
     page = max(1, page)
     rows = list(session.scalars(
@@ -900,13 +905,10 @@ def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: str, organisa
     org = get_organisation(session, actor, organisation_id)
     role = d.Role(role)
     term_id = None
-    if role == d.Role.CHAIRPERSON and user.role != d.Role.CHAIRPERSON:
-        # A chairperson's login is the appointed person's own, made at the appointment: another
-        # login cannot be turned into one (it would borrow someone else's term of office).
-        raise Conflict(N_("A chairperson's login is created after the appointment, on the organisation's page"),
-                       code="chairperson_via_appointment")
     if role == d.Role.CHAIRPERSON:
-        if org.id != user.organisation_id:
+        # A chairperson's login is the appointed person's own, made at the appointment: another
+        # login cannot be turned into one, nor moved elsewhere (it would borrow someone's term).
+        if user.role != d.Role.CHAIRPERSON or org.id != user.organisation_id:
             raise Conflict(N_("A chairperson's login is created after the appointment, on the organisation's page"),
                            code="chairperson_via_appointment")
         term_id = user.chairperson_term_id
