@@ -7,6 +7,7 @@ from unioncard.issuer import models as issuer_models  # noqa: F401
 from unioncard.partner import models as partner_models  # noqa: F401
 from unioncard.personalization import models as personalization_models  # noqa: F401
 from unioncard.registry import models as registry_models  # noqa: F401
+from unioncard.statistics import models as statistics_models  # noqa: F401
 
 metadata = Base.metadata
 from unioncard.issuer import handlers as issuer_handlers  # noqa: F401,E402
