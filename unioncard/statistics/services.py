@@ -806,10 +806,10 @@ def dashboard(session: Session, actor: Actor, year, *, status: str = "", page: i
         StatForm.organisation_id == Organisation.id, StatForm.campaign_id == campaign.id)).where(reporting)
     counts = {s: 0 for s in sd.FormStatus}
     for state, count in session.execute(
-            select(func.coalesce(StatForm.status, sd.FormStatus.NOT_STARTED), func.count()).select_from(Organisation)
+            select(StatForm.status, func.count()).select_from(Organisation)
             .outerjoin(StatForm, and_(StatForm.organisation_id == Organisation.id, StatForm.campaign_id == campaign.id))
-            .where(reporting).group_by(func.coalesce(StatForm.status, sd.FormStatus.NOT_STARTED))):
-        counts[state] = count
+            .where(reporting).group_by(StatForm.status)):
+        counts[state or sd.FormStatus.NOT_STARTED] = count
     overdue_count = 0 if today <= campaign.deadline else sum(
         counts[s] for s in (sd.FormStatus.NOT_STARTED, sd.FormStatus.DRAFT, sd.FormStatus.RETURNED))
     query = joined
