@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     _init_login(app, runtime)
 
     from unioncard.checkin_web import (auth, bureau_views, cards_views, events_views, home, registry_views,
-                                       reports_views, station_api)
+                                       reports_views, station_api, statistics_views)
 
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.register_blueprint(bureau_views.bp)
     app.register_blueprint(events_views.bp)
     app.register_blueprint(reports_views.bp)
+    app.register_blueprint(statistics_views.bp)
     # Desks authenticate with their token, not a browser session: no CSRF token to carry.
     app.extensions["csrf"].exempt(station_api.bp)
     app.register_blueprint(station_api.bp)

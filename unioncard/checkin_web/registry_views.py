@@ -27,6 +27,7 @@ from unioncard.files import PendingUploads
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
 from unioncard.registry import domain as d
+from unioncard.statistics import services as stats
 from unioncard.registry import importer, services
 from unioncard.registry.models import Organisation
 
@@ -91,8 +92,10 @@ def organisation(organisation_id: int):
         kids = kids[(page - 1) * PER_PAGE: page * PER_PAGE]
         counts = services.member_counts(db_session, [org.path] + [k.path for k in kids])
         chair = services.current_chairperson(db_session, org.id)
+        # Someone who reports sees their own form first on their own organisation's page (home).
+        own = stats.own_task(db_session, _actor()) if org.id == _actor().organisation_id else None
         return render_template(
-            "registry/organisation.html", org=org, children=kids, counts=counts, chair=chair,
+            "registry/organisation.html", org=org, children=kids, counts=counts, chair=chair, own=own,
             breadcrumbs=_ancestors(db_session, org), page=page, pages=max(1, -(-total_children // PER_PAGE)),
             can_hold_members=d.Level(org.level) in services.MEMBER_LEVELS,
             can_view_members=_actor().can(d.Permission.VIEW_MEMBERS),

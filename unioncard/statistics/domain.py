@@ -70,7 +70,7 @@ FORM2_ROWS: tuple[Row, ...] = (
     Row("6", N_("including admitted to the union for the first time this year"), Source.REGISTRY),
     Row("7", N_("Employees and students in total"), Source.DERIVED),
     Row("8", N_("of them union members"), Source.DERIVED),
-    Row("9", N_("Share of employees and students in the union, %"), Source.DERIVED, percent=True),
+    Row("9", N_("Share of employees and students in the union (per cent)"), Source.DERIVED, percent=True),
     Row("10", N_("Union members: non-working pensioners"), Source.REGISTRY, (TOTAL, WOMEN)),
     Row("11", N_("Union members: temporarily not working"), Source.REGISTRY, (TOTAL, WOMEN)),
     Row("12", N_("Union members in total"), Source.DERIVED),
@@ -264,7 +264,7 @@ FORM7_COLUMN_LABELS = {
     ENTERPRISES: N_("Enterprises, institutions, organisations"),
     HIGHER: N_("Higher education"),
     VOCATIONAL: N_("Vocational education"),
-    ALL: N_("Total"),
+    ALL: N_("In all"),
     WOMEN: N_("Women"),
     YOUTH: N_("Young people under 35"),
 }
@@ -286,7 +286,7 @@ FORM7_FROM_FORM2 = {"3": "1", "4": "2", "4.1": "3", "5": "4", "6": "5", "6.1": "
 STUDENT_ROWS = frozenset({"5", "6", "6.1"})
 FORM7_ROWS: tuple[Row, ...] = (
     Row("1", N_("Primary union organisations"), Source.DERIVED),
-    Row("1.1", N_("of them with union members under 50 % of employees"), Source.DERIVED),
+    Row("1.1", N_("of them with union members fewer than half of employees"), Source.DERIVED),
     Row("1.2", N_("union organisations of students"), Source.DERIVED),
     Row("2", N_("Primary organisations created this year"), Source.DERIVED),
     Row("3", N_("Employees in total"), Source.DERIVED),
@@ -297,7 +297,7 @@ FORM7_ROWS: tuple[Row, ...] = (
     Row("6.1", N_("including admitted to the union for the first time"), Source.DERIVED),
     Row("7", N_("Employees and students in total"), Source.DERIVED),
     Row("8", N_("of them union members"), Source.DERIVED),
-    Row("9", N_("Share of employees and students in the union, %"), Source.DERIVED, percent=True),
+    Row("9", N_("Share of employees and students in the union (per cent)"), Source.DERIVED, percent=True),
     Row("10", N_("Union members: non-working pensioners"), Source.DERIVED),
     Row("11", N_("Union members: temporarily not working"), Source.DERIVED),
     Row("12", N_("Union members in total"), Source.DERIVED),
@@ -562,6 +562,15 @@ FORM_STATUS_LABELS = {
     FormStatus.RETURNED: N_("returned for correction"),
 }
 
+FORM_ACTION_LABELS = {
+    "form.correct": N_("figure corrected"),
+    "form.correction_removed": N_("correction taken back"),
+    "form.explain": N_("explanation saved"),
+    "form.submit": N_("form sent"),
+    "form.accept": N_("form accepted"),
+    "form.return": N_("form returned for correction"),
+}
+
 # action → (states it may start from, state it leads to)
 TRANSITIONS = {
     "submit": ({FormStatus.DRAFT, FormStatus.RETURNED}, FormStatus.SUBMITTED),
@@ -574,7 +583,7 @@ EDITABLE = frozenset({FormStatus.DRAFT, FormStatus.RETURNED})
 def next_status(current: str, action: str) -> FormStatus:
     sources, target = TRANSITIONS[action]
     if current not in sources:
-        raise Conflict(N_("Someone has already changed this form's state: reload the page"),
+        raise Conflict(N_("Someone has already changed this form: reload the page"),
                        code="form_state_changed")
     return target
 
