@@ -10,7 +10,7 @@ from unioncard.registry.models import AuditEntry, Consent, Membership
 from tests.test_web import text_of
 
 KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "batch_id", "fmt", "code", "filename", "token",
-                "event_id", "station_id", "key_id", "user_id", "person_id"}
+                "event_id", "station_id", "key_id", "user_id", "person_id", "year", "position_id"}
 # Pages a chairperson may not use at all (they answer 404 even for their own organisation).
 PERMISSION_GATED = {"cards.approvals", "users.chairperson"}
 FOREIGN_NAMES = ("Петров Пётр", "Сидорова", "ППО школы № 2", "ППО Чувашского")
@@ -52,7 +52,8 @@ def _cards(tree, make_uow, system):
 def test_chairperson_cannot_reach_other_organisations_or_members(web, tree, session_factory, make_uow, system):
     card_ids = _cards(tree, make_uow, system)
     web.login("chair_a")
-    own = {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": card_ids["ivanov"]}
+    own = {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": card_ids["ivanov"],
+           "year": date.today().year, "position_id": 1}
     foreign_orgs = [tree.central, tree.region_a, tree.territorial_a, tree.primary_a2, tree.region_b, tree.primary_b,
                     987654]
     foreign_members = [tree.members["petrov"], tree.members["sidorova"], 987654]

@@ -70,7 +70,20 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
     event_id = make_event(make_uow, tree, stores, roster=[h.number for h in held])
     station_id, _desk_token = enrol(make_uow, event_id, "Стол регистрации № 1 у главного входа")
     publish(make_uow, event_id, stores)
-    return {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": held[0].id,
+    from unioncard.registry.models import Membership
+    from unioncard.statistics import services as stats
+
+    year = date.today().year
+    with make_uow() as uow:
+        stats.open_campaign(uow, tree.actors["admin"], year, date(year + 1, 2, 1))
+        stats.save_passport(uow, tree.actors["chair_a"], tree.primary_a, {
+            "institution_type": "school", "employees_total": "40", "employees_women": "30", "employees_youth": "6",
+            "founded_on": "1985-09-01", "legal_entity": "yes", "phone": "+7 862 000-00-01"})
+        position = stats.add_position(uow, tree.actors["chair_a"], tree.primary_a,
+                                      uow.session.get(Membership, tree.members["ivanov"]).person_id, "chairperson",
+                                      date(2024, 1, 1), is_paid=True)
+        uow.commit()
+    return {"year": year, "position_id": position.id, "organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": held[0].id,
             "batch_id": batch.id, "event_id": event_id, "station_id": station_id, "key_id": key_id,
             "token": token, "fmt": "pdf", "code": "23-01-001", "filename": "index.html",
             "user_id": tree.users["chair_a"], "person_id": held[0].person_id}

@@ -120,6 +120,12 @@ def xlsx(view) -> bytes:
     if view.kind == "form7" and view.table3 is not None:
         _table3_sheet(book.create_sheet(_("Table III")), view)
     _comparison_sheet(book.create_sheet(_("Against last year")), view)
+    for each in book.worksheets:
+        # One page wide, as the union's paper form: Form 7's six columns go landscape.
+        each.page_setup.orientation = "landscape" if view.kind == "form7" else "portrait"
+        each.page_setup.paperSize = each.PAPERSIZE_A4
+        each.sheet_properties.pageSetUpPr.fitToPage = True
+        each.page_setup.fitToWidth, each.page_setup.fitToHeight = 1, 0
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
