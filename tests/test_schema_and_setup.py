@@ -127,6 +127,11 @@ def test_cli_demo_data_and_import(database_url, tmp_path, monkeypatch):
         assert territorials and all(n.split()[0].endswith("ая") for n in territorials), territorials[:5]
         primary_code = conn.scalar(select(Organisation.code).where(Organisation.level == "primary")
                                    .order_by(Organisation.id))
+        # This year's reporting campaign is open, and the neighbours' sent forms pass their checks.
+        from unioncard.statistics.models import ReportingCampaign, StatForm
+
+        assert conn.scalar(select(func.count()).select_from(ReportingCampaign)) == 1
+        assert set(conn.scalars(select(StatForm.status))) <= {"submitted", "accepted"}
     bad = tmp_path / "bad.csv"
     bad.write_bytes("Фамилия;Имя;Дата рождения;Категория;Дата вступления\r\nИванов;Иван;31.02.1980;работающий;01.01.2000\r\n"
                     .encode("cp1251"))

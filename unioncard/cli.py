@@ -148,7 +148,61 @@ def _create_demo_users(engine) -> list[tuple[str, str]]:
             created.append((login, role))
         uow.commit()
     _demo_orders(session_factory)
+    _demo_statistics(session_factory)
     return created
+
+
+def _demo_statistics(session_factory, neighbours: int = 8) -> None:
+    """This year's reporting campaign, with passports for the demo chairperson's neighbours (the
+    primary organisations of the same territorial organisation) and their Form 2 sent, half of them
+    accepted by the region: the region's dashboard and Form 7 have something in them, and the
+    chairperson's own form waits on their home page."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from unioncard import clock
+    from unioncard.registry import services
+    from unioncard.registry.actor import Actor
+    from unioncard.registry.models import Organisation, UserAccount
+    from unioncard.statistics import services as stats
+
+    system = Actor.system("demo-data")
+    year = clock.today().year
+    with db.UnitOfWork(session_factory) as uow:
+        users = {u.login: u for u in uow.session.scalars(select(UserAccount).where(
+            UserAccount.login.in_(["chair", "region"])))}
+        if len(users) < 2:
+            return
+        region = services.actor_for(users["region"])
+        stats.open_campaign(uow, system, year, date(year + 1, 2, 1))
+        own = uow.session.get(Organisation, users["chair"].organisation_id)
+        siblings = uow.session.scalars(select(Organisation).where(
+            Organisation.parent_id == own.parent_id, Organisation.level == "primary", Organisation.id != own.id)
+            .order_by(Organisation.id).limit(neighbours)).all()
+        on = clock.today()
+        counts = stats.member_counts(uow.session, uow.session.get(Organisation, own.parent_id).path, year, on)
+        for org in siblings:
+            members = counts.get(org.id)
+            working = members.count("working") if members else 0
+            stats.save_passport(uow, system, org.id, {
+                "institution_type": "kindergarten" if "детский сад" in org.name else "school",
+                "employees_total": round(working / 0.85) + 1, "employees_women": round(working * 0.8 / 0.85),
+                "employees_youth": round(working * 0.2 / 0.85), "founded_on": "1975-09-01", "legal_entity": "no",
+                "phone": "+78612000000"})
+        uow.commit()
+    for index, org in enumerate(siblings):
+        with db.UnitOfWork(session_factory) as uow:
+            view = stats.view_form(uow.session, system, year, org.id)
+            for finding in view.blocking:
+                stats.explain(uow, system, year, org.id, finding.code, "Совместители учтены по штатному расписанию", 0)
+                uow.session.flush()
+            version = stats.view_form(uow.session, system, year, org.id).version
+            stats.submit(uow, system, year, org.id, version)
+            uow.session.flush()
+            if index % 2 == 0:
+                stats.accept(uow, region, year, org.id, stats.view_form(uow.session, system, year, org.id).version)
+            uow.commit()
 
 
 def _demo_orders(session_factory, count: int = 12) -> None:
