@@ -9,6 +9,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import insert, select
 
+from tests.support import letters
 from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from unioncard.registry import domain as d
 from unioncard.registry import services as registry
@@ -37,7 +38,7 @@ def _add_people(session, org: Organisation, groups, start: int) -> int:
     for count, category, female, birth, joined, left, reason in groups:
         for _ in range(count):
             number += 1
-            surname = f"Член{'а' if female else ''}{_word(number)}"
+            surname = f"Член{'а' if female else ''}{letters(number).lower()}"
             people.append(dict(id=number, surname=surname, given_name="Имя", patronymic=None, birth_date=birth,
                                sex="female" if female else "male", identity_key=f"{surname}|{number}",
                                created_at=datetime(2020, 1, 1)))
@@ -47,16 +48,6 @@ def _add_people(session, org: Organisation, groups, start: int) -> int:
     session.execute(insert(Person), people)
     session.execute(insert(Membership), memberships)
     return number
-
-
-def _word(number: int) -> str:
-    alphabet = "абвгдежзиклмнопрстуфхцчшэюя"
-    out = ""
-    while True:
-        number, digit = divmod(number, len(alphabet))
-        out += alphabet[digit]
-        if not number:
-            return out
 
 
 @pytest.fixture

@@ -8,22 +8,9 @@ from datetime import date
 
 import pytest
 
-from tests.support import PASSWORD
+from tests.test_admin_screens import _phone as _signed_in
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 390, "height": 844}
-
-
-def _signed_in(browser, live_server, login):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, locale="ru-RU")
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())   # the confirmations before what cannot be undone
-    page.goto(live_server + "/login")
-    page.fill("#login", login)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_load_state()
-    return context, page
 
 
 def _fits(page) -> None:
