@@ -267,6 +267,10 @@ def test_table3_counts_positions_in_the_seeds_rows(make_uow, session_factory, tr
         with pytest.raises(Conflict):
             stats.add_position(uow, admin, tree.primary_a, anna, "committee", date(2025, 1, 1))
     with make_uow() as uow:
+        chair_position = stats.positions(uow.session, admin, tree.primary_a)[0]
+        with pytest.raises(NotFound):   # a position asked for under another organisation's address
+            stats.end_position(uow, admin, chair_position.id, date(2030, 1, 1), tree.primary_a2)
+    with make_uow() as uow:
         with pytest.raises(NotFound):   # another region's member, by id
             stats.add_position(uow, tree.actors["region_b"], tree.primary_b, ivanov, "committee", date(2024, 1, 1))
     with session_factory() as session:

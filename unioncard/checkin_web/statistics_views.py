@@ -401,7 +401,7 @@ def end_position(organisation_id: int, position_id: int):
         return redirect(url_for("statistics.positions", organisation_id=organisation_id))
     try:
         with _rt().uow() as uow:
-            stats.end_position(uow, _actor(), position_id, ends_on)
+            stats.end_position(uow, _actor(), position_id, ends_on, organisation_id)
             uow.commit()
         flash(_("The term is ended"), "success")
     except (PermissionDenied, NotFound):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, exists, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -287,10 +287,11 @@ def add_position(uow: UnitOfWork, actor: Actor, organisation_id: int, person_id:
     return position
 
 
-def end_position(uow: UnitOfWork, actor: Actor, position_id: int, ends_on: date) -> ActivistPosition:
+def end_position(uow: UnitOfWork, actor: Actor, position_id: int, ends_on: date,
+                 organisation_id: int | None = None) -> ActivistPosition:
     session = uow.session
     position = session.get(ActivistPosition, position_id) if 0 < position_id < 2**63 else None
-    if position is None:
+    if position is None or (organisation_id is not None and position.organisation_id != organisation_id):
         raise NotFound(N_("Position not found"), code="position_not_found")
     _visible_org(session, actor, position.organisation_id)
     if not actor.can(d.Permission.FILL_REPORTS):
@@ -815,7 +816,7 @@ def dashboard(session: Session, actor: Actor, year, *, status: str = "", page: i
     query = joined
     if status == "overdue":
         query = query.where(or_(StatForm.status.is_(None), StatForm.status.in_(
-            [sd.FormStatus.DRAFT, sd.FormStatus.RETURNED]))) if today > campaign.deadline else query.where(False)
+            [sd.FormStatus.DRAFT, sd.FormStatus.RETURNED]))) if today > campaign.deadline else query.where(false())
     elif status == sd.FormStatus.NOT_STARTED:
         query = query.where(StatForm.id.is_(None))
     elif status in set(sd.FormStatus):
