@@ -16,7 +16,7 @@ from unioncard.registry import services as registry
 from unioncard.registry.models import Membership, Organisation, Person
 from unioncard.statistics import domain as sd
 from unioncard.statistics import services as stats
-from unioncard.statistics.models import StatForm
+from unioncard.statistics.models import ReportingCampaign, StatForm
 
 YEAR = 2025
 OLD, YOUNG, PENSIONER = date(1970, 1, 1), date(1995, 1, 1), date(1950, 1, 1)
@@ -103,7 +103,7 @@ def seed_org(make_uow, system, tree):
 @pytest.fixture
 def campaign(make_uow, tree):
     with make_uow() as uow:
-        stats.open_campaign(uow, tree.actors["admin"], YEAR, date(YEAR + 1, 2, 1))
+        stats.open_campaign(uow, tree.actors["admin"], YEAR, date(YEAR + 1, 12, 31))
         uow.commit()
     return YEAR
 
@@ -248,9 +248,9 @@ def test_form7_of_a_territorial_organisation_is_the_sum_of_its_accepted_form2s(
     assert not [f for f in sd.check_form7(f7) if not f.explainable]
     assert view.below[sd.FormStatus.ACCEPTED] == 2 and view.below[sd.FormStatus.NOT_STARTED] == 1
     # Table III: the chairpersons' positions count where the seed says.
-    # Table III counts positions: the chairperson terms behind logins alone are not in it.
-    assert view.table3[("1", "total")] == 0
-    assert "table3_chairpersons" in {f.code for f in view.findings}
+    # Table III: the two schools' chairpersons appointed in the registry; the university has none yet.
+    assert view.table3[("1", "total")] == 2 and view.table3[("1.4", "total")] == 2
+    assert "table3_chairpersons" not in {f.code for f in view.findings}
 
 
 def test_table3_counts_positions_in_the_seeds_rows(make_uow, session_factory, tree, seed_org, campaign):
@@ -276,7 +276,8 @@ def test_table3_counts_positions_in_the_seeds_rows(make_uow, session_factory, tr
     with session_factory() as session:
         view = stats.view_form(session, admin, YEAR, tree.territorial_a)
     t3 = view.table3
-    assert (t3[("1", "total")], t3[("1", "paid")], t3[("1.1", "total")], t3[("1.4", "total")]) == (1, 1, 1, 1)
+    # Иванов's recorded position (paid) stands for his term; Петров's term counts as it is.
+    assert (t3[("1", "total")], t3[("1", "paid")], t3[("1.1", "total")], t3[("1.4", "total")]) == (2, 1, 2, 2)
     assert (t3[("2", "total")], t3[("2", "women")], t3[("11", "total")], t3[("11", "paid")]) == (1, 1, 1, 1)
 
 
@@ -289,6 +290,9 @@ def test_scope_a_year_without_campaign_and_who_may_decide(make_uow, session_fact
         with pytest.raises(NotFound) as no_year:
             stats.view_form(session, tree.actors["admin"], 2019, seed_org)
         assert no_year.value.code == "campaign_not_found"
+    with make_uow() as uow:
+        with pytest.raises(PermissionDenied):   # the region accepts a school's form; it does not fill it
+            stats.correct(uow, tree.actors["region_a"], YEAR, tree.primary_a, "2", "total", "5", "так", 0)
     with make_uow() as uow:
         with pytest.raises(PermissionDenied):   # a chairperson does not accept their own form
             stats.accept(uow, tree.actors["chair_a"], YEAR, tree.primary_a, 1)
@@ -345,12 +349,14 @@ def test_return_unlocks_and_the_dashboard_counts(make_uow, session_factory, tree
         uow.commit()
     with make_uow() as uow:
         assert stats.remind(uow, region, YEAR) == 4      # territorial, two schools, the returned one
+        uow.session.get(ReportingCampaign, 1).deadline = date(YEAR + 1, 2, 1)   # and then the deadline passed
         uow.commit()
     with session_factory() as session:
         campaign_row, counts, overdue, lines, *_ = stats.dashboard(session, region, YEAR)
-        assert counts["returned"] == 1 and counts["draft"] == 3 and counts["not_started"] == 0
+        # A reminder does not start a form: who never opened theirs stays «не начата».
+        assert counts["returned"] == 1 and counts["not_started"] == 3 and counts["draft"] == 0
         assert overdue == 4                               # the deadline (1.02.2026) has passed
-        task = stats.own_task(session, tree.actors["chair_a"])
-        assert task.reminded and task.overdue and task.status == "draft"
+        task, = stats.own_tasks(session, tree.actors["chair_a"])
+        assert task.reminded and task.overdue and task.status == "not_started"
         history = [e.action for e in stats.form_history(session, region, YEAR, seed_org)]
     assert history[:3] == ["form.return", "form.accept", "form.submit"]

@@ -29,7 +29,7 @@ def test_a_campaign_from_opening_to_acceptance_on_a_phone(browser, live_server, 
     admin.close()
 
     chair, page = _signed_in(browser, live_server, "chair_a")
-    banner = page.locator(".flash", has_text=f"Статистический отчёт за {year} год")
+    banner = page.locator(".flash", has_text=f"Форма 2 за {year} год")
     assert "не начата" in banner.inner_text()
     page.click("text=Открыть нашу форму")
     page.wait_for_selector("h1:has-text('Форма 2')")
@@ -62,7 +62,7 @@ def test_a_campaign_from_opening_to_acceptance_on_a_phone(browser, live_server, 
     _fits(rpage)
 
     page.goto(live_server + "/")
-    banner = page.locator(".flash", has_text="Статистический отчёт")
+    banner = page.locator(".flash", has_text="Форма 2 за")
     assert "возвращена на исправление" in banner.inner_text()
     assert "Проверьте строку 3" in banner.inner_text()
     page.click("text=Открыть нашу форму")
@@ -93,6 +93,6 @@ def test_a_campaign_from_opening_to_acceptance_on_a_phone(browser, live_server, 
     assert "принята (1)" in rpage.inner_text("main")
     _fits(rpage)
     page.goto(live_server + "/")
-    assert page.locator(".flash", has_text="Статистический отчёт").count() == 0   # accepted: nothing to do
+    assert page.locator(".flash", has_text="Форма 2 за").count() == 0   # accepted: nothing to do
     chair.close()
     region.close()

@@ -40,7 +40,7 @@ def opened(app, tree):
 def test_a_chairperson_fills_sends_and_the_region_accepts(app, tree, opened):
     chair = _as(app, "chair_a")
     home = chair.get("/", follow_redirects=True).get_data(as_text=True)
-    assert "Статистический отчёт за" in home and "Открыть нашу форму" in home
+    assert f"Форма 2 за {YEAR} год" in home and "Открыть нашу форму" in home
     page = chair.get(f"/statistics/{YEAR}/org/{tree.primary_a}").get_data(as_text=True)
     assert "Форма 2" in page and "не начата" in page
     assert "Строка 1: численности работающих нет в паспорте организации" in page

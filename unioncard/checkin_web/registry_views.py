@@ -93,7 +93,7 @@ def organisation(organisation_id: int):
         counts = services.member_counts(db_session, [org.path] + [k.path for k in kids])
         chair = services.current_chairperson(db_session, org.id)
         # Someone who reports sees their own form first on their own organisation's page (home).
-        own = stats.own_task(db_session, _actor()) if org.id == _actor().organisation_id else None
+        own = stats.own_tasks(db_session, _actor()) if org.id == _actor().organisation_id else []
         return render_template(
             "registry/organisation.html", org=org, children=kids, counts=counts, chair=chair, own=own,
             breadcrumbs=_ancestors(db_session, org), page=page, pages=max(1, -(-total_children // PER_PAGE)),

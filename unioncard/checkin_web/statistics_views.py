@@ -65,12 +65,13 @@ def index():
     _allowed()
     with _rt().session_factory() as session:
         found = stats.campaigns(session)
-        own = stats.own_task(session, _actor())
+        own = stats.own_tasks(session, _actor())
         own_org = session.get(Organisation, _actor().organisation_id)
     today = clock.today()
     return render_template("statistics/index.html", campaigns=found, own=own, own_org=own_org,
                            reportable=sd.form_kind_for(own_org.level) is not None if own_org else False,
                            can_open=_actor().can(d.Permission.OPEN_CAMPAIGNS),
+                           can_review=_actor().can(d.Permission.REVIEW_REPORTS),
                            default_year=today.year - 1 if today.month <= 6 else today.year,
                            default_deadline=date(today.year + (today.month > 6), 2, 1).isoformat())
 
@@ -80,7 +81,10 @@ def index():
 def open_campaign():
     _allowed()
     try:
-        year = int((request.form.get("year") or "").strip()[:4])
+        raw_year = (request.form.get("year") or "").strip()
+        if not (raw_year.isascii() and raw_year.isdigit() and len(raw_year) == 4):
+            raise ValueError(raw_year)
+        year = int(raw_year)
         deadline = bounded_date(date.fromisoformat(request.form.get("deadline", "")))
     except ValueError:
         flash(_("Give the year as four digits and the deadline as day.month.year"), "error")
@@ -113,7 +117,7 @@ def dashboard(year: int):
         except NotFound as exc:
             flash(exc.render(), "error")
             return redirect(url_for("statistics.index"))
-        own = stats.own_task(session, _actor())
+        own = stats.own_tasks(session, _actor())
     everyone = sum(counts.values()) or 1
     chart = [(_(sd.FORM_STATUS_LABELS[s]), 100 * counts[s] / everyone, str(counts[s]))
              for s in (sd.FormStatus.ACCEPTED, sd.FormStatus.SUBMITTED, sd.FormStatus.RETURNED,
@@ -150,7 +154,7 @@ def form(year: int, organisation_id: int):
         if view is None:
             return redirect(url_for("statistics.index"))
         history = stats.form_history(session, _actor(), year, organisation_id)
-    rows, columns, headings, not_applicable = output._layout(view)
+    rows, columns, headings, not_applicable = output.layout(view)
     explanations = (view.form.explanations if view.form else None) or {}
     below_chart = []
     if view.kind == "form7":
@@ -165,6 +169,7 @@ def form(year: int, organisation_id: int):
         comparison=output.comparison_rows(view), status_labels=sd.FORM_STATUS_LABELS,
         may_fill=stats.may_fill(_actor(), view.organisation) and view.editable,
         may_review=stats.may_review(_actor(), view.organisation), table3_rows=sd.TABLE3_ROWS,
+        can_review=_actor().can(d.Permission.REVIEW_REPORTS),
         column_names=sd.COLUMN_NAMES, history_labels=sd.FORM_ACTION_LABELS,
         finding_texts={f.code: finding_text(f) for f in view.findings})
 
@@ -213,8 +218,9 @@ def explain(year: int, organisation_id: int):
     f = request.form
 
     def act(uow):
-        stats.explain(uow, _actor(), year, organisation_id, f.get("code", ""), f.get("text", ""), f.get("version"))
-        return _("The explanation is saved")
+        kept = stats.explain(uow, _actor(), year, organisation_id, f.get("code", ""), f.get("text", ""),
+                             f.get("version"))
+        return _("The explanation is saved") if kept else _("The explanation is removed")
 
     return _form_action(year, organisation_id, act)
 
@@ -297,6 +303,7 @@ def passport(organisation_id: int):
         org = _org_or_404(session, organisation_id)
         history = stats.passport_history(session, _actor(), org.id)
     values = stats.passport_values(history[0]) if history else {}
+    failed = False
     if request.method == "POST":
         values = {name: request.form.get(name, "") for name in sd.PASSPORT_FIELDS}
         try:
@@ -307,15 +314,19 @@ def passport(organisation_id: int):
             return redirect(url_for("statistics.passport", organisation_id=org.id))
         except PermissionDenied:
             flash(_("You do not have the right to do this"), "error")
+            failed = True
         except UnionCardError as exc:
-            flash(exc.render(), "error")
+            field = exc.params.get("field")
+            flash(_("«%(field)s»: %(problem)s", field=_(sd.PASSPORT_FIELD_LABELS[field]), problem=exc.render())
+                  if field in sd.PASSPORT_FIELD_LABELS else exc.render(), "error")
+            failed = True
     missing = sd.missing_passport_fields(
         {k: (v if v != "" else None) for k, v in values.items()}, org.level, org.kind)
     mandatory = sd.mandatory_passport_fields(org.level, org.kind, values.get("institution_type"))
     return render_template("statistics/passport.html", org=org, values=values, history=history[:10],
                            missing=missing, mandatory=mandatory, labels=sd.PASSPORT_FIELD_LABELS,
                            types=sd.INSTITUTION_TYPE_LABELS, primary=org.level == d.Level.PRIMARY,
-                           can_edit=_actor().can(d.Permission.FILL_REPORTS))
+                           can_edit=_actor().can(d.Permission.FILL_REPORTS), failed=failed)
 
 
 @bp.route("/passports")
@@ -347,11 +358,16 @@ def positions(organisation_id: int):
             return stored
         held = stats.positions(session, _actor(), org.id)
         people = {p.id: p.person for p in held}
+        appointed = stats.appointed_chairperson(session, _actor(), org.id)
+        appointed_person = appointed.person if appointed else None
+        if any(p.kind == sd.PositionKind.CHAIRPERSON for p in held):
+            appointed = None
         found = []
         if query:
             found, _total = registry.list_members(session, _actor(), org.id, query=query, per_page=20)
             found = [(m.person_id, m.person) for m in found]
     return render_template("statistics/positions.html", org=org, held=held, people=people, query=query,
+                           appointed=appointed, appointed_person=appointed_person,
                            found=found, kinds=sd.POSITION_LABELS, today=clock.today().isoformat(),
                            can_edit=_actor().can(d.Permission.FILL_REPORTS))
 

@@ -160,6 +160,14 @@ def apply_corrections(figures: Figures, corrections: dict[tuple[str, str], int])
     return complete_form2(merged)
 
 
+def whole_number(value) -> int | None:
+    """Digits 0–9 only (spaces between thousands allowed): other scripts' digits are refused."""
+    text = str(value).strip().replace(" ", "").replace("\u00a0", "")
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 12:
+        return None
+    return int(text)
+
+
 def validate_correction(row: str, column: str, value) -> int:
     definition = FORM2_ROW.get(row)
     if definition is None or column not in definition.columns:
@@ -167,10 +175,9 @@ def validate_correction(row: str, column: str, value) -> int:
     if definition.source == Source.DERIVED:
         raise ValidationError(N_("Row %(row)s is calculated from other rows and is not corrected by hand"),
                               code="form_row_derived", row=row)
-    try:
-        number = int(str(value).strip().replace(" ", "").replace("\u00a0", ""))
-    except ValueError:
-        raise ValidationError(N_("Enter a whole number"), code="form_value_not_a_number") from None
+    number = whole_number(value)
+    if number is None:
+        raise ValidationError(N_("Enter a whole number"), code="form_value_not_a_number")
     if not 0 <= number <= 10_000_000:
         raise ValidationError(N_("Enter a number from 0 to 10 000 000"), code="form_value_out_of_range")
     return number
@@ -377,6 +384,12 @@ def check_form7(table2: Figures, table3: Figures | None = None) -> list[Finding]
     for column in (ENTERPRISES, HIGHER, VOCATIONAL, ALL):
         if _v(table2, "3", column) + _v(table2, "5", column) != _v(table2, "7", column):
             found.append(Finding(f"form7_row7_{column}", N_("Row 7 must equal rows 3 + 5"), {}, explainable=False))
+    for part, whole in (("4", "3"), ("6", "5"), ("8", "7")):
+        for column in FORM7_COLUMNS:
+            if _v(table2, part, column) > _v(table2, whole, column):
+                found.append(Finding(f"form7_row{part}_over_row{whole}_{column}",
+                                     N_("Row %(part)s (%(column)s) is greater than row %(whole)s"),
+                                     {"part": part, "whole": whole, "column": FORM7_COLUMN_LABELS[column]}))
     if table3 is not None:
         if _v(table3, "1", TOTAL) != _v(table2, "1", ALL):
             found.append(Finding("table3_chairpersons", N_(
@@ -547,7 +560,7 @@ def check_passport(values: dict, members: dict[str, int]) -> None:
 # --- the campaign's states ---------------------------------------------------------------------
 
 class FormStatus(StrEnum):
-    NOT_STARTED = "not_started"   # no form yet (shown on the dashboard; never stored)
+    NOT_STARTED = "not_started"   # nobody has touched it (no row, or one made only to carry a reminder)
     DRAFT = "draft"
     SUBMITTED = "submitted"
     ACCEPTED = "accepted"
@@ -573,11 +586,11 @@ FORM_ACTION_LABELS = {
 
 # action → (states it may start from, state it leads to)
 TRANSITIONS = {
-    "submit": ({FormStatus.DRAFT, FormStatus.RETURNED}, FormStatus.SUBMITTED),
+    "submit": ({FormStatus.NOT_STARTED, FormStatus.DRAFT, FormStatus.RETURNED}, FormStatus.SUBMITTED),
     "accept": ({FormStatus.SUBMITTED}, FormStatus.ACCEPTED),
     "return": ({FormStatus.SUBMITTED, FormStatus.ACCEPTED}, FormStatus.RETURNED),
 }
-EDITABLE = frozenset({FormStatus.DRAFT, FormStatus.RETURNED})
+EDITABLE = frozenset({FormStatus.NOT_STARTED, FormStatus.DRAFT, FormStatus.RETURNED})
 
 
 def next_status(current: str, action: str) -> FormStatus:

@@ -65,7 +65,7 @@ def _cell_value(figures, row: str, column: str, percent: bool, not_applicable=fr
     return value
 
 
-def _layout(view):
+def layout(view):
     """(rows, columns, column headings, «В том числе» span) for the form's Table II."""
     if view.kind == "form2":
         columns = list(sd.FORM2_COLUMNS)
@@ -80,7 +80,7 @@ def xlsx(view) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = _("Table II")
-    rows, columns, headings, not_applicable = _layout(view)
+    rows, columns, headings, not_applicable = layout(view)
     for index, line in enumerate(title_lines(view), start=1):
         _put(sheet, index, 1, line, bold=index == 1, box=False)
         sheet.cell(row=index, column=1).alignment = Alignment(horizontal="left")
@@ -149,7 +149,7 @@ def _table3_sheet(sheet, view) -> None:
 
 def comparison_rows(view):
     """(row code, label, this year, last year, change) for the «total» column of Table II."""
-    rows, columns, _h, _na = _layout(view)
+    rows, columns, _h, _na = layout(view)
     column = sd.TOTAL if view.kind == "form2" else sd.ALL
     previous = view.previous or {}
     out = []
@@ -163,7 +163,7 @@ def comparison_rows(view):
 def _comparison_sheet(sheet, view) -> None:
     year = view.campaign.year
     _put(sheet, 1, 1, _("Total column against the previous year"), bold=True, box=False)
-    for offset, heading in enumerate([_("No."), _("Indicator"), str(year), str(year - 1), _("Change")], start=1):
+    for offset, heading in enumerate([_("No."), _("Indicator"), str(year), str(year - 1), _("Change from last year")], start=1):
         _put(sheet, 3, offset, heading, bold=True)
     for index, (code, label, now, before, change) in enumerate(comparison_rows(view)):
         line = 4 + index
@@ -200,14 +200,14 @@ def pdf(view) -> bytes:
     text = ParagraphStyle("t", fontName=regular, fontSize=9.5, leading=12)
     cell = ParagraphStyle("c", fontName=regular, fontSize=8, leading=9.5)
     head = ParagraphStyle("hc", fontName=bold, fontSize=7.5, leading=9)
-    rows, columns, headings, not_applicable = _layout(view)
+    rows, columns, headings, not_applicable = layout(view)
     lines = title_lines(view)
     story = [Paragraph(lines[0], heading), Paragraph(_escape(lines[1]), text), Paragraph(lines[2], text),
              Spacer(1, 4 * mm)]
     year = view.campaign.year
     data = [[Paragraph(_("No."), head), Paragraph(_("Indicator"), head)]
             + [Paragraph(h, head) for h in headings]
-            + [Paragraph(f"{_('In all')}, {year - 1}", head), Paragraph(_("Change"), head)]]
+            + [Paragraph(f"{_('In all')}, {year - 1}", head), Paragraph(_("Change from last year"), head)]]
     comparison = {code: (before, change) for code, _l, _n, before, change in comparison_rows(view)}
     for row in rows:
         values = []
@@ -260,5 +260,5 @@ def _number(value) -> str:
     if value in ("", None, "*", "–"):
         return "" if value is None else value
     if isinstance(value, float):
-        return f"{value:.1f}".replace(".", ",")
+        return f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",")
     return f"{int(value):,}".replace(",", "\u00a0")

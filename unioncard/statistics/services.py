@@ -21,7 +21,7 @@ from unioncard.i18n import N_
 from unioncard.registry import audit
 from unioncard.registry import domain as d
 from unioncard.registry.actor import Actor
-from unioncard.registry.models import Membership, Organisation, Person
+from unioncard.registry.models import ChairpersonTerm, Membership, Organisation, Person
 from unioncard.statistics import domain as sd
 from unioncard.statistics.models import (
     ActivistPosition, OrganisationPassport, ReportingCampaign, StatCorrection, StatForm, StatFormValue,
@@ -83,10 +83,9 @@ def passport_values(passport: OrganisationPassport | None) -> dict:
 def _count(value, name: str) -> int | None:
     if value in (None, ""):
         return None
-    try:
-        number = int(str(value).strip().replace(" ", "").replace("\u00a0", ""))
-    except ValueError:
-        raise ValidationError(N_("Enter a whole number"), code="passport_not_a_number", field=name) from None
+    number = sd.whole_number(value)
+    if number is None:
+        raise ValidationError(N_("Enter a whole number"), code="passport_not_a_number", field=name)
     if not 0 <= number <= 10_000_000:
         raise ValidationError(N_("Enter a number from 0 to 10 000 000"), code="passport_number_out_of_range",
                               field=name)
@@ -135,7 +134,9 @@ def save_passport(uow: UnitOfWork, actor: Actor, organisation_id: int, raw: dict
                               field="founded_on")
     values["founded_on"] = founded
     legal = raw.get("legal_entity")
-    values["legal_entity"] = None if legal in (None, "") else legal in (True, "yes", "1", "true", "on")
+    if legal not in (None, "", True, False, "yes", "no"):
+        raise ValidationError(N_("Choose yes or no"), code="legal_entity_invalid", field="legal_entity")
+    values["legal_entity"] = None if legal in (None, "") else legal in (True, "yes")
     values["address"] = _text(raw.get("address"), 300, field_name="address") or None
     values["phone"] = d.validate_phone(_text(raw.get("phone"), 40, field_name="phone"))
     values["email"] = d.validate_email(_text(raw.get("email"), 200, field_name="email"))
@@ -244,6 +245,14 @@ def passport_completeness(session: Session, actor: Actor) -> tuple[list[Complete
 
 # --- activists ---------------------------------------------------------------------------------
 
+def appointed_chairperson(session: Session, actor: Actor, organisation_id: int):
+    """The registry's current chairperson term, for the activists page to show beside positions."""
+    org = _visible_org(session, actor, organisation_id)
+    return session.scalars(select(ChairpersonTerm).where(
+        ChairpersonTerm.organisation_id == org.id, ChairpersonTerm.starts_on <= clock.today(),
+        ChairpersonTerm.ends_on >= clock.today()).order_by(ChairpersonTerm.starts_on.desc())).first()
+
+
 def positions(session: Session, actor: Actor, organisation_id: int, *, include_ended: bool = False
               ) -> list[ActivistPosition]:
     org = _visible_org(session, actor, organisation_id)
@@ -335,11 +344,14 @@ def open_campaign(uow: UnitOfWork, actor: Actor, year: int, deadline: date) -> R
     if not (2000 <= year <= today.year):
         raise ValidationError(N_("A report is made for a year that has begun: from 2000 to %(year)s"),
                               code="campaign_year_invalid", field="year", year=today.year)
+    if session.scalar(select(ReportingCampaign.id).where(ReportingCampaign.year == year)) is not None:
+        raise Conflict(N_("The campaign for %(year)s is already open"), code="campaign_exists", year=year)
+    if deadline < today:
+        raise ValidationError(N_("The deadline has already passed: choose a later day"),
+                              code="campaign_deadline_past", field="deadline")
     if deadline < date(year, 1, 1) or deadline.year > year + 1:
         raise ValidationError(N_("The deadline must fall in the reporting year or the next one"),
                               code="campaign_deadline_invalid", field="deadline")
-    if session.scalar(select(ReportingCampaign.id).where(ReportingCampaign.year == year)) is not None:
-        raise Conflict(N_("The campaign for %(year)s is already open"), code="campaign_exists", year=year)
     campaign = ReportingCampaign(year=year, deadline=deadline, opened_at=clock.now(), opened_by=actor.user_id)
     session.add(campaign)
     session.flush()
@@ -562,7 +574,7 @@ def _statuses_below(session: Session, org: Organisation, campaign: ReportingCamp
     out = dict(session.execute(select(StatForm.status, func.count()).where(
         StatForm.campaign_id == campaign.id, StatForm.form == kind, StatForm.org_path.startswith(org.path),
         StatForm.org_path != org.path).group_by(StatForm.status)).all())
-    out[sd.FormStatus.NOT_STARTED] = max(0, expected - sum(out.values()))
+    out[sd.FormStatus.NOT_STARTED] = out.get(sd.FormStatus.NOT_STARTED, 0) + max(0, expected - sum(out.values()))
     return out
 
 
@@ -574,6 +586,15 @@ def _activists(session: Session, root_path: str, on: date) -> list[sd.Activist]:
         .join(Person, Person.id == ActivistPosition.person_id)
         .where(Organisation.path.startswith(root_path), ActivistPosition.starts_on <= on,
                or_(ActivistPosition.ends_on.is_(None), ActivistPosition.ends_on >= on))).all()
+    # A chairperson appointed in the registry (the term behind their login) counts even before
+    # anyone records the position with its details; a recorded position takes its place.
+    recorded = {r[2] for r in rows if r[0] == sd.PositionKind.CHAIRPERSON}
+    rows += [(sd.PositionKind.CHAIRPERSON, False, *rest) for *rest, in session.execute(
+        select(ChairpersonTerm.organisation_id, Organisation.level, Organisation.kind, Person.sex, Person.birth_date)
+        .join(Organisation, Organisation.id == ChairpersonTerm.organisation_id)
+        .join(Person, Person.id == ChairpersonTerm.person_id)
+        .where(Organisation.path.startswith(root_path), ChairpersonTerm.starts_on <= on,
+               ChairpersonTerm.ends_on >= on)) if rest[0] not in recorded]
     chair_orgs = {r[2] for r in rows if r[0] == sd.PositionKind.CHAIRPERSON and r[3] == d.Level.PRIMARY}
     passports = _latest_passports(session, chair_orgs, on)
     sizes: dict[int, int] = {}
@@ -592,7 +613,11 @@ def _activists(session: Session, root_path: str, on: date) -> list[sd.Activist]:
 # --- the workflow ------------------------------------------------------------------------------
 
 def _may_fill(actor: Actor, org: Organisation) -> bool:
-    return actor.can(d.Permission.FILL_REPORTS) and actor.sees(org.path)
+    """An organisation fills its own form; the level above accepts or returns it, and never
+    accepts figures it typed itself. An administrator may stand in for anyone."""
+    if not (actor.can(d.Permission.FILL_REPORTS) and actor.sees(org.path)):
+        return False
+    return org.path == actor.scope_path or actor.can(d.Permission.OPEN_CAMPAIGNS)
 
 
 def _may_review(actor: Actor, org: Organisation) -> bool:
@@ -655,7 +680,7 @@ def correct(uow: UnitOfWork, actor: Actor, year, organisation_id, row: str, colu
     if form.status not in sd.EDITABLE:
         raise Conflict(N_("The form has been sent: it can be changed only after it is returned"),
                        code="form_locked")
-    _bump(session, form, form.version if _version(version) == 0 else _version(version))
+    _bump(session, form, form.version if _version(version) == 0 else _version(version), status=sd.FormStatus.DRAFT)
     existing = session.scalar(select(StatCorrection).where(StatCorrection.form_id == form.id,
                                                            StatCorrection.row == row, StatCorrection.col == column))
     if str(value).strip() == "":
@@ -683,7 +708,7 @@ def correct(uow: UnitOfWork, actor: Actor, year, organisation_id, row: str, colu
     return existing
 
 
-def explain(uow: UnitOfWork, actor: Actor, year, organisation_id, code: str, text: str, version) -> None:
+def explain(uow: UnitOfWork, actor: Actor, year, organisation_id, code: str, text: str, version) -> bool:
     """An explanation of a finding that may be explained; an empty text takes it back."""
     session = uow.session
     org, kind = _form_org(session, actor, organisation_id)
@@ -702,8 +727,10 @@ def explain(uow: UnitOfWork, actor: Actor, year, organisation_id, code: str, tex
     else:
         explanations.pop(code, None)
     _bump(session, form, form.version if _version(version) == 0 else _version(version),
-          explanations=explanations or None)
-    audit.record(session, actor, "form.explain", "stat_form", form.id, org.id, check=code, text=text)
+          explanations=explanations or None, status=sd.FormStatus.DRAFT)
+    audit.record(session, actor, "form.explain" if text else "form.explanation_removed", "stat_form", form.id,
+                 org.id, check=code, text=text)
+    return bool(text)
 
 
 def submit(uow: UnitOfWork, actor: Actor, year, organisation_id, version) -> StatForm:
@@ -815,10 +842,9 @@ def dashboard(session: Session, actor: Actor, year, *, status: str = "", page: i
         counts[s] for s in (sd.FormStatus.NOT_STARTED, sd.FormStatus.DRAFT, sd.FormStatus.RETURNED))
     query = joined
     if status == "overdue":
-        query = query.where(or_(StatForm.status.is_(None), StatForm.status.in_(
-            [sd.FormStatus.DRAFT, sd.FormStatus.RETURNED]))) if today > campaign.deadline else query.where(false())
+        query = query.where(or_(StatForm.status.is_(None), StatForm.status.in_(list(sd.EDITABLE)))) if today > campaign.deadline else query.where(false())
     elif status == sd.FormStatus.NOT_STARTED:
-        query = query.where(StatForm.id.is_(None))
+        query = query.where(or_(StatForm.id.is_(None), StatForm.status == sd.FormStatus.NOT_STARTED))
     elif status in set(sd.FormStatus):
         query = query.where(StatForm.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
@@ -851,7 +877,7 @@ def remind(uow: UnitOfWork, actor: Actor, year) -> int:
     if missing:
         session.execute(insert(StatForm), [dict(
             campaign_id=campaign.id, organisation_id=oid, org_path=path, form=sd.form_kind_for(level),
-            status=sd.FormStatus.DRAFT, version=1, students_organisation=False, created_this_year=False,
+            status=sd.FormStatus.NOT_STARTED, version=1, students_organisation=False, created_this_year=False,
             members_under_half=False, created_at=now, updated_at=now) for oid, path, level in missing])
     result = session.execute(update(StatForm).where(
         StatForm.campaign_id == campaign.id, StatForm.org_path.startswith(actor.scope_path),
@@ -872,18 +898,21 @@ class OwnTask:
     return_comment: str | None
 
 
-def own_task(session: Session, actor: Actor) -> OwnTask | None:
-    """The home page's first line for someone who reports: their own organisation's form in the
-    newest campaign, unless it is accepted."""
+def own_tasks(session: Session, actor: Actor) -> list[OwnTask]:
+    """The home page's first lines for someone who reports: their own organisation's form in the
+    newest campaign, and in any older one where it was started or reminded, unless accepted."""
     if not actor.can(d.Permission.FILL_REPORTS) or actor.organisation_id is None:
-        return None
-    campaign = latest_campaign(session)
+        return []
     org = session.get(Organisation, actor.organisation_id)
-    if campaign is None or org is None or sd.form_kind_for(org.level) is None or org.level == d.Level.CENTRAL:
-        return None
-    form = _stored_form(session, campaign.id, org.id)
-    status = form.status if form else sd.FormStatus.NOT_STARTED
-    if status == sd.FormStatus.ACCEPTED:
-        return None
-    return OwnTask(campaign, org, status, bool(form and form.reminded_at),
-                   sd.is_overdue(status, campaign.deadline, clock.today()), form.return_comment if form else None)
+    if org is None or sd.form_kind_for(org.level) is None or org.level == d.Level.CENTRAL:
+        return []
+    tasks = []
+    today = clock.today()
+    for index, campaign in enumerate(campaigns(session)):
+        form = _stored_form(session, campaign.id, org.id)
+        status = form.status if form else sd.FormStatus.NOT_STARTED
+        if status == sd.FormStatus.ACCEPTED or (index > 0 and form is None):
+            continue
+        tasks.append(OwnTask(campaign, org, status, bool(form and form.reminded_at),
+                             sd.is_overdue(status, campaign.deadline, today), form.return_comment if form else None))
+    return sorted(tasks, key=lambda task: task.campaign.year)
