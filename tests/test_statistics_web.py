@@ -156,3 +156,14 @@ def test_a_year_without_campaign_and_bad_input_are_named(app, tree, opened):
     assert answer.status_code == 200
     passports = admin.get("/statistics/passports").get_data(as_text=True)
     assert "Заполнено обязательных полей" in passports
+
+
+def test_an_organisation_name_like_a_formula_stays_text_in_the_form(app, tree, opened, session_factory):
+    from unioncard.registry.models import Organisation
+
+    with session_factory() as session:
+        session.get(Organisation, tree.primary_a).name = '=HYPERLINK("http://example.org","ППО")'
+        session.commit()
+    book = openpyxl.load_workbook(io.BytesIO(opened.get(f"/statistics/{YEAR}/org/{tree.primary_a}.xlsx").data))
+    cell = book.worksheets[0]["A2"]
+    assert cell.value.startswith("=HYPERLINK") and cell.data_type == "s" and cell.quotePrefix

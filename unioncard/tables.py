@@ -235,6 +235,23 @@ def _cell(sheet, value, *, bold: bool = False, wrap: bool = False, size: float |
     return cell
 
 
+def laid_out_workbook() -> Workbook:
+    """A workbook for a form with a fixed layout (merged headings, numbered columns): write every
+    cell with :func:`set_cell`."""
+    return Workbook()
+
+
+def set_cell(sheet, row: int, column: int, value):
+    """A cell of a laid-out sheet, never a formula whatever the text (as :func:`_cell`)."""
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    cell = sheet.cell(row=row, column=column, value=value)
+    if is_formula_like(value):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell
+
+
 @dataclass
 class Table:
     """One sheet of a workbook: an optional title line, a header row, rows, an optional bold last row."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 
-from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
@@ -17,18 +16,9 @@ THIN = Side(style="thin", color="888888")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 
 
-def _safe(value):
-    """Text from the registry (an organisation's name) never becomes a formula."""
-    if isinstance(value, str):
-        value = tables.ILLEGAL_CHARACTERS_RE.sub("", value)
-    return value
-
-
 def _put(sheet, row: int, column: int, value, *, bold=False, wrap=False, box=True, number_format=None):
-    cell = sheet.cell(row=row, column=column, value=_safe(value))
-    if tables.is_formula_like(value):
-        cell.data_type = "s"
-        cell.quotePrefix = True
+    # Text from the registry (an organisation's name) never becomes a formula.
+    cell = tables.set_cell(sheet, row, column, value)
     cell.font = Font(bold=bold)
     cell.alignment = Alignment(wrap_text=wrap or isinstance(value, str), vertical="center",
                                horizontal="left" if column == 2 else "center")
@@ -77,7 +67,7 @@ def layout(view):
 
 
 def xlsx(view) -> bytes:
-    book = Workbook()
+    book = tables.laid_out_workbook()
     sheet = book.active
     sheet.title = _("Table II")
     rows, columns, headings, not_applicable = layout(view)
