@@ -18,7 +18,7 @@ from unioncard import clock
 from unioncard.checkin_web.input_guard import bounded_date, bounded_id, page_number
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
-from unioncard.checkin_web.scope import search_text, user_can
+from unioncard.checkin_web.scope import organisation_or_404, search_text, user_can
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
 from unioncard.registry import domain as d
 from unioncard.registry import services as registry
@@ -288,19 +288,12 @@ def form_pdf(year: int, organisation_id: int):
 
 # --- passports ---------------------------------------------------------------------------------
 
-def _org_or_404(session, organisation_id: int):
-    try:
-        return registry.get_organisation(session, _actor(), organisation_id)
-    except NotFound:
-        abort(404)
-
-
 @bp.route("/passport/<int:organisation_id>", methods=["GET", "POST"])
 @login_required
 def passport(organisation_id: int):
     _allowed()
     with _rt().session_factory() as session:
-        org = _org_or_404(session, organisation_id)
+        org = organisation_or_404(session, organisation_id)
         history = stats.passport_history(session, _actor(), org.id)
     values = stats.passport_values(history[0]) if history else {}
     failed = False
@@ -352,7 +345,7 @@ def passports():
 def positions(organisation_id: int):
     _allowed()
     with _rt().session_factory() as session:
-        org = _org_or_404(session, organisation_id)
+        org = organisation_or_404(session, organisation_id)
         query, stored = search_text(f"positions:{org.id}")
         if stored:
             return stored
@@ -378,7 +371,7 @@ def add_position(organisation_id: int):
     _allowed()
     f = request.form
     with _rt().session_factory() as session:
-        _org_or_404(session, organisation_id)
+        organisation_or_404(session, organisation_id)
     try:
         starts_on = bounded_date(date.fromisoformat(f.get("starts_on", "")))
         ends_on = bounded_date(date.fromisoformat(f["ends_on"])) if f.get("ends_on") else None
@@ -409,7 +402,7 @@ def add_position(organisation_id: int):
 def end_position(organisation_id: int, position_id: int):
     _allowed()
     with _rt().session_factory() as session:
-        _org_or_404(session, organisation_id)
+        organisation_or_404(session, organisation_id)
     try:
         ends_on = bounded_date(date.fromisoformat(request.form.get("ends_on", "")))
     except ValueError:
