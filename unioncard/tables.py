@@ -219,15 +219,22 @@ def is_formula_like(value) -> bool:
     return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
 
 
-def _cell(sheet, value, *, bold: bool = False, wrap: bool = False, size: float | None = None):
-    """A cell that is never a formula, whatever the text."""
-    if isinstance(value, str):
-        # Control characters cannot be stored in a worksheet (openpyxl refuses them): dropped.
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell = WriteOnlyCell(sheet, value=value)
+def _storable(value):
+    # Control characters cannot be stored in a worksheet (openpyxl refuses them): dropped.
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def _kept_as_text(cell, value):
     if is_formula_like(value):
         cell.data_type = "s"      # openpyxl would otherwise store "=…" as a formula
         cell.quotePrefix = True   # and Excel/LibreOffice keep it text when the cell is edited
+    return cell
+
+
+def _cell(sheet, value, *, bold: bool = False, wrap: bool = False, size: float | None = None):
+    """A cell that is never a formula, whatever the text."""
+    value = _storable(value)
+    cell = _kept_as_text(WriteOnlyCell(sheet, value=value), value)
     if bold or size:
         cell.font = Font(bold=bold, size=size or 11)
     if wrap:
@@ -243,13 +250,8 @@ def laid_out_workbook() -> Workbook:
 
 def set_cell(sheet, row: int, column: int, value):
     """A cell of a laid-out sheet, never a formula whatever the text (as :func:`_cell`)."""
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell = sheet.cell(row=row, column=column, value=value)
-    if is_formula_like(value):
-        cell.data_type = "s"
-        cell.quotePrefix = True
-    return cell
+    value = _storable(value)
+    return _kept_as_text(sheet.cell(row=row, column=column, value=value), value)
 
 
 @dataclass

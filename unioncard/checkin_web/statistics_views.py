@@ -182,18 +182,21 @@ def finding_text(finding) -> str:
 
 
 def _form_action(year: int, organisation_id: int, act) -> Response:
+    """One change of a form through its service, which decides everything: an organisation
+    outside the user's part of the union, or a step the user may not take, is a 404."""
     _allowed()
-    with _rt().session_factory() as session:
-        if _view_or_404(session, year, organisation_id) is None:
-            return redirect(url_for("statistics.index"))
+    _year(year)
     try:
         with _rt().uow() as uow:
             message = act(uow)
             uow.commit()
         if message:
             flash(message, "success")
-    except PermissionDenied:
-        abort(404)
+    except (PermissionDenied, NotFound) as exc:
+        if exc.code != "campaign_not_found":
+            abort(404)
+        flash(exc.render(), "error")
+        return redirect(url_for("statistics.index"))
     except UnionCardError as exc:
         flash(exc.render(), "error")
     return redirect(url_for("statistics.form", year=year, organisation_id=organisation_id))

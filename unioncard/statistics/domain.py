@@ -24,11 +24,6 @@ FORM2_COLUMNS = (TOTAL, WOMEN, YOUTH)
 YOUTH_AGE = 35  # «молодёжь до 35 лет»
 
 
-def is_youth(birth_date: date, on: date) -> bool:
-    """Under 35 on the report date."""
-    return birth_date > _years_before(on, YOUTH_AGE)
-
-
 def _years_before(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year - years)
@@ -78,7 +73,6 @@ FORM2_ROWS: tuple[Row, ...] = (
     Row("14", N_("Expelled from the union"), Source.REGISTRY, (TOTAL,)),
 )
 FORM2_ROW = {row.code: row for row in FORM2_ROWS}
-CORRECTABLE_ROWS = frozenset(row.code for row in FORM2_ROWS if row.source != Source.DERIVED)
 
 Figures = dict[tuple[str, str], "int | float | None"]
 

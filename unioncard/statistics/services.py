@@ -19,9 +19,10 @@ from unioncard.db import UnitOfWork, chunked
 from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from unioncard.i18n import N_
 from unioncard.registry import audit
+from unioncard.registry import services as registry
 from unioncard.registry import domain as d
 from unioncard.registry.actor import Actor
-from unioncard.registry.models import ChairpersonTerm, Membership, Organisation, Person
+from unioncard.registry.models import AuditEntry, ChairpersonTerm, Membership, Organisation, Person
 from unioncard.statistics import domain as sd
 from unioncard.statistics.models import (
     ActivistPosition, OrganisationPassport, ReportingCampaign, StatCorrection, StatForm, StatFormValue,
@@ -43,14 +44,12 @@ def _text(value, limit: int = MAX_TEXT, *, field_name: str = "text") -> str:
 
 
 def _visible_org(session: Session, actor: Actor, organisation_id) -> Organisation:
-    try:
-        organisation_id = int(organisation_id)
-    except (TypeError, ValueError):
-        raise NotFound(N_("Organisation not found"), code="organisation_not_found") from None
-    org = session.get(Organisation, organisation_id) if 0 < organisation_id < 2**63 else None
-    if org is None or not actor.sees(org.path) or not actor.can(d.Permission.VIEW_MEMBERS):
+    """The registry's scoped lookup, for someone who may see members (an id past what the database
+    holds is as unknown as any other)."""
+    if not (isinstance(organisation_id, int) and 0 < organisation_id < 2**63) \
+            or not actor.can(d.Permission.VIEW_MEMBERS):
         raise NotFound(N_("Organisation not found"), code="organisation_not_found")
-    return org
+    return registry.get_organisation(session, actor, organisation_id)
 
 
 # --- passports -------------------------------------------------------------------------------
@@ -63,11 +62,7 @@ def current_passport(session: Session, organisation_id: int, on: date | None = N
 
 
 def passport_for_report(session: Session, organisation_id: int, on: date) -> OrganisationPassport | None:
-    """The passport in force on the report date; failing that, the first one filled in after it
-    (a chairperson who fills the passport in January reports last year's form with it)."""
-    return current_passport(session, organisation_id, on) or session.scalars(select(OrganisationPassport).where(
-        OrganisationPassport.organisation_id == organisation_id, OrganisationPassport.valid_from > on)
-        .order_by(OrganisationPassport.valid_from)).first()
+    return passports_for_report(session, [organisation_id], on).get(organisation_id)
 
 
 def passport_history(session: Session, actor: Actor, organisation_id: int) -> list[OrganisationPassport]:
@@ -184,14 +179,17 @@ class CompletenessRow:
         return round(100 * self.filled / self.mandatory, 1) if self.mandatory else 100.0
 
 
-def _latest_passports(session: Session, org_ids, on: date) -> dict[int, OrganisationPassport]:
-    latest: dict[int, OrganisationPassport] = {}
+def passports_for_report(session: Session, org_ids, on: date) -> dict[int, OrganisationPassport]:
+    """Each organisation's passport in force on the date; failing that, the first one filled in
+    after it (a chairperson who fills the passport in January reports last year's form with it)."""
+    found: dict[int, OrganisationPassport] = {}
     for chunk in chunked(list(org_ids), 5000):
         for passport in session.scalars(select(OrganisationPassport).where(
-                OrganisationPassport.organisation_id.in_(chunk), OrganisationPassport.valid_from <= on)
-                .order_by(OrganisationPassport.valid_from)):
-            latest[passport.organisation_id] = passport
-    return latest
+                OrganisationPassport.organisation_id.in_(chunk)).order_by(OrganisationPassport.valid_from)):
+            held = found.get(passport.organisation_id)
+            if held is None or passport.valid_from <= on:
+                found[passport.organisation_id] = passport
+    return found
 
 
 def passport_states(session: Session, actor: Actor, within_id: int | None = None, *, only_incomplete: bool = False,
@@ -207,7 +205,7 @@ def passport_states(session: Session, actor: Actor, within_id: int | None = None
     orgs = list(session.scalars(select(Organisation).where(
         Organisation.path.startswith(root.path), Organisation.removed_on.is_(None),
         Organisation.level != d.Level.SUBDIVISION).order_by(Organisation.path)))
-    passports = _latest_passports(session, [o.id for o in orgs], on)
+    passports = passports_for_report(session, [o.id for o in orgs], on)
     states = []
     for org in orgs:
         passport = passports.get(org.id)
@@ -332,10 +330,6 @@ def get_campaign(session: Session, year) -> ReportingCampaign:
     return campaign
 
 
-def latest_campaign(session: Session) -> ReportingCampaign | None:
-    return session.scalars(select(ReportingCampaign).order_by(ReportingCampaign.year.desc())).first()
-
-
 def open_campaign(uow: UnitOfWork, actor: Actor, year: int, deadline: date) -> ReportingCampaign:
     session = uow.session
     if not actor.can(d.Permission.OPEN_CAMPAIGNS):
@@ -449,7 +443,7 @@ class FormView:
 
     @property
     def editable(self) -> bool:
-        return self.status in (sd.FormStatus.NOT_STARTED, *sd.EDITABLE)
+        return self.status in sd.EDITABLE
 
     @property
     def version(self) -> int:
@@ -563,16 +557,15 @@ def _live_form7(session: Session, org: Organisation, campaign: ReportingCampaign
              for key, group in groups.items()]
     table2 = sd.form7_table2(forms)
     table3 = sd.form7_table3(_activists(session, org.path, on))
-    return table2, table3, _statuses_below(session, org, campaign, "form2")
+    return table2, table3, _form2_statuses_below(session, org, campaign)
 
 
-def _statuses_below(session: Session, org: Organisation, campaign: ReportingCampaign, kind: str) -> dict:
-    level = d.Level.PRIMARY if kind == "form2" else None
+def _form2_statuses_below(session: Session, org: Organisation, campaign: ReportingCampaign) -> dict:
     expected = session.scalar(select(func.count()).select_from(Organisation).where(
         Organisation.path.startswith(org.path), Organisation.path != org.path, Organisation.removed_on.is_(None),
-        Organisation.level == level))
+        Organisation.level == d.Level.PRIMARY))
     out = dict(session.execute(select(StatForm.status, func.count()).where(
-        StatForm.campaign_id == campaign.id, StatForm.form == kind, StatForm.org_path.startswith(org.path),
+        StatForm.campaign_id == campaign.id, StatForm.form == "form2", StatForm.org_path.startswith(org.path),
         StatForm.org_path != org.path).group_by(StatForm.status)).all())
     out[sd.FormStatus.NOT_STARTED] = out.get(sd.FormStatus.NOT_STARTED, 0) + max(0, expected - sum(out.values()))
     return out
@@ -589,14 +582,17 @@ def _activists(session: Session, root_path: str, on: date) -> list[sd.Activist]:
     # A chairperson appointed in the registry (the term behind their login) counts even before
     # anyone records the position with its details; a recorded position takes its place.
     recorded = {r[2] for r in rows if r[0] == sd.PositionKind.CHAIRPERSON}
-    rows += [(sd.PositionKind.CHAIRPERSON, False, *rest) for *rest, in session.execute(
-        select(ChairpersonTerm.organisation_id, Organisation.level, Organisation.kind, Person.sex, Person.birth_date)
-        .join(Organisation, Organisation.id == ChairpersonTerm.organisation_id)
-        .join(Person, Person.id == ChairpersonTerm.person_id)
-        .where(Organisation.path.startswith(root_path), ChairpersonTerm.starts_on <= on,
-               ChairpersonTerm.ends_on >= on)) if rest[0] not in recorded]
+    rows += [(sd.PositionKind.CHAIRPERSON, False, oid, level, kind, sex, birth)
+             for oid, level, kind, sex, birth in session.execute(
+                 select(ChairpersonTerm.organisation_id, Organisation.level, Organisation.kind, Person.sex,
+                        Person.birth_date)
+                 .join(Organisation, Organisation.id == ChairpersonTerm.organisation_id)
+                 .join(Person, Person.id == ChairpersonTerm.person_id)
+                 .where(Organisation.path.startswith(root_path), ChairpersonTerm.starts_on <= on,
+                        ChairpersonTerm.ends_on >= on))
+             if oid not in recorded]
     chair_orgs = {r[2] for r in rows if r[0] == sd.PositionKind.CHAIRPERSON and r[3] == d.Level.PRIMARY}
-    passports = _latest_passports(session, chair_orgs, on)
+    passports = passports_for_report(session, chair_orgs, on)
     sizes: dict[int, int] = {}
     for chunk in chunked(sorted(chair_orgs), 5000):
         sizes.update(session.execute(select(Membership.organisation_id, func.count()).where(
@@ -612,7 +608,7 @@ def _activists(session: Session, root_path: str, on: date) -> list[sd.Activist]:
 
 # --- the workflow ------------------------------------------------------------------------------
 
-def _may_fill(actor: Actor, org: Organisation) -> bool:
+def may_fill(actor: Actor, org: Organisation) -> bool:
     """An organisation fills its own form; the level above accepts or returns it, and never
     accepts figures it typed itself. An administrator may stand in for anyone."""
     if not (actor.can(d.Permission.FILL_REPORTS) and actor.sees(org.path)):
@@ -620,18 +616,10 @@ def _may_fill(actor: Actor, org: Organisation) -> bool:
     return org.path == actor.scope_path or actor.can(d.Permission.OPEN_CAMPAIGNS)
 
 
-def _may_review(actor: Actor, org: Organisation) -> bool:
+def may_review(actor: Actor, org: Organisation) -> bool:
     """The level above decides: someone whose part of the union holds the organisation, not the
     organisation itself."""
     return actor.can(d.Permission.REVIEW_REPORTS) and actor.sees(org.path) and org.path != actor.scope_path
-
-
-def may_fill(actor: Actor, org: Organisation) -> bool:
-    return _may_fill(actor, org)
-
-
-def may_review(actor: Actor, org: Organisation) -> bool:
-    return _may_review(actor, org)
 
 
 def _draft(session: Session, campaign: ReportingCampaign, org: Organisation, kind: str) -> StatForm:
@@ -667,20 +655,36 @@ def _version(value) -> int:
         return -1
 
 
-def correct(uow: UnitOfWork, actor: Actor, year, organisation_id, row: str, column: str, value, reason: str,
-            version) -> StatCorrection | None:
-    """Replace a registry figure with one counted by hand (a reason is required); an empty value
-    takes the correction back."""
-    session = uow.session
+def _expected_version(form: StatForm, sent, *, existed: bool = True) -> int:
+    """The version a change must find. A page shown before the form was stored sends 0: an edit
+    then applies to whatever is stored now; a submission only if nothing was stored before it."""
+    version = _version(sent)
+    return form.version if version == 0 and existed else version
+
+
+def _editable_form(session: Session, actor: Actor, year, organisation_id):
+    """The organisation, its campaign and its form (made on the first change), refused unless the
+    actor fills it and it can still change."""
     org, kind = _form_org(session, actor, organisation_id)
-    if kind != "form2" or not _may_fill(actor, org):
+    if not may_fill(actor, org):
         raise PermissionDenied()
     campaign = get_campaign(session, year)
     form = _draft(session, campaign, org, kind)
     if form.status not in sd.EDITABLE:
         raise Conflict(N_("The form has been sent: it can be changed only after it is returned"),
                        code="form_locked")
-    _bump(session, form, form.version if _version(version) == 0 else _version(version), status=sd.FormStatus.DRAFT)
+    return org, kind, campaign, form
+
+
+def correct(uow: UnitOfWork, actor: Actor, year, organisation_id, row: str, column: str, value, reason: str,
+            version) -> StatCorrection | None:
+    """Replace a registry figure with one counted by hand (a reason is required); an empty value
+    takes the correction back."""
+    session = uow.session
+    org, kind, campaign, form = _editable_form(session, actor, year, organisation_id)
+    if kind != "form2":
+        raise PermissionDenied()   # Form 7 is a sum: nothing in it is typed
+    _bump(session, form, _expected_version(form, version), status=sd.FormStatus.DRAFT)
     existing = session.scalar(select(StatCorrection).where(StatCorrection.form_id == form.id,
                                                            StatCorrection.row == row, StatCorrection.col == column))
     if str(value).strip() == "":
@@ -711,14 +715,7 @@ def correct(uow: UnitOfWork, actor: Actor, year, organisation_id, row: str, colu
 def explain(uow: UnitOfWork, actor: Actor, year, organisation_id, code: str, text: str, version) -> bool:
     """An explanation of a finding that may be explained; an empty text takes it back."""
     session = uow.session
-    org, kind = _form_org(session, actor, organisation_id)
-    if not _may_fill(actor, org):
-        raise PermissionDenied()
-    campaign = get_campaign(session, year)
-    form = _draft(session, campaign, org, kind)
-    if form.status not in sd.EDITABLE:
-        raise Conflict(N_("The form has been sent: it can be changed only after it is returned"),
-                       code="form_locked")
+    org, _kind, _campaign, form = _editable_form(session, actor, year, organisation_id)
     code = _text(code, 64, field_name="code")
     text = _text(text, field_name="explanation")
     explanations = dict(form.explanations or {})
@@ -726,8 +723,8 @@ def explain(uow: UnitOfWork, actor: Actor, year, organisation_id, code: str, tex
         explanations[code] = text
     else:
         explanations.pop(code, None)
-    _bump(session, form, form.version if _version(version) == 0 else _version(version),
-          explanations=explanations or None, status=sd.FormStatus.DRAFT)
+    _bump(session, form, _expected_version(form, version), explanations=explanations or None,
+          status=sd.FormStatus.DRAFT)
     audit.record(session, actor, "form.explain" if text else "form.explanation_removed", "stat_form", form.id,
                  org.id, check=code, text=text)
     return bool(text)
@@ -737,16 +734,14 @@ def submit(uow: UnitOfWork, actor: Actor, year, organisation_id, version) -> Sta
     """Freeze the figures and send the form up; refused while a check fails unexplained."""
     session = uow.session
     org, kind = _form_org(session, actor, organisation_id)
-    if not _may_fill(actor, org):
+    if not may_fill(actor, org):
         raise PermissionDenied()
     view = view_form(session, actor, year, organisation_id)
     if view.blocking:
         raise ValidationError(N_("The form has %(count)s unresolved problems: fix or explain them first"),
                               code="form_checks_failed", count=len(view.blocking))
     form = _draft(session, view.campaign, org, kind)
-    expected = _version(version)
-    if view.form is None and expected == 0:
-        expected = form.version
+    expected = _expected_version(form, version, existed=view.form is None)
     target = sd.next_status(form.status, "submit")
     values = dict(view.figures)
     if kind == "form7":
@@ -770,7 +765,7 @@ def submit(uow: UnitOfWork, actor: Actor, year, organisation_id, version) -> Sta
 def _decide(uow: UnitOfWork, actor: Actor, year, organisation_id, version, action: str, comment: str = "") -> StatForm:
     session = uow.session
     org, kind = _form_org(session, actor, organisation_id)
-    if not _may_review(actor, org):
+    if not may_review(actor, org):
         raise PermissionDenied()
     campaign = get_campaign(session, year)
     form = _stored_form(session, campaign.id, org.id)
@@ -798,8 +793,6 @@ def return_form(uow: UnitOfWork, actor: Actor, year, organisation_id, version, c
 
 
 def form_history(session: Session, actor: Actor, year, organisation_id) -> list:
-    from unioncard.registry.models import AuditEntry
-
     org, _kind = _form_org(session, actor, organisation_id)
     campaign = get_campaign(session, year)
     form = _stored_form(session, campaign.id, org.id)
@@ -830,13 +823,12 @@ def dashboard(session: Session, actor: Actor, year, *, status: str = "", page: i
     reporting = and_(Organisation.path.startswith(actor.scope_path), Organisation.path != actor.scope_path,
                      Organisation.removed_on.is_(None),
                      Organisation.level.in_([d.Level.PRIMARY, d.Level.TERRITORIAL, d.Level.REGIONAL]))
-    joined = select(Organisation, StatForm).outerjoin(StatForm, and_(
-        StatForm.organisation_id == Organisation.id, StatForm.campaign_id == campaign.id)).where(reporting)
+    its_form = and_(StatForm.organisation_id == Organisation.id, StatForm.campaign_id == campaign.id)
+    joined = select(Organisation, StatForm).outerjoin(StatForm, its_form).where(reporting)
     counts = {s: 0 for s in sd.FormStatus}
     for state, count in session.execute(
             select(StatForm.status, func.count()).select_from(Organisation)
-            .outerjoin(StatForm, and_(StatForm.organisation_id == Organisation.id, StatForm.campaign_id == campaign.id))
-            .where(reporting).group_by(StatForm.status)):
+            .outerjoin(StatForm, its_form).where(reporting).group_by(StatForm.status)):
         counts[state or sd.FormStatus.NOT_STARTED] = count
     overdue_count = 0 if today <= campaign.deadline else sum(
         counts[s] for s in (sd.FormStatus.NOT_STARTED, sd.FormStatus.DRAFT, sd.FormStatus.RETURNED))
