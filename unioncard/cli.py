@@ -1067,17 +1067,34 @@ def station_switch_event(home, path, root_key, yes) -> None:
 @click.option("--serial", "serials", multiple=True, help=N_("A serial scanner: serial:/dev/ttyUSB0[@9600] (repeatable)."))
 @click.option("--reader", "readers", multiple=True, help=N_("A chip reader: pcsc:READER NAME or sim: (repeatable)."))
 @click.option("--sync-interval", default=15.0, show_default=True, type=float)
-def station_run(home, port, serials, readers, sync_interval) -> None:
+@click.option("--printer", default=None, help=N_("The badge printer: cups:QUEUE[@HOST:PORT] or file:FOLDER."))
+@click.option("--kiosk", is_flag=True, help=N_("Self check-in: members scan their own card and get a badge; "
+                                               "no search and no undo on this screen."))
+def station_run(home, port, serials, readers, sync_interval, printer, kiosk) -> None:
     from unioncard.hardware.smartcard import open_reader
     from unioncard.reader_station.app import create_station_app
     from unioncard.reader_station.inputs import ChipInput, SerialInput
     from unioncard.reader_station.station import Station
     from unioncard.reader_station.sync import Syncer
 
+    from unioncard.reader_station.printing import PrintWorker
+
     station = Station(_station_home(home))
-    app = create_station_app(station)
+    app = create_station_app(station, kiosk=kiosk)
     threads = []
     try:
+        if printer:
+            from unioncard.hardware.errors import DeviceConfigError, DeviceError
+            from unioncard.hardware.printers import open_printer
+
+            try:
+                open_printer(printer)
+            except DeviceConfigError:
+                raise  # a mistyped setting fails here
+            except DeviceError as exc:  # a printer that is away: badges wait in the queue
+                console.print(f"[yellow]{exc.render()}[/yellow]")
+            station.printer_worker = PrintWorker(station, printer)
+            threads.append(station.printer_worker)
         for config in serials:
             threads.append(SerialInput(station, config))
         for config in readers:

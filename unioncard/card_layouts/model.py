@@ -26,6 +26,13 @@ FACES = ("front", "back")
 # What a layout may print: the card's own data, nothing else about the person.
 FIELDS = {"surname", "given_names", "full_name", "number", "credential", "region_name", "organisation_name",
           "issued_on", "union_name"}
+# A badge or a delegate's mandate, printed at the registration desk: what the desk knows of the
+# person from the event's list (no birth date, no contacts) and of the event.
+BADGE_FIELDS = {"surname", "given_names", "full_name", "number", "region_name", "organisation_name", "role",
+                "event_name", "event_dates", "event_venue", "union_name", "checked_in_on", "mandate_number"}
+KINDS = {"card": FIELDS, "badge": BADGE_FIELDS}
+# The largest page a layout may have (A4): badges are 90 × 55 mm or A6, mandates A6 or A5.
+MAX_PAGE_MM = (210.0, 297.0)
 BUILTIN_DIR = Path(__file__).parent / "layouts"
 FONT_DIR = Path(__file__).parent / "fonts"
 
@@ -75,6 +82,9 @@ class Layout:
     source: Path
     fonts: dict[str, Path]
     faces: dict[str, Face]
+    kind: str = "card"
+    width_mm: float = CARD_WIDTH_MM
+    height_mm: float = CARD_HEIGHT_MM
 
     def fields_used(self) -> set[str]:
         return {e.get("field") for f in self.faces.values() for e in f.elements if e.get("field")}
@@ -99,9 +109,23 @@ def parse(raw: dict, source: Path) -> Layout:
     def fail(where: str, problem: str):
         raise LayoutError(layout=layout_name, where=where, problem=problem)
 
-    unknown = set(raw) - {"name", "title", "fonts", "faces"}
+    unknown = set(raw) - {"name", "title", "fonts", "faces", "kind", "size"}
     if unknown:
         fail("top level", f"unknown key(s) {', '.join(sorted(unknown))}")
+    kind = raw.get("kind", "card")
+    if kind not in KINDS:
+        fail("kind", f"unknown kind {kind!r} (card, badge)")
+    width, height = CARD_WIDTH_MM, CARD_HEIGHT_MM
+    if "size" in raw:
+        size = raw["size"]
+        if kind == "card":
+            fail("size", "a card is always CR80 (85.60 × 53.98 mm)")
+        if not isinstance(size, dict) or set(size) != {"w", "h"}:
+            fail("size", "size is {\"w\": mm, \"h\": mm}")
+        width, height = _number(size["w"], "size", "w", fail), _number(size["h"], "size", "h", fail)
+        if not (20 <= width <= MAX_PAGE_MM[0] and 20 <= height <= MAX_PAGE_MM[1]):
+            fail("size", f"{width} × {height} mm: a page is 20 mm to A4")
+    page = (width, height, KINDS[kind])
     fonts = {}
     for key, file_name in (raw.get("fonts") or {"regular": "DejaVuSans.ttf"}).items():
         candidates = [source.parent / file_name, FONT_DIR / file_name]
@@ -120,11 +144,11 @@ def parse(raw: dict, source: Path) -> Layout:
             fail(f"faces.{face_name}.background", f"colour {background!r} is not #RRGGBB")
         elements = []
         for index, element in enumerate(face.get("elements") or []):
-            elements.append(_element(element, f"faces.{face_name}.elements[{index}]", fonts, source, fail))
+            elements.append(_element(element, f"faces.{face_name}.elements[{index}]", fonts, source, fail, page))
         faces[face_name] = Face(face_name, background, tuple(elements))
     if "front" not in faces:
         fail("faces", "the front face is missing")
-    return Layout(layout_name, source, fonts, faces)
+    return Layout(layout_name, source, fonts, faces, kind, width, height)
 
 
 def _number(value, where, key, fail) -> float:
@@ -133,7 +157,8 @@ def _number(value, where, key, fail) -> float:
     return float(value)
 
 
-def _element(raw, where, fonts, source, fail) -> Element:
+def _element(raw, where, fonts, source, fail, page) -> Element:
+    width, height, fields = page
     if not isinstance(raw, dict):
         fail(where, "an element must be an object")
     kind = raw.get("type")
@@ -156,12 +181,11 @@ def _element(raw, where, fonts, source, fail) -> Element:
         h = _number(raw["h"], where, "h", fail)
     if w <= 0 or h <= 0:
         fail(where, "width and height must be positive")
-    if x < 0 or y < 0 or x + w > CARD_WIDTH_MM + 1e-6 or y + h > CARD_HEIGHT_MM + 1e-6:
-        fail(where, f"the box {x}..{x + w} × {y}..{y + h} mm leaves the card "
-                    f"({CARD_WIDTH_MM} × {CARD_HEIGHT_MM} mm)")
+    if x < 0 or y < 0 or x + w > width + 1e-6 or y + h > height + 1e-6:
+        fail(where, f"the box {x}..{x + w} × {y}..{y + h} mm leaves the page ({width} × {height} mm)")
     props = {k: v for k, v in raw.items() if k not in ("type", "x", "y", "w", "h")}
-    if "field" in props and props["field"] not in FIELDS:
-        fail(where, f"unknown data field {props['field']!r} (known: {', '.join(sorted(FIELDS))})")
+    if "field" in props and props["field"] not in fields:
+        fail(where, f"unknown data field {props['field']!r} (known: {', '.join(sorted(fields))})")
     if kind == "text":
         if ("text" in props) == ("field" in props):
             fail(where, "a text element needs either text or field")

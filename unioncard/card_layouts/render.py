@@ -155,6 +155,7 @@ class CardRenderer:
 
     def __init__(self, layout: Layout):
         self.layout = layout
+        self.page = (layout.width_mm * mm, layout.height_mm * mm)
         for path in layout.fonts.values():
             register_font(path)
         self.segments = {name: self._segments(face.elements) for name, face in layout.faces.items()}
@@ -175,8 +176,8 @@ class CardRenderer:
         with FONT_LOCK:
             buffer = io.BytesIO()
             rl_config.useA85 = 0  # binary streams: ASCII85 only makes the file bigger and slower to write
-            pdf = canvas.Canvas(buffer, pagesize=PAGE, pageCompression=1)
-            pdf.setTitle("UnionCard cards")
+            pdf = canvas.Canvas(buffer, pagesize=self.page, pageCompression=1)
+            pdf.setTitle("UnionCard cards" if self.layout.kind == "card" else f"UnionCard {self.layout.name}")
             pdf.setCreator("UnionCard")
             for card in cards:
                 self.check(card)
@@ -201,7 +202,7 @@ class CardRenderer:
                 pdf.beginForm(forms[key])
                 if index == 0:
                     pdf.setFillColor(HexColor(self.layout.faces[face_name].background))
-                    pdf.rect(0, 0, PAGE[0], PAGE[1], stroke=0, fill=1)
+                    pdf.rect(0, 0, self.page[0], self.page[1], stroke=0, fill=1)
                 for element in segment:
                     getattr(self, f"_draw_{element.type}")(pdf, element, card)
                 pdf.endForm()
@@ -219,10 +220,9 @@ class CardRenderer:
                 segments[-1].append(element)
         return segments
 
-    @staticmethod
-    def _box(element: Element) -> tuple[float, float, float, float]:
+    def _box(self, element: Element) -> tuple[float, float, float, float]:
         """reportlab's origin is bottom-left; layouts measure from the top-left."""
-        return element.x * mm, (CARD_HEIGHT_MM - element.y - element.h) * mm, element.w * mm, element.h * mm
+        return element.x * mm, (self.layout.height_mm - element.y - element.h) * mm, element.w * mm, element.h * mm
 
     def _draw_rect(self, pdf, element, card):
         x, y, w, h = self._box(element)

@@ -29,6 +29,10 @@ class Event(Base):
     # A cancelled event is kept: its desks are revoked and no new desk data are signed for it.
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
     cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    # The credentials committee's rule, e.g. «2/3» of the elected delegates (checkin/quorum.py).
+    quorum_rule: Mapped[str | None] = mapped_column(String(40))
+    # When a desk prints a badge, per role: "delegate=auto,guest=button,staff=button,member=none".
+    badge_modes: Mapped[str | None] = mapped_column(String(120))
 
 
 class RosterEntry(Base):
@@ -102,8 +106,28 @@ class CheckIn(Base):
     # verified; its name is kept). None: only a number, which is all the staff are shown.
     identified_by: Mapped[str | None] = mapped_column(String(12))
     credential_name: Mapped[str | None] = mapped_column(String(200))
+    # Who was at the desk (a check-in by document names them), and the event day (the venue's
+    # date of effective_at): a card is checked in once per day.
+    operator: Mapped[str | None] = mapped_column(String(100))
+    event_day: Mapped[date | None] = mapped_column(Date)
 
     __table_args__ = (
         Index("ix_event_checkin_event_number", "event_id", "number"),
         Index("ix_event_checkin_event_id", "event_id", "id"),
     )
+
+
+class Absence(Base):
+    """Why an elected delegate is not at the event, as the staff recorded it for the credentials
+    committee's report."""
+
+    __tablename__ = "event_absence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    reason: Mapped[str] = mapped_column(String(300))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("event_id", "person_id", name="uq_event_absence_person"),)

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from unioncard import clock
 from unioncard.db import UnitOfWork, chunked
 from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from unioncard.checkin.models import CheckIn, Event, EventBundleRecord, RosterEntry, Station
+from unioncard.checkin import quorum
+from unioncard.checkin.models import Absence, CheckIn, Event, EventBundleRecord, RosterEntry, Station
 from unioncard.hsm import ceremony
 from unioncard.hsm.trust import parse_timestamp, timestamp
 from unioncard.i18n import N_
@@ -81,7 +82,8 @@ def list_events(session, actor: Actor) -> list[Event]:
 
 
 def create_event(uow: UnitOfWork, actor: Actor, *, code: str, name: str, kind: str, organisation_id: int,
-                 starts_on: date, ends_on: date, venue: str, admission: str) -> Event:
+                 starts_on: date, ends_on: date, venue: str, admission: str, quorum_rule: str = "",
+                 badge_modes: dict | None = None) -> Event:
     _require(actor)
     session = uow.session
     organisation = session.get(Organisation, organisation_id)
@@ -91,17 +93,37 @@ def create_event(uow: UnitOfWork, actor: Actor, *, code: str, name: str, kind: s
     if not code:
         raise ValidationError(N_("An event needs a code and a name"), code="event_fields")
     _check_event_fields(name, kind, starts_on, ends_on, admission)
+    rule = _quorum_text(quorum_rule)
+    modes = encode_badge_modes(badge_modes)
     if session.scalar(select(Event.id).where(Event.code == code)):
         raise Conflict(N_("An event with the code %(event_code)s already exists"), code="event_code_taken",
                        event_code=code)
     now = clock.now()
     event = Event(code=code, name=name, kind=kind, organisation_id=organisation.id, org_path=organisation.path,
                   starts_on=starts_on, ends_on=ends_on, venue=venue, admission=admission, roster_changed_at=now,
-                  created_at=now, created_by=actor.user_id)
+                  created_at=now, created_by=actor.user_id, quorum_rule=rule, badge_modes=modes)
     session.add(event)
     session.flush()
     audit.record(session, actor, "event.create", "event", event.id, organisation.id, code=code)
     return event
+
+
+def _quorum_text(text: str | None) -> str | None:
+    """The rule as typed, checked: one that does not parse is refused when the event is saved."""
+    rule = quorum.parse(text)
+    return rule.text if rule else None
+
+
+def encode_badge_modes(modes: dict | None) -> str:
+    merged = {**eb.DEFAULT_BADGES, **(modes or {})}
+    if set(merged) != set(eb.DEFAULT_BADGES) or any(v not in eb.BADGE_MODES for v in merged.values()):
+        raise ValidationError(N_("Unknown badge printing setting"), code="event_badge_modes")
+    return ",".join(f"{role}={merged[role]}" for role in eb.ROLES)
+
+
+def badge_modes(event: Event) -> dict[str, str]:
+    stored = dict(part.split("=", 1) for part in (event.badge_modes or "").split(",") if "=" in part)
+    return {role: stored.get(role, eb.DEFAULT_BADGES[role]) for role in eb.ROLES}
 
 
 def _check_event_fields(name: str, kind: str, starts_on: date, ends_on: date, admission: str) -> None:
@@ -128,19 +150,23 @@ def _open_event(session, actor: Actor, event_id: int) -> Event:
 
 
 def update_event(uow: UnitOfWork, actor: Actor, event_id: int, *, name: str, kind: str, starts_on: date,
-                 ends_on: date, venue: str, admission: str) -> Event:
+                 ends_on: date, venue: str, admission: str, quorum_rule: str | None = None,
+                 badge_modes: dict | None = None) -> Event:
     """New name, kind, dates, venue or admission rule. The code stays (desks and files name it).
     Desks get the change with their next data, which is signed again at once if dates moved."""
     session = uow.session
     event = _open_event(session, actor, event_id)
     name, venue = name.strip(), venue.strip()
     _check_event_fields(name, kind, starts_on, ends_on, admission)
+    rule = event.quorum_rule if quorum_rule is None else _quorum_text(quorum_rule)
+    modes = event.badge_modes if badge_modes is None else encode_badge_modes(badge_modes)
     before = {"name": event.name, "kind": event.kind, "starts_on": event.starts_on, "ends_on": event.ends_on,
-              "venue": event.venue, "admission": event.admission}
+              "venue": event.venue, "admission": event.admission, "quorum_rule": event.quorum_rule,
+              "badge_modes": event.badge_modes}
     event.name, event.kind, event.starts_on, event.ends_on = name, kind, starts_on, ends_on
-    event.venue, event.admission = venue, admission
+    event.venue, event.admission, event.quorum_rule, event.badge_modes = venue, admission, rule, modes
     after = {"name": name, "kind": kind, "starts_on": starts_on, "ends_on": ends_on, "venue": venue,
-             "admission": admission}
+             "admission": admission, "quorum_rule": rule, "badge_modes": modes}
     changed = {k: [before[k], v] for k, v in after.items() if before[k] != v}
     if changed:
         # What the desks hold (dates, admission) is rebuilt at their next synchronisation.
@@ -426,20 +452,46 @@ def full_name(surname: str, given_name: str, patronymic: str | None) -> str:
 
 
 def bundle_roster(session, event: Event) -> list[eb.RosterEntry]:
-    """Every held card of every person on the roster (a person may hold a plastic and a virtual card)."""
+    """Every held card of every person on the roster (a person may hold a plastic and a virtual
+    card), and their blocked ones: a desk that finds such a person by name must say the card is
+    blocked rather than that nobody is on the list. The person key is the roster row's id; the
+    organisation, the person's (first) organisation's name, shown when staff search by name."""
+    organisation = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
+                    .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
     rows = session.execute(
-        select(Card.number, Card.region_code, RosterEntry.role, Person.surname, Person.given_name, Person.patronymic)
+        select(Card.number, Card.region_code, RosterEntry.role, RosterEntry.id, Person.surname, Person.given_name,
+               Person.patronymic, Organisation.name)
         .join(RosterEntry, and_(RosterEntry.person_id == Card.person_id, RosterEntry.event_id == event.id))
         .join(Person, Person.id == Card.person_id)
-        .where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES)))
-    return [eb.RosterEntry(number, full_name(surname, given, patronymic), role, region)
-            for number, region, role, surname, given, patronymic in rows]
+        .outerjoin(organisation, organisation.c.person_id == Card.person_id)
+        .outerjoin(Organisation, Organisation.id == organisation.c.organisation_id)
+        .where(Card.number.is_not(None), Card.status.in_(HELD_STATUSES + REFUSED_STATUSES)))
+    return [eb.RosterEntry(number, full_name(surname, given, patronymic), role, region, org or "", str(entry_id))
+            for number, region, role, entry_id, surname, given, patronymic, org in rows]
 
 
 # --- bundles ------------------------------------------------------------------------------------
 
-def _event_info(event: Event) -> eb.EventInfo:
-    return eb.EventInfo(event.id, event.code, event.name, event.starts_on, event.ends_on, event.venue, event.admission)
+def event_utc_offset(session, event: Event) -> int:
+    """Minutes east of UTC at the venue, taken as the organiser's region's zone on the first day:
+    where an event day begins and ends, for the desks and for the server's counts alike."""
+    from zoneinfo import ZoneInfo
+
+    from unioncard.registry import timezones
+
+    region = session.scalar(select(Organisation.region_code).where(Organisation.id == event.organisation_id))
+    zone = ZoneInfo(timezones.zone_of_region(region))
+    offset = datetime.combine(event.starts_on, datetime.min.time()).replace(hour=12, tzinfo=zone).utcoffset()
+    return int(offset.total_seconds() // 60)
+
+
+def event_day_of(event: Event, offset_minutes: int, moment: datetime) -> date:
+    return (moment + timedelta(minutes=offset_minutes)).date()
+
+
+def _event_info(session, event: Event) -> eb.EventInfo:
+    return eb.EventInfo(event.id, event.code, event.name, event.starts_on, event.ends_on, event.venue, event.admission,
+                        event_utc_offset(session, event), badge_modes(event))
 
 
 def latest_bundle(session, event_id: int) -> EventBundleRecord | None:
@@ -474,7 +526,7 @@ def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now:
     feed = feed_version(session)
     revoked = list(revoked_numbers(session))
     expires_at = min(max(now + validity, event_data_end(event)), trust_record.expires_at)
-    data = eb.build(signer, _event_info(event), version=version, issued_at=now, expires_at=expires_at,
+    data = eb.build(signer, _event_info(session, event), version=version, issued_at=now, expires_at=expires_at,
                     trust_bundle=trust_record.content, roster=roster, revoked_numbers=revoked,
                     revocation_feed_version=feed)
     record = EventBundleRecord(event_id=event.id, version=version, issued_at=now, expires_at=expires_at,
@@ -587,6 +639,9 @@ def _parse_entry(index: int, raw: dict) -> dict:
         presented = raw.get("credential")
         if presented is not None and (not isinstance(presented, str) or len(presented) > MAX_CREDENTIAL_TEXT):
             raise ValueError("credential")
+        operator = raw.get("operator")
+        if operator is not None and (not isinstance(operator, str) or not operator.isprintable()):
+            raise ValueError("operator")
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError, cardnumber.ValidationError) as exc:
         raise BadEntry(index=index, reason=str(exc)[:80] or type(exc).__name__) from None
 
@@ -596,7 +651,7 @@ def _parse_entry(index: int, raw: dict) -> dict:
 
     return {"nonce": nonce, "kind": kind, "ref_nonce": ref if kind == "undo" else None, "number": number,
             "role": short("role", 16), "region_code": short("region_code", 2), "verdict": short("verdict", 32),
-            "source": short("source", 8), "station_clock": station_clock,
+            "source": short("source", 8), "station_clock": station_clock, "operator": short("operator", 100),
             "effective_at": station_clock + timedelta(seconds=offset),
             "credential": presented if kind == "checkin" else None}
 
@@ -618,8 +673,11 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
     known = set()
     for chunk in chunked(nonces):
         known.update(session.scalars(select(CheckIn.nonce).where(CheckIn.nonce.in_(chunk))))
+    event = session.get(Event, station.event_id)
+    offset = event_utc_offset(session, event)
     fresh = [dict(p, event_id=station.event_id, station_id=station.id, received_at=now, undone=False,
-                  duplicate=False) for p in parsed if p["nonce"] not in known]
+                  duplicate=False, event_day=event_day_of(event, offset, p["effective_at"]))
+             for p in parsed if p["nonce"] not in known]
     _identify(session, station.event_id, fresh, now)
     if fresh:
         try:
@@ -706,17 +764,19 @@ def _insert_one_by_one(session, rows: list[dict]) -> list[dict]:
 
 
 def _rerank(session, event_id: int, numbers: set[str]) -> None:
+    """Per card and event day, the earliest live check-in is the one; later live ones are flagged."""
     for chunk in chunked(sorted(n for n in numbers if n)):
-        rows = session.execute(select(CheckIn.id, CheckIn.number, CheckIn.undone, CheckIn.duplicate).where(
+        rows = session.execute(select(CheckIn.id, CheckIn.number, CheckIn.event_day, CheckIn.undone,
+                                      CheckIn.duplicate).where(
             CheckIn.event_id == event_id, CheckIn.kind == "checkin", CheckIn.number.in_(chunk))
             .order_by(CheckIn.number, CheckIn.effective_at, CheckIn.station_clock, CheckIn.nonce)).all()
-        seen: set[str] = set()
+        seen: set[tuple] = set()
         flips = {True: [], False: []}
-        for row_id, number, undone, duplicate in rows:
+        for row_id, number, day, undone, duplicate in rows:
             should = False
             if not undone:
-                should = number in seen
-                seen.add(number)
+                should = (number, day) in seen
+                seen.add((number, day))
             if bool(duplicate) != should:
                 flips[should].append(row_id)
         for value, ids in flips.items():
@@ -757,11 +817,16 @@ class Counts:
     by_region: list[tuple[str, int, int | None]]    # region code, arrived, expected
 
 
-def counts(session, event: Event) -> Counts:
+def counts(session, event: Event, day: date | None = None) -> Counts:
+    """Arrivals on one event day, or (``day`` None) everyone who came on any day, once."""
     live = select(CheckIn.number, CheckIn.role, CheckIn.region_code).where(
         CheckIn.event_id == event.id, CheckIn.kind == "checkin", CheckIn.undone.is_(False),
         CheckIn.duplicate.is_(False))
+    if day is not None:
+        live = live.where(CheckIn.event_day == day)
     arrived_rows = session.execute(live).all()
+    if day is None:
+        arrived_rows = list({row.number: row for row in arrived_rows}.values())
     arrived_roles = Counter(r.role or "member" for r in arrived_rows)
     arrived_regions = Counter(r.region_code or "—" for r in arrived_rows)
     duplicates = session.scalar(select(func.count()).select_from(CheckIn).where(
@@ -863,3 +928,196 @@ def journal_rows(session, actor: Actor, event_id: int, *, duplicates_only: bool 
     if limit:
         query = query.limit(limit)
     return [JournalRow(*row) for row in session.execute(query).all()]
+
+
+# --- days, quorum and the credentials committee -------------------------------------------------
+
+def event_days(event: Event) -> list[date]:
+    days, day = [], event.starts_on
+    while day <= event.ends_on:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def today_at_event(session, event: Event, now: datetime | None = None) -> date:
+    """The venue's date now, kept within the event's days."""
+    day = event_day_of(event, event_utc_offset(session, event), now or clock.now())
+    return min(max(day, event.starts_on), event.ends_on)
+
+
+def checked_in_numbers(session, event: Event, *, day: date | None = None, at: datetime | None = None
+                       ) -> dict[str, datetime]:
+    """Card numbers checked in (their earliest moment) on ``day`` (any day if None), as the merged
+    journal stood at ``at`` (now if None): check-ins effective by then that no undo effective by
+    then takes back. Reproducible for any moment of the event."""
+    checkins = select(CheckIn.nonce, CheckIn.number, CheckIn.effective_at).where(
+        CheckIn.event_id == event.id, CheckIn.kind == "checkin")
+    undos = select(CheckIn.ref_nonce).where(CheckIn.event_id == event.id, CheckIn.kind == "undo")
+    if day is not None:
+        checkins = checkins.where(CheckIn.event_day == day)
+    if at is not None:
+        checkins = checkins.where(CheckIn.effective_at <= at)
+        undos = undos.where(CheckIn.effective_at <= at)
+    undone = set(session.scalars(undos))
+    earliest: dict[str, datetime] = {}
+    for nonce, number, at_moment in session.execute(checkins):
+        if nonce in undone:
+            continue
+        if number not in earliest or at_moment < earliest[number]:
+            earliest[number] = at_moment
+    return earliest
+
+
+@dataclass
+class Delegate:
+    person_id: int
+    name: str
+    organisation: str
+    region_code: str
+    sex: str | None
+    birth_date: date | None
+    present_at: datetime | None = None
+    absence: str | None = None
+
+
+def elected_delegates(session, event: Event) -> list[Delegate]:
+    """The roster's delegates (the elected ones the committee counts), by name."""
+    organisation = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
+                    .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
+    rows = session.execute(
+        select(RosterEntry.person_id, Person.surname, Person.given_name, Person.patronymic, Person.sex,
+               Person.birth_date, Organisation.name, Organisation.region_code, Absence.reason)
+        .join(Person, Person.id == RosterEntry.person_id)
+        .outerjoin(organisation, organisation.c.person_id == RosterEntry.person_id)
+        .outerjoin(Organisation, Organisation.id == organisation.c.organisation_id)
+        .outerjoin(Absence, and_(Absence.event_id == event.id, Absence.person_id == RosterEntry.person_id))
+        .where(RosterEntry.event_id == event.id, RosterEntry.role == "delegate")
+        .order_by(Person.surname, Person.given_name, RosterEntry.person_id))
+    return [Delegate(pid, full_name(s, g, p), org or "", region or "—", sex, born, absence=reason)
+            for pid, s, g, p, sex, born, org, region, reason in rows]
+
+
+def _mark_present(session, event: Event, delegates: list[Delegate], *, day: date | None,
+                  at: datetime | None) -> None:
+    present = checked_in_numbers(session, event, day=day, at=at)
+    if not present or not delegates:
+        return
+    by_person: dict[int, datetime] = {}
+    ids = [d.person_id for d in delegates]
+    for chunk in chunked(ids):
+        for number, person_id in session.execute(select(Card.number, Card.person_id).where(
+                Card.person_id.in_(chunk), Card.number.is_not(None))):
+            moment = present.get(number)
+            if moment is not None and (person_id not in by_person or moment < by_person[person_id]):
+                by_person[person_id] = moment
+    for delegate in delegates:
+        delegate.present_at = by_person.get(delegate.person_id)
+
+
+@dataclass
+class QuorumStatus:
+    elected: int
+    present: int
+    needed: int | None
+    reached: bool | None
+    rule: str | None
+
+
+def quorum_status(session, event: Event, *, day: date | None = None, at: datetime | None = None,
+                  delegates: list[Delegate] | None = None) -> QuorumStatus:
+    """Elected delegates present on the day (as the journal stood at ``at``) against the rule."""
+    if delegates is None:
+        delegates = elected_delegates(session, event)
+        _mark_present(session, event, delegates, day=day, at=at)
+    present = sum(1 for d in delegates if d.present_at is not None)
+    rule = quorum.parse(event.quorum_rule) if event.quorum_rule else None
+    needed = rule.needed(len(delegates)) if rule else None
+    return QuorumStatus(len(delegates), present, needed, rule.reached(present, len(delegates)) if rule else None,
+                        rule.text if rule else None)
+
+
+YOUTH_AGE = 35
+
+
+@dataclass
+class CommitteeReport:
+    """The credentials committee's report («протокол мандатной комиссии»)."""
+    event: Event
+    day: date | None
+    at: datetime
+    quorum: QuorumStatus
+    delegates: list[Delegate]
+    by_region: list[tuple[str, str, int, int]]    # code, name, elected, registered
+    by_sex: list[tuple[str, int, int]]            # sex (male/female/None), elected, registered
+    by_age: list[tuple[str, int, int]]            # "young" (under 35) / "older", elected, registered
+
+    @property
+    def absent(self) -> list[Delegate]:
+        return [d for d in self.delegates if d.present_at is None]
+
+
+def _age_on(born: date | None, day: date) -> int | None:
+    if born is None:
+        return None
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def committee_report(session, actor: Actor, event_id: int, *, day: date | None = None,
+                     at: datetime | None = None) -> CommitteeReport:
+    """Elected, registered and absent delegates (with the staff's reasons), by region, sex and age
+    group (under 35 on the event's first day), and the quorum, as the merged journal stood at
+    ``at`` (now if None) on ``day`` (any day of the event if None)."""
+    event = get_event(session, actor, event_id)
+    at = (at or clock.now()).replace(microsecond=0)
+    delegates = elected_delegates(session, event)
+    _mark_present(session, event, delegates, day=day, at=at)
+    status = quorum_status(session, event, delegates=delegates)
+    regions = dict(session.execute(select(Organisation.region_code, Organisation.name).where(
+        Organisation.level == "regional")).all())
+    by_region: dict[str, list[int]] = {}
+    by_sex: dict[str | None, list[int]] = {}
+    by_age: dict[str, list[int]] = {}
+    for delegate in delegates:
+        came = delegate.present_at is not None
+        age = _age_on(delegate.birth_date, event.starts_on)
+        for table, key in ((by_region, delegate.region_code), (by_sex, delegate.sex),
+                           (by_age, "young" if age is not None and age < YOUTH_AGE else "older")):
+            cell = table.setdefault(key, [0, 0])
+            cell[0] += 1
+            cell[1] += int(came)
+    return CommitteeReport(
+        event, day, at, status, delegates,
+        [(code, regions.get(code, code), e, r) for code, (e, r) in sorted(by_region.items())],
+        [(sex, e, r) for sex, (e, r) in sorted(by_sex.items(), key=lambda item: str(item[0]))],
+        [(group, *by_age[group]) for group in ("young", "older") if group in by_age])
+
+
+MAX_ABSENCE_REASON = 300
+
+
+def record_absence(uow: UnitOfWork, actor: Actor, event_id: int, person_id: int, reason: str) -> str:
+    """Why an elected delegate is absent (for the committee's report); an empty reason removes it.
+    Returns "saved" or "removed"."""
+    session = uow.session
+    event = _open_event(session, actor, event_id)
+    listed = session.scalar(select(RosterEntry).where(RosterEntry.event_id == event.id,
+                                                      RosterEntry.person_id == person_id,
+                                                      RosterEntry.role == "delegate"))
+    if listed is None:
+        raise NotFound(N_("Not on the roster"), code="roster_entry_not_found")
+    reason = " ".join(str(reason or "").split())[:MAX_ABSENCE_REASON]
+    row = session.scalar(select(Absence).where(Absence.event_id == event.id, Absence.person_id == person_id))
+    if not reason:
+        if row is not None:
+            session.delete(row)
+            audit.record(session, actor, "event.absence_remove", "event", event.id, event.organisation_id,
+                         person_id=person_id)
+        return "removed"
+    if row is None:
+        row = Absence(event_id=event.id, person_id=person_id, reason=reason)
+        session.add(row)
+    row.reason, row.recorded_by, row.recorded_at = reason, actor.user_id, clock.now()
+    audit.record(session, actor, "event.absence", "event", event.id, event.organisation_id, person_id=person_id,
+                 reason=reason)
+    return "saved"

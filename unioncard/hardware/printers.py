@@ -74,7 +74,7 @@ class FilePrinter:
     def state(self) -> PrinterState:
         return PrinterState(self.name, "idle", str(self.folder))
 
-    def submit(self, pdf: bytes, title: str) -> str:
+    def submit(self, pdf: bytes, title: str, page_pt: tuple[float, float] | None = None) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_private_atomically(self._path(title), pdf)
         return title
@@ -132,11 +132,12 @@ class CupsPrinter:
         return PrinterState(self.name, state, info.get("printer-state-message", ""),
                             bool(info.get("printer-is-accepting-jobs", True)))
 
-    def submit(self, pdf: bytes, title: str) -> str:
+    def submit(self, pdf: bytes, title: str, page_pt: tuple[float, float] | None = None) -> str:
         import cups
 
-        # The card's own media size: without it the queue's default (A4) page is used.
-        options = {"PageSize": f"Custom.{CARD_WIDTH_PT}x{CARD_HEIGHT_PT}", "fit-to-page": "false",
+        # The card's (or badge's) own media size: without it the queue's default (A4) page is used.
+        width, height = page_pt or (CARD_WIDTH_PT, CARD_HEIGHT_PT)
+        options = {"PageSize": f"Custom.{width:.2f}x{height:.2f}", "fit-to-page": "false",
                    "document-format": "application/pdf"}
         # The document is named after the job too: CUPS hides a job's name from other users
         # (JobPrivateValues) but shows the document name, and a job is found again by either.

@@ -23,7 +23,9 @@ PAGE_PROBLEMS = {"partial_scan"}
 MAX_SCAN = 2048
 
 
-def create_station_app(station) -> Flask:
+def create_station_app(station, *, kiosk: bool = False) -> Flask:
+    """The desk page; with ``kiosk`` the self check-in page only (no search, no undo, no reprint:
+    a member at a kiosk cannot reach the staff's tools)."""
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=8 * 1024 * 1024, SECRET_KEY=secrets.token_hex(16))
     page_token = secrets.token_urlsafe(16)
@@ -47,20 +49,65 @@ def create_station_app(station) -> Flask:
     def error(exc: UnionCardError):
         return jsonify({"error": exc.as_dict()}), exc.http_status
 
+    def body() -> dict:
+        value = request.get_json(silent=True)
+        return value if isinstance(value, dict) else {}
+
     @app.get("/")
     def page():
-        return render_template("station.html", token=page_token, status=station.status())
+        template = "kiosk.html" if kiosk else "station.html"
+        return render_template(template, token=page_token, status=station.status())
 
     @app.post("/scan")
     def scan():
         check_token()
-        body = request.get_json(silent=True) or {}
-        text = str(body.get("text", ""))[:MAX_SCAN]
-        problem = body.get("problem")
-        source = Source.WEDGE if body.get("source") == "wedge" else Source.TYPED
+        sent = body()
+        text = str(sent.get("text", ""))[:MAX_SCAN]
+        problem = sent.get("problem")
+        source = Source.WEDGE if sent.get("source") == "wedge" else Source.TYPED
         if problem is not None and problem not in PAGE_PROBLEMS:
             abort(400)
-        return jsonify(station.scan(keyboard_scan(source, text, problem)))
+        return jsonify(station.scan(keyboard_scan(source, text, problem), kiosk=kiosk))
+
+    @app.get("/feed")
+    def feed():
+        after = request.args.get("after", 0, type=int)
+        wait = min(request.args.get("wait", 20.0, type=float), 25.0)
+        return jsonify({"items": station.wait_feed(after, wait), "seq": station.seq})
+
+    @app.get("/status")
+    def status():
+        info = station.status()
+        info["recent"] = [] if kiosk else station.journal.recent(8)
+        return jsonify(info)
+
+    if kiosk:
+        return app
+
+    @app.post("/find")
+    def find():
+        check_token()
+        return jsonify(station.find(str(body().get("text", ""))[:MAX_SCAN]))
+
+    @app.post("/document")
+    def by_document():
+        check_token()
+        return jsonify(station.check_in_by_document(str(body().get("person", ""))[:64]))
+
+    @app.post("/operator")
+    def operator():
+        check_token()
+        return jsonify({"operator": station.set_operator(str(body().get("name", ""))[:MAX_SCAN])})
+
+    @app.post("/print")
+    def print_badge():
+        check_token()
+        sent = body()
+        return jsonify(station.print_for(str(sent.get("nonce", ""))[:64], str(sent.get("reason") or "")[:MAX_SCAN]))
+
+    @app.get("/prints")
+    def prints():
+        return jsonify({"prints": station.journal.prints(limit=20), **station.journal.print_counts()})
 
     @app.post("/undo")
     def undo():
@@ -74,18 +121,6 @@ def create_station_app(station) -> Flask:
                                           "message": translate(N_("There is no check-in to undo"))}}), 409
             nonce = recent[0]["nonce"]
         return jsonify(station.undo(str(nonce)))
-
-    @app.get("/feed")
-    def feed():
-        after = request.args.get("after", 0, type=int)
-        wait = min(request.args.get("wait", 20.0, type=float), 25.0)
-        return jsonify({"items": station.wait_feed(after, wait), "seq": station.seq})
-
-    @app.get("/status")
-    def status():
-        info = station.status()
-        info["recent"] = station.journal.recent(8)
-        return jsonify(info)
 
     @app.post("/bundle")
     def load_bundle():

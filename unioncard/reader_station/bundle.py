@@ -23,7 +23,8 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from functools import cached_property
+from datetime import date, datetime, time, timedelta, timezone
 
 from unioncard.errors import ValidationError
 from unioncard.hsm import trust
@@ -32,11 +33,17 @@ from unioncard.i18n import N_
 from unioncard.reader_station import revocations
 
 MAGIC = b"UCEVB1\n\x00"
-FORMAT = "unioncard-event-bundle/1"
+FORMAT = "unioncard-event-bundle/2"
 SECTIONS = ("trust", "roster", "revoked")
 ADMISSIONS = ("roster", "members")
 ROLES = ("delegate", "guest", "staff", "member")
-ROSTER_ENCODING = "zlib+json"
+ROSTER_ENCODING = "zlib+json/2"
+# When a desk prints a person's badge: at check-in, when staff press the button, or never.
+BADGE_MODES = ("auto", "button", "none")
+DEFAULT_BADGES = {"delegate": "auto", "guest": "button", "staff": "button", "member": "none"}
+# Russia's zones run from UTC+2 (Kaliningrad) to UTC+12 (Kamchatka); the bound is the world's.
+MIN_UTC_OFFSET, MAX_UTC_OFFSET = -12 * 60, 14 * 60
+MOSCOW_UTC_OFFSET = 180
 # A real header is under 1 KiB; the bound keeps a damaged length field from making us parse megabytes.
 MAX_HEADER = 64 * 1024
 # The roster is zlib inside a signed file: a signed bomb must still not exhaust a desk laptop's
@@ -124,6 +131,10 @@ class RosterEntry:
     name: str
     role: str
     region_code: str
+    organisation: str = ""
+    # The same opaque key on every card of one person (a plastic and a virtual card): a desk
+    # finds a person once by name and checks them in once a day, whichever card they show.
+    person: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,10 +146,27 @@ class EventInfo:
     ends_on: date
     venue: str
     admission: str  # "roster": only those listed; "members": any valid card
+    # Minutes east of UTC of the venue: where an event day begins and ends.
+    utc_offset: int = MOSCOW_UTC_OFFSET
+    badges: dict = field(default_factory=lambda: dict(DEFAULT_BADGES))
 
     def as_json(self) -> dict:
         return {"id": self.id, "code": self.code, "name": self.name, "starts_on": self.starts_on.isoformat(),
-                "ends_on": self.ends_on.isoformat(), "venue": self.venue, "admission": self.admission}
+                "ends_on": self.ends_on.isoformat(), "venue": self.venue, "admission": self.admission,
+                "utc_offset": self.utc_offset, "badges": dict(self.badges)}
+
+    def day_of(self, moment: datetime) -> date:
+        """The event day (the venue's calendar date) a moment falls on."""
+        return (trust.utc(moment) + timedelta(minutes=self.utc_offset)).date()
+
+    def day_window(self, moment: datetime) -> tuple[datetime, datetime]:
+        """[start, end) in UTC of the event day ``moment`` falls on."""
+        day = self.day_of(moment)
+        start = datetime.combine(day, time.min, tzinfo=timezone.utc) - timedelta(minutes=self.utc_offset)
+        return start, start + timedelta(days=1)
+
+    def badge_mode(self, role: str | None) -> str:
+        return self.badges.get(role or "member", "none")
 
     @classmethod
     def from_json(cls, value) -> "EventInfo":
@@ -154,7 +182,14 @@ class EventInfo:
         starts_on, ends_on = date.fromisoformat(value["starts_on"]), date.fromisoformat(value["ends_on"])
         if ends_on < starts_on:
             raise ValueError("event dates")
-        return cls(event_id, value["code"], value["name"], starts_on, ends_on, value["venue"], value["admission"])
+        offset = value.get("utc_offset")
+        if not _is_int(offset) or not MIN_UTC_OFFSET <= offset <= MAX_UTC_OFFSET:
+            raise ValueError("event.utc_offset")
+        badges = value.get("badges")
+        if not isinstance(badges, dict) or not all(k in ROLES and v in BADGE_MODES for k, v in badges.items()):
+            raise ValueError("event.badges")
+        return cls(event_id, value["code"], value["name"], starts_on, ends_on, value["venue"], value["admission"],
+                   offset, dict(badges))
 
 
 @dataclass
@@ -180,6 +215,21 @@ class EventBundle:
     def is_revoked(self, number: str) -> bool:
         return revocations.key(number) in self.revoked
 
+    @cached_property
+    def people(self) -> dict[str, tuple[RosterEntry, ...]]:
+        """Each listed person's roster rows (one per card), by the person key."""
+        grouped: dict[str, list[RosterEntry]] = {}
+        for entry in self.roster.values():
+            grouped.setdefault(entry.person or entry.number, []).append(entry)
+        return {key: tuple(sorted(rows, key=lambda e: e.number)) for key, rows in grouped.items()}
+
+    def cards_of(self, number: str) -> tuple[str, ...]:
+        """Every card number of the person holding ``number`` (the number alone if not listed)."""
+        entry = self.roster.get(number)
+        if entry is None:
+            return (number,)
+        return tuple(e.number for e in self.people[entry.person or entry.number])
+
     def is_expired(self, now: datetime) -> bool:
         return trust.utc(now) >= self.valid_until
 
@@ -189,7 +239,8 @@ def _is_int(value) -> bool:
 
 
 def _section_roster(entries: list[RosterEntry]) -> bytes:
-    rows = [[e.number, e.name, e.role, e.region_code] for e in sorted(entries, key=lambda e: e.number)]
+    rows = [[e.number, e.name, e.role, e.region_code, e.organisation, e.person]
+            for e in sorted(entries, key=lambda e: e.number)]
     raw = trust.canonical_json(rows)
     if len(raw) > MAX_ROSTER_BYTES:
         # Desks would refuse it (BundleTooLarge): say so when building, not at the door.
@@ -368,7 +419,7 @@ def _roster(section: bytes, count: int) -> dict[str, RosterEntry]:
         raise BundleBadContent(reason="roster count")
     roster = {}
     for row in rows:
-        if not (isinstance(row, list) and len(row) == 4 and all(isinstance(v, str) for v in row)
+        if not (isinstance(row, list) and len(row) == 6 and all(isinstance(v, str) for v in row)
                 and row[2] in ROLES):
             raise BundleBadContent(reason="roster entry")
         roster[row[0]] = RosterEntry(*row)

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from unioncard.i18n import N_
 from unioncard.issuer import card_certificate, cardnumber, credential
+from unioncard.partner.domain import normalise_name
 
 
 class Colour(StrEnum):
@@ -28,6 +29,7 @@ class Source(StrEnum):
     TYPED = "typed"      # a person typing the number
     SERIAL = "serial"    # a serial scanner
     CHIP = "chip"        # a PC/SC reader
+    DOCUMENT = "document"  # found by name on the list, identity checked from a document: no card
 
 
 ROLE_LABELS = {"delegate": N_("Delegate"), "guest": N_("Guest"), "staff": N_("Staff"), "member": N_("Union member")}
@@ -35,7 +37,8 @@ ROLE_LABELS = {"delegate": N_("Delegate"), "guest": N_("Guest"), "staff": N_("St
 REASONS = {
     "admitted": N_("Welcome"),
     "admitted_number_only": N_("Number accepted without a signature: check the card and the face by eye"),
-    "already_checked_in": N_("Already checked in at %(time)s (desk %(desk)s)"),
+    "admitted_by_document": N_("Checked in by an identity document, without the card"),
+    "already_checked_in": N_("Already checked in today at %(time)s (desk %(desk)s)"),
     "revoked": N_("The card is blocked or void: do not admit, send to the help desk"),
     "not_on_roster": N_("Not on the list for this event"),
     "forged": N_("The card's signature does not match: the card is forged or damaged"),
@@ -93,7 +96,10 @@ class Verdict:
 
     @property
     def records_check_in(self) -> bool:
-        return self.code in ("admitted", "admitted_number_only")
+        return self.code in ADMITTING
+
+
+ADMITTING = ("admitted", "admitted_number_only", "admitted_by_document")
 
 
 _DIGITS = re.compile(r"^[\d\s\-.]+$")
@@ -150,18 +156,31 @@ def _identify_chip(chip: ChipRead, bundle) -> tuple[str | None, str | None, Verd
     return made.number, made.full_name, None
 
 
-def decide(scan: Scan, bundle, now: datetime, previous=lambda number: None,
-           issuer_prefix: str | None = cardnumber.DEFAULT_ISSUER_PREFIX) -> Verdict:
-    """The verdict for one scan. ``previous(number)`` gives the card's earliest live check-in the
-    station knows of (its own or synced from other desks), a PreviousCheckIn or None."""
+def _no_previous(numbers, since, until):
+    return None
+
+
+def _unusable(bundle, now: datetime) -> Verdict | None:
     if bundle is None:
         return _red("no_bundle")
     if bundle.is_expired(now):
         return _red("bundle_expired")
+    return None
+
+
+def decide(scan: Scan, bundle, now: datetime, previous=_no_previous,
+           issuer_prefix: str | None = cardnumber.DEFAULT_ISSUER_PREFIX) -> Verdict:
+    """The verdict for one scan. ``previous(numbers, since, until)`` gives the earliest live
+    check-in between ``since`` and ``until`` of any of the numbers (the person's cards) that the
+    station knows of (its own or synced from other desks), a PreviousCheckIn or None. The window
+    is the event day ``now`` falls on: a delegate checked in yesterday is welcome again today."""
+    refusal = _unusable(bundle, now)
+    if refusal is not None:
+        return refusal
     number, signed_name, refusal = identify(scan, bundle)
     if refusal is not None:
         return refusal
-    verdict = _decide(number, signed_name, bundle, previous, issuer_prefix)
+    verdict = _decide(number, signed_name, bundle, now, previous, issuer_prefix)
     if signed_name is not None and verdict.records_check_in:
         verdict.credential = _verified_credential(scan)
     return verdict
@@ -174,7 +193,25 @@ def _verified_credential(scan: Scan) -> str | None:
     return credential.parse(scan.text.strip()).qr_text
 
 
-def _decide(number: str, signed_name: str | None, bundle, previous, issuer_prefix) -> Verdict:
+def decide_by_document(person: str, bundle, now: datetime, previous=_no_previous) -> Verdict:
+    """A person found by name on the list, whose identity the staff checked from a document:
+    the same rules as for their card (blocked, already in today), recorded as «by document».
+    Of a person's cards the lowest-numbered one not blocked stands for them, so two desks
+    checking the same person in by name offline record the same number (one wins at sync)."""
+    refusal = _unusable(bundle, now)
+    if refusal is not None:
+        return refusal
+    entries = bundle.people.get(person) if bundle.event.admission == "roster" else None
+    if not entries:
+        return _red("not_on_roster")
+    usable = [e for e in entries if not bundle.is_revoked(e.number)]
+    verdict = _decide((usable or entries)[0].number, None, bundle, now, previous, None)
+    if verdict.code == "admitted":
+        verdict.code = "admitted_by_document"
+    return verdict
+
+
+def _decide(number: str, signed_name: str | None, bundle, now: datetime, previous, issuer_prefix) -> Verdict:
     if issuer_prefix and not number.startswith(issuer_prefix):
         return _red("not_our_card", number)
     entry = bundle.roster.get(number)
@@ -185,7 +222,7 @@ def _decide(number: str, signed_name: str | None, bundle, previous, issuer_prefi
         return Verdict(Colour.RED, "revoked", number, name, role, region)
     if bundle.event.admission == "roster" and entry is None:
         return Verdict(Colour.RED, "not_on_roster", number, name, None, region)
-    earlier = previous(number)
+    earlier = previous(bundle.cards_of(number), *bundle.event.day_window(now))
     if earlier is not None:
         return Verdict(Colour.AMBER, "already_checked_in", number, name, role, region,
                        {"time": earlier.at.astimezone().strftime("%H:%M"), "desk": earlier.desk})
@@ -193,3 +230,68 @@ def _decide(number: str, signed_name: str | None, bundle, previous, issuer_prefi
     if not signed and entry is None:
         return Verdict(Colour.AMBER, "admitted_number_only", number, None, role, region)
     return Verdict(Colour.GREEN, "admitted", number, name, role, region)
+
+
+# --- finding a person on the list by name, offline ------------------------------------------------
+
+NAME_SEARCH_MIN = 3
+NAME_SEARCH_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class PersonMatch:
+    person: str
+    name: str
+    organisation: str
+    role: str
+    masked_number: str   # the card number with all but its last four digits hidden
+    blocked: bool        # every card the person holds is blocked or void
+
+
+@dataclass(frozen=True)
+class NameSearch:
+    state: str           # "ok", "too_short" (fewer than 3 letters), "no_list" (an «any member» event)
+    matches: tuple[PersonMatch, ...] = ()
+    more: bool = False   # more people match than are shown: type more letters
+
+
+def mask_number(number: str) -> str:
+    return "•••• •••• •••• " + number[-4:]
+
+
+def _name_words(name: str) -> tuple[str, ...]:
+    """The normalised name, then every word and every part of a double surname («Римская-Корсакова»)."""
+    whole = normalise_name(name)
+    words = whole.split(" ")
+    return (whole, *words, *(part for word in words if "-" in word for part in word.split("-")))
+
+
+def find_by_name(bundle, text: str, limit: int = NAME_SEARCH_LIMIT) -> NameSearch:
+    """People on the event's list whose name, or a word of it, starts with ``text``, compared as
+    the partner API compares names (case, ё/е, hyphens). An «any member» event carries no names
+    of the registry on the desk, so it has nothing to search."""
+    if bundle is None or bundle.event.admission != "roster":
+        return NameSearch("no_list")
+    query = normalise_name(text)
+    if sum(c.isalpha() for c in query) < NAME_SEARCH_MIN:
+        return NameSearch("too_short")
+    index = _name_index(bundle)
+    found = [person for person, words in index if any(word.startswith(query) for word in words)]
+    matches = []
+    for person in found[:limit]:
+        entries = bundle.people[person]
+        usable = [e for e in entries if not bundle.is_revoked(e.number)]
+        shown = (usable or list(entries))[0]
+        matches.append(PersonMatch(person, shown.name, shown.organisation, shown.role, mask_number(shown.number),
+                                   not usable))
+    return NameSearch("ok", tuple(matches), len(found) > limit)
+
+
+def _name_index(bundle) -> list[tuple[str, tuple[str, ...]]]:
+    """(person, name words) sorted by name; built once per bundle."""
+    index = bundle.__dict__.get("_name_index")
+    if index is None:
+        people = sorted(bundle.people.items(), key=lambda item: (normalise_name(item[1][0].name), item[0]))
+        index = [(person, _name_words(entries[0].name)) for person, entries in people]
+        bundle.__dict__["_name_index"] = index
+    return index

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS entry (
     verdict TEXT,
     source TEXT,
     credential TEXT,
+    operator TEXT,
     station_clock TEXT NOT NULL,
     clock_offset REAL NOT NULL DEFAULT 0,
     synced INTEGER NOT NULL DEFAULT 0
@@ -44,6 +45,20 @@ CREATE TABLE IF NOT EXISTS remote (
     undone INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ix_remote_number ON remote (number);
+CREATE TABLE IF NOT EXISTS print_job (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    checkin_nonce TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('badge', 'mandate')),
+    reason TEXT,
+    operator TEXT,
+    state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'printed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    job TEXT,
+    created_at TEXT NOT NULL,
+    printed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_print_job_state ON print_job (state, id);
 """
 
 
@@ -63,6 +78,8 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(entry)")}
         if "credential" not in columns:  # a journal made before desks sent the verified credential
             self._db.execute("ALTER TABLE entry ADD COLUMN credential TEXT")
+        if "operator" not in columns:  # a journal made before check-ins by document named the operator
+            self._db.execute("ALTER TABLE entry ADD COLUMN operator TEXT")
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -99,15 +116,24 @@ class Journal:
         return float(self.get("clock_offset", "0") or 0)
 
     # --- entries
-    def record(self, verdict: Verdict, source: str, station_clock: datetime) -> str:
+    def record(self, verdict: Verdict, source: str, station_clock: datetime, operator: str | None = None) -> str:
         nonce = uuid.uuid4().hex
         with self.lock:
             self._db.execute(
                 "INSERT INTO entry (nonce, kind, number, name, role, region_code, verdict, source, credential,"
-                " station_clock, clock_offset) VALUES (?, 'checkin', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " operator, station_clock, clock_offset) VALUES (?, 'checkin', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (nonce, verdict.number, verdict.name, verdict.role, verdict.region_code, verdict.code, source,
-                 verdict.credential, timestamp(station_clock), self.clock_offset))
+                 verdict.credential, operator, timestamp(station_clock), self.clock_offset))
         return nonce
+
+    def entry(self, nonce: str) -> dict | None:
+        row = self._db.execute(
+            f"SELECT nonce, number, name, role, region_code, verdict, source, operator, station_clock, NOT ({_LIVE}) "
+            "FROM entry e WHERE kind = 'checkin' AND nonce = ?", (nonce,)).fetchone()
+        if row is None:
+            return None
+        keys = ("nonce", "number", "name", "role", "region_code", "verdict", "source", "operator", "at", "undone")
+        return dict(zip(keys, row))
 
     def undo(self, nonce: str, station_clock: datetime) -> str:
         with self.lock:
@@ -122,24 +148,32 @@ class Journal:
                                                              self.clock_offset))
         return undo_nonce
 
-    def previous(self, number: str) -> PreviousCheckIn | None:
-        """The earliest live check-in of this number that the station knows of."""
+    def previous(self, numbers, since: datetime | None = None, until: datetime | None = None
+                 ) -> PreviousCheckIn | None:
+        """The earliest live check-in of any of these numbers that the station knows of, at or
+        after ``since`` and before ``until`` (server time) when given."""
+        if isinstance(numbers, str):
+            numbers = (numbers,)
+        numbers = tuple(numbers)
+        marks = ", ".join("?" * len(numbers))
         desk = self.get("desk", "?")
         found = []
         for (at, offset) in self._db.execute(
-                f"SELECT station_clock, clock_offset FROM entry e WHERE {_LIVE} AND number = ?", (number,)):
+                f"SELECT station_clock, clock_offset FROM entry e WHERE {_LIVE} AND number IN ({marks})", numbers):
             found.append(PreviousCheckIn(parse_timestamp(at) + timedelta(seconds=offset), desk))
-        for at, other in self._db.execute("SELECT at, desk FROM remote WHERE number = ? AND undone = 0", (number,)):
+        for at, other in self._db.execute(
+                f"SELECT at, desk FROM remote WHERE number IN ({marks}) AND undone = 0", numbers):
             found.append(PreviousCheckIn(parse_timestamp(at), other))
+        found = [p for p in found if (since is None or p.at >= since) and (until is None or p.at < until)]
         return min(found, key=lambda p: p.at) if found else None
 
     def recent(self, limit: int = 8) -> list[dict]:
         rows = self._db.execute(
-            f"SELECT nonce, number, name, role, verdict, station_clock, NOT ({_LIVE}) FROM entry e "
+            f"SELECT nonce, number, name, role, verdict, station_clock, NOT ({_LIVE}), source FROM entry e "
             "WHERE kind = 'checkin' ORDER BY seq DESC LIMIT ?",
             (limit,)).fetchall()
         return [{"nonce": r[0], "number": r[1], "name": r[2], "role": r[3], "verdict": r[4], "at": r[5],
-                 "undone": bool(r[6])} for r in rows]
+                 "undone": bool(r[6]), "source": r[7]} for r in rows]
 
     def counts(self) -> dict:
         (mine,) = self._db.execute(f"SELECT count(*) FROM entry e WHERE {_LIVE}").fetchone()
@@ -150,10 +184,11 @@ class Journal:
     def unsynced(self, limit: int = 1000) -> list[dict]:
         rows = self._db.execute(
             "SELECT nonce, kind, ref_nonce, number, role, region_code, verdict, source, station_clock, clock_offset, "
-            "credential FROM entry WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            "credential, operator FROM entry WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,)).fetchall()
         keys = ("nonce", "kind", "ref_nonce", "number", "role", "region_code", "verdict", "source", "station_clock",
-                "clock_offset", "credential")
-        return [{k: v for k, v in zip(keys, row) if k != "credential" or v is not None} for row in rows]
+                "clock_offset", "credential", "operator")
+        return [{k: v for k, v in zip(keys, row) if k not in ("credential", "operator") or v is not None}
+                for row in rows]
 
     def mark_synced(self, nonces: list[str]) -> None:
         with self.lock:
@@ -168,6 +203,48 @@ class Journal:
                 "DO UPDATE SET undone = excluded.undone",
                 [(e["nonce"], e["number"], e["desk"], e["at"], int(bool(e["undone"]))) for e in entries
                  if str(e.get("station_id")) != own])
+
+    # --- the desk's print queue: a printer fault leaves a job queued, never blocks a check-in
+    def queue_print(self, checkin_nonce: str, kinds, at: datetime, *, reason: str | None = None,
+                    operator: str | None = None) -> list[int]:
+        with self.lock:
+            ids = []
+            for kind in kinds:
+                cursor = self._db.execute(
+                    "INSERT INTO print_job (checkin_nonce, kind, reason, operator, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (checkin_nonce, kind, reason, operator, timestamp(at)))
+                ids.append(cursor.lastrowid)
+            return ids
+
+    def queued_prints(self, limit: int = 20) -> list[dict]:
+        rows = self._db.execute("SELECT id, checkin_nonce, kind, attempts FROM print_job WHERE state = 'queued' "
+                                "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [{"id": r[0], "nonce": r[1], "kind": r[2], "attempts": r[3]} for r in rows]
+
+    def print_done(self, job_id: int, job: str, at: datetime) -> None:
+        with self.lock:
+            self._db.execute("UPDATE print_job SET state = 'printed', job = ?, error = NULL, printed_at = ?, "
+                             "attempts = attempts + 1 WHERE id = ?", (job, timestamp(at), job_id))
+
+    def print_failed(self, job_id: int, error: str) -> None:
+        with self.lock:
+            self._db.execute("UPDATE print_job SET error = ?, attempts = attempts + 1 WHERE id = ?",
+                             (error[:300], job_id))
+
+    def prints(self, checkin_nonce: str | None = None, limit: int = 20) -> list[dict]:
+        where, params = ("WHERE checkin_nonce = ?", (checkin_nonce,)) if checkin_nonce else ("", ())
+        rows = self._db.execute(
+            f"SELECT id, checkin_nonce, kind, reason, state, attempts, error, created_at, printed_at FROM print_job "
+            f"{where} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        keys = ("id", "nonce", "kind", "reason", "state", "attempts", "error", "created_at", "printed_at")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def print_counts(self) -> dict:
+        (queued,) = self._db.execute("SELECT count(*) FROM print_job WHERE state = 'queued'").fetchone()
+        (printed,) = self._db.execute("SELECT count(*) FROM print_job WHERE state = 'printed'").fetchone()
+        row = self._db.execute("SELECT error FROM print_job WHERE state = 'queued' AND error IS NOT NULL "
+                               "ORDER BY id DESC LIMIT 1").fetchone()
+        return {"queued": queued, "printed": printed, "error": row[0] if row else None}
 
     def mark_remote_undone(self, nonces) -> None:
         with self.lock:

@@ -20,8 +20,10 @@ from unioncard.hsm.trust import timestamp
 from unioncard.hsm.trust import utc as trust_utc
 from unioncard.i18n import N_, translate
 from unioncard.reader_station import bundle as eb
-from unioncard.reader_station.domain import REASONS, ROLE_LABELS, Scan, Source, Verdict, decide
+from unioncard.reader_station.domain import (REASONS, ROLE_LABELS, Colour, Scan, Source, Verdict, decide,
+                                              decide_by_document, find_by_name, mask_number)
 from unioncard.reader_station.journal import Journal
+from unioncard.reader_station.printing import NothingToPrint, ReprintNeedsReason, kinds_for
 
 class StationError(ValidationError):
     code = "station_error"
@@ -44,12 +46,18 @@ class StationOtherEvent(StationError):
                  "«unioncard station switch-event» or use a new station folder (--home)")
 
 
+class OperatorRequired(StationError):
+    code = "operator_required"
+    message = N_("Enter the name of the person working at this desk first: a check-in by document names them")
+
+
 class StationBusy(StationError):
     code = "station_busy"
     message = N_("The desk's journal is in use: stop «unioncard station run» and try again")
 
 
 DEFAULT_HOME = Path(os.environ.get("UNIONCARD_STATION_HOME", Path.home() / ".local" / "share" / "unioncard-station"))
+MAX_OPERATOR = 100
 # A station whose clock differs from the server's by more than this says so on screen.
 CLOCK_WARNING = timedelta(minutes=5)
 # Event data expire (formats.md §10): a day's notice leaves time to sync or fetch a new file.
@@ -215,14 +223,82 @@ class Station:
         self._install(data, accepted)
         return plan
 
+    # --- the person at the desk
+    @property
+    def operator(self) -> str:
+        return self.journal.get("operator", "") or ""
+
+    def set_operator(self, name: str) -> str:
+        name = " ".join(str(name or "").split())[:MAX_OPERATOR]
+        if not name or not name.isprintable():
+            raise OperatorRequired()
+        self.journal.set(operator=name)
+        self._announce()
+        return name
+
     # --- scanning
-    def scan(self, scan: Scan) -> dict:
+    def scan(self, scan: Scan, *, kiosk: bool = False) -> dict:
+        """A card scanned or typed. At the kiosk a member checks themselves in: only a green
+        verdict is recorded (and prints the badge); anything else calls the staff."""
         with self.journal.lock:
             verdict = decide(scan, self.bundle, self.server_now(), self.journal.previous)
-            nonce = self.journal.record(verdict, scan.source.value, self.clock()) if verdict.records_check_in else None
-            shown = self._shown(verdict, nonce, scan.source)
-            self._publish(shown)
-            return shown
+            records = verdict.records_check_in and (not kiosk or verdict.colour == Colour.GREEN)
+            return self._record(verdict, scan.source, records, kiosk=kiosk)
+
+    def find(self, text: str) -> dict:
+        """People on the list by name (offline, from the bundle)."""
+        found = find_by_name(self.bundle, str(text or "")[:100])
+        return {"state": found.state, "more": found.more,
+                "matches": [{"person": m.person, "name": m.name, "organisation": m.organisation, "role": m.role,
+                             "role_label": translate(ROLE_LABELS[m.role]) if m.role in ROLE_LABELS else None,
+                             "number": m.masked_number, "blocked": m.blocked} for m in found.matches]}
+
+    def check_in_by_document(self, person: str) -> dict:
+        """Someone found by name whose identity the staff checked from a document."""
+        if not self.operator:
+            raise OperatorRequired()
+        with self.journal.lock:
+            verdict = decide_by_document(str(person or "")[:64], self.bundle, self.server_now(), self.journal.previous)
+            return self._record(verdict, Source.DOCUMENT, verdict.records_check_in)
+
+    def _record(self, verdict: Verdict, source: Source, records: bool, *, kiosk: bool = False) -> dict:
+        nonce = None
+        mode = self.bundle.event.badge_mode(verdict.role) if self.bundle is not None else "none"
+        if records:
+            nonce = self.journal.record(verdict, source.value, self.clock(), None if kiosk else self.operator or None)
+            if mode == "auto" or kiosk:
+                self.journal.queue_print(nonce, kinds_for(verdict.role), self.clock())
+                self._wake_printer()
+        shown = self._shown(verdict, nonce, source)
+        shown["print_mode"] = mode if records else "none"
+        shown["kiosk_call_staff"] = kiosk and not records
+        self._publish(shown)
+        return shown
+
+    # --- badges and mandates
+    printer_worker = None
+
+    def _wake_printer(self) -> None:
+        if self.printer_worker is not None:
+            self.printer_worker.wake.set()
+
+    def print_for(self, nonce: str, reason: str | None = None) -> dict:
+        """Queue the badge (and a delegate's mandate) of one of this desk's check-ins; printing it
+        again needs a reason, which is kept with the job."""
+        entry = self.journal.entry(str(nonce or ""))
+        if entry is None or entry["undone"]:
+            raise NothingToPrint()
+        reason = " ".join(str(reason or "").split())[:200] or None
+        if self.journal.prints(entry["nonce"]) and not reason:
+            raise ReprintNeedsReason()
+        ids = self.journal.queue_print(entry["nonce"], kinds_for(entry["role"]), self.clock(), reason=reason,
+                                       operator=self.operator or None)
+        self._wake_printer()
+        self._announce()
+        return {"queued": len(ids), "nonce": entry["nonce"]}
+
+    def announce(self) -> None:
+        self._announce()
 
     def undo(self, nonce: str) -> dict:
         undo_nonce = self.journal.undo(nonce, self.clock())
@@ -231,9 +307,11 @@ class Station:
 
     def _shown(self, verdict: Verdict, nonce: str | None, source: Source) -> dict:
         role = verdict.role
+        # Found by name, not by the card: the screen shows only the card's last four digits.
+        number = mask_number(verdict.number) if source == Source.DOCUMENT and verdict.number else verdict.number
         return {"colour": verdict.colour.value, "code": verdict.code,
                 "reason": translate(REASONS[verdict.code], **verdict.params),
-                "name": verdict.name, "number": verdict.number, "role": role,
+                "name": verdict.name, "number": number, "role": role,
                 "role_label": translate(ROLE_LABELS[role]) if role in ROLE_LABELS else None,
                 "region": verdict.region_code, "nonce": nonce, "source": source.value,
                 "at": timestamp(self.server_now())}
@@ -266,6 +344,8 @@ class Station:
         offset = timedelta(seconds=self.journal.clock_offset)
         bundle = self.bundle
         info = {"desk": self.journal.get("desk", ""), "enrolled": self.root_public_key is not None,
+                "operator": self.operator, "prints": self.journal.print_counts(),
+                "printer": self.printer_worker.config if self.printer_worker is not None else None,
                 "counts": self.journal.counts(), "sync": dict(self.sync_state), "seq": self._seq,
                 "clock_warning": None, "expiry_warning": None, "bundle": None, "bundle_problem": self.bundle_problem}
         if abs(offset) > CLOCK_WARNING:
@@ -279,6 +359,7 @@ class Station:
             info["bundle"] = {"event": bundle.event.name, "version": bundle.version,
                               "expires_at": timestamp(until), "roster": len(bundle.roster),
                               "revoked": len(bundle.revoked), "admission": bundle.event.admission,
+                              "day": bundle.event.day_of(now).isoformat(),
                               "expired": expired, "expires_soon": expires_soon}
             # The laptop's own time zone: that is the clock on the wall of the hall.
             shown = until.astimezone().strftime("%d.%m.%Y %H:%M")

@@ -39,7 +39,18 @@
     document.getElementById("name").textContent = v.name || "";
     document.getElementById("role").textContent = v.role_label || "";
     document.getElementById("reason").textContent = v.reason || "";
-    document.getElementById("number").textContent = formatNumber(v.number);
+    document.getElementById("number").textContent = v.source === "document" ? v.number : formatNumber(v.number);
+    var bar = document.getElementById("printbar");
+    if (bar) { bar.remove(); }
+    if (v.nonce && (v.print_mode === "button" || v.print_mode === "auto")) {
+      bar = document.createElement("div"); bar.id = "printbar"; bar.className = "printbar";
+      if (v.print_mode === "button") {
+        var pb = document.createElement("button"); pb.type = "button"; pb.id = "printbutton"; pb.textContent = labels.print;
+        pb.addEventListener("click", function () { printFor(v.nonce, ""); pb.disabled = true; });
+        bar.appendChild(pb);
+      } else { bar.textContent = labels.printing; }
+      panel.appendChild(bar);
+    }
     beep(v.colour);
     refreshStatus();
   }
@@ -72,8 +83,52 @@
       }
     }, CUT_OFF_MS);
   });
-  document.addEventListener("click", function () { if (document.activeElement.tagName !== "BUTTON") { input.focus(); } });
+  document.addEventListener("click", function () {
+    var tag = document.activeElement.tagName;
+    if (tag !== "BUTTON" && tag !== "INPUT") { input.focus(); }
+  });
   window.addEventListener("focus", function () { input.focus(); });
+
+  function printFor(nonce, reason) {
+    post("/print", {nonce: nonce, reason: reason}).then(function (answer) {
+      if (answer.error) { show({colour: "amber", code: answer.error.code, reason: answer.error.message}); }
+      else { refreshStatus(); }
+    }).catch(offline);
+  }
+  document.getElementById("operatorform").addEventListener("submit", function (e) {
+    e.preventDefault();
+    post("/operator", {name: document.getElementById("operator").value}).then(function (answer) {
+      if (answer.error) { show({colour: "amber", code: answer.error.code, reason: answer.error.message}); }
+      else { document.getElementById("operator").value = answer.operator; input.focus(); }
+    }).catch(offline);
+  });
+  var findInput = document.getElementById("find"), findTimer = null;
+  function find() {
+    post("/find", {text: findInput.value}).then(function (answer) {
+      var list = document.getElementById("found"), note = document.getElementById("findnote");
+      list.textContent = "";
+      note.textContent = answer.state === "no_list" ? labels.noList : answer.state === "too_short" ?
+        (findInput.value.trim() ? labels.tooShort : "") : (answer.matches.length ? (answer.more ? labels.more : "") : labels.none);
+      (answer.matches || []).forEach(function (m) {
+        var li = document.createElement("li");
+        var who = document.createElement("span"); who.className = "who"; who.textContent = m.name + (m.role_label ? " · " + m.role_label : "");
+        var org = document.createElement("span"); org.className = "org"; org.textContent = (m.organisation || "") + " · " + m.number;
+        li.appendChild(who); li.appendChild(org);
+        if (m.blocked) { var b = document.createElement("span"); b.className = "blocked"; b.textContent = labels.blocked; li.appendChild(b); }
+        var go = document.createElement("button"); go.type = "button"; go.textContent = labels.document;
+        go.addEventListener("click", function () {
+          post("/document", {person: m.person}).then(function (v) {
+            if (v.error) { show({colour: "amber", code: v.error.code, reason: v.error.message}); return; }
+            show(v); findInput.value = ""; list.textContent = ""; note.textContent = "";
+          }).catch(offline);
+        });
+        li.appendChild(go);
+        list.appendChild(li);
+      });
+    }).catch(offline);
+  }
+  findInput.addEventListener("input", function () { clearTimeout(findTimer); findTimer = setTimeout(find, 150); });
+  document.getElementById("findform").addEventListener("submit", function (e) { e.preventDefault(); find(); });
 
   function undo(nonce) {
     post("/undo", nonce ? {nonce: nonce} : {}).then(function (answer) {
@@ -97,22 +152,38 @@
       sync.className = "sync-" + s.sync.state;
       document.getElementById("counts").textContent = labels.here + ": " + s.counts.here + " · " + labels.unsynced + ": " +
         s.counts.unsynced + " · " + labels.others + ": " + s.counts.other_desks;
+      var printq = document.getElementById("printq");
+      printq.textContent = s.prints && (s.prints.queued || s.prints.error) ? labels.queued + ": " + s.prints.queued +
+        (s.prints.error ? " · " + labels.printerError + ": " + s.prints.error : "") : "";
+      printq.className = s.prints && s.prints.error ? "error" : "";
       var warning = document.getElementById("warning");
       // Expiry first: a desk whose data run out refuses everyone, so that is the urgent one.
       var text = [s.expiry_warning, s.clock_warning].filter(Boolean).join(" · ") ||
         (s.bundle_problem && !s.bundle ? s.bundle_problem : "");
       warning.hidden = !text; warning.textContent = text || "";
       var list = document.getElementById("recent");
+      if (list.querySelector("input")) { return; }  // someone is typing a reprint's reason
       list.textContent = "";
       (s.recent || []).forEach(function (r) {
         var li = document.createElement("li");
-        li.textContent = (r.at || "").slice(11, 16) + " UTC · " + (r.name || formatNumber(r.number));
+        li.textContent = (r.at || "").slice(11, 16) + " UTC · " + (r.name || formatNumber(r.number)) +
+          (r.source === "document" ? " (" + labels.byDocument + ")" : "");
         if (r.undone) { li.className = "undone"; li.textContent += " (" + labels.undone + ")"; }
         else {
           var b = document.createElement("button");
           b.type = "button"; b.textContent = labels.undo;
           b.addEventListener("click", function () { undo(r.nonce); });
           li.appendChild(b);
+          var again = document.createElement("button");
+          again.type = "button"; again.textContent = labels.reprint; again.className = "reprint";
+          again.addEventListener("click", function () {
+            if (li.querySelector("input")) { return; }
+            var why = document.createElement("input"); why.placeholder = labels.reason; why.maxLength = 200;
+            var ok = document.createElement("button"); ok.type = "button"; ok.textContent = labels.print;
+            ok.addEventListener("click", function () { printFor(r.nonce, why.value); });
+            li.appendChild(why); li.appendChild(ok); why.focus();
+          });
+          li.appendChild(again);
         }
         list.appendChild(li);
       });
