@@ -106,7 +106,7 @@ def test_verdicts_for_qr_numbers_and_refusals(make_uow, tree, union):
     bundle = eb.check(publish(make_uow, event_id, stores), root_public_key(stores), clock.now())
     now = clock.now()
 
-    def verdict(text, source=Source.WEDGE, previous=lambda n: None):
+    def verdict(text, source=Source.WEDGE, previous=lambda *asked: None):
         return decide(Scan(source, text=text), bundle, now, previous)
 
     ok = verdict(held[0].credential)
@@ -126,7 +126,7 @@ def test_verdicts_for_qr_numbers_and_refusals(make_uow, tree, union):
     assert verdict(altered.qr_text).code == "forged"
     from unioncard.reader_station.domain import PreviousCheckIn
 
-    again = verdict(held[0].credential, previous=lambda n: PreviousCheckIn(now, "Стол 2"))
+    again = verdict(held[0].credential, previous=lambda *asked: PreviousCheckIn(now, "Стол 2"))
     assert again.colour == "amber" and again.code == "already_checked_in" and again.params["desk"] == "Стол 2"
     # An event open to every member: a typed number without the list is amber (check by eye).
     open_event = make_event(make_uow, tree, stores, admission="members", code="S2")

@@ -209,7 +209,7 @@ def test_an_embedded_trust_bundle_cannot_go_back_either(make_uow, tree, union, t
     station = Station(tmp_path / "desk")
     station.accept_bundle(publish(make_uow, event_id, stores), root_public_key(stores))  # trust v3 inside
     with make_uow() as uow:
-        event = _event_info(uow.session.get(Event, event_id))
+        event = _event_info(uow.session, uow.session.get(Event, event_id))
     now = clock.now()
     newer_with_old_trust = eb.build(stores.operational, event, version=5, issued_at=now,
                                     expires_at=now + timedelta(hours=6), trust_bundle=old_trust, roster=[],

@@ -50,6 +50,22 @@ def _check_event(event_id: int) -> None:
         _event_or_404(session, event_id)
 
 
+def _desk_settings(form) -> dict:
+    """The quorum rule and, per role, when a desk prints the badge, from an event form."""
+    return {"quorum_rule": form.get("quorum_rule", "")[:100],
+            "badge_modes": {role: form.get(f"badge_{role}", checkin.eb.DEFAULT_BADGES[role])[:10]
+                            for role in checkin.eb.ROLES}}
+
+
+BADGE_MODE_LABELS = {"auto": N_("at check-in"), "button": N_("by the button"), "none": N_("never")}
+
+
+@bp.app_context_processor
+def _badge_labels():
+    return {"badge_mode_labels": BADGE_MODE_LABELS, "badge_roles": checkin.eb.ROLES,
+            "default_badges": checkin.eb.DEFAULT_BADGES, "role_labels": ROLE_LABELS}
+
+
 @bp.route("/")
 @login_required
 def index():
@@ -72,7 +88,7 @@ def create():
                 uow, _actor(), code=form.get("code", ""), name=form.get("name", ""), kind=form.get("kind", ""),
                 organisation_id=organisation_id, starts_on=date.fromisoformat(form.get("starts_on", "")),
                 ends_on=date.fromisoformat(form.get("ends_on", "")), venue=form.get("venue", ""),
-                admission=form.get("admission", ""))
+                admission=form.get("admission", ""), **_desk_settings(form))
             uow.commit()
             return redirect(url_for("events.event", event_id=event.id))
     except UnionCardError as exc:
@@ -94,11 +110,25 @@ def event(event_id: int):
         roster_size = checkin.roster_size(session, found.id)
         without_card = checkin.roster_without_cards(session, found.id) if roster_size else 0
         arrivals = checkin.arrivals_by_hour(session, found)
+        days = _days_with_quorum(session, found)
     # Desks stop when the event data expire: say so if the newest data end before the event does.
     ends_early = latest is not None and latest.expires_at < checkin.event_data_end(found) - checkin.EVENT_END_MARGIN
     return render_template("events/event.html", event=found, desks=desks, latest=latest, counts=counts,
                            roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS,
-                           ends_early=ends_early, without_card=without_card, arrivals=arrivals)
+                           ends_early=ends_early, without_card=without_card, arrivals=arrivals, days=days,
+                           badge_modes=checkin.badge_modes(found))
+
+
+def _days_with_quorum(session, event) -> list[tuple]:
+    """(day, arrivals that day, quorum that day) for each day of the event up to today."""
+    today = checkin.today_at_event(session, event)
+    rows = []
+    for day in checkin.event_days(event):
+        if day > today and rows:
+            break
+        quorum = checkin.quorum_status(session, event, day=day) if event.admission == "roster" else None
+        rows.append((day, checkin.counts(session, event, day).arrived, quorum, day == today))
+    return rows
 
 
 @bp.route("/<int:event_id>/live.json")
@@ -335,7 +365,7 @@ def edit(event_id: int):
                     uow, _actor(), found.id, name=form.get("name", "")[:300], kind=form.get("kind", ""),
                     starts_on=date.fromisoformat(form.get("starts_on", "")[:10]),
                     ends_on=date.fromisoformat(form.get("ends_on", "")[:10]), venue=form.get("venue", "")[:300],
-                    admission=form.get("admission", ""))
+                    admission=form.get("admission", ""), **_desk_settings(form))
                 uow.commit()
             except UnionCardError as exc:
                 uow.rollback()
@@ -346,7 +376,8 @@ def edit(event_id: int):
             else:
                 flash(_("Changes saved"), "ok")
                 return redirect(url_for("events.event", event_id=event_id))
-        return render_template("events/edit.html", event=found, kinds=checkin.KIND_LABELS)
+        return render_template("events/edit.html", event=found, kinds=checkin.KIND_LABELS,
+                               badge_modes=checkin.badge_modes(found))
 
 
 @bp.route("/<int:event_id>/cancel", methods=["POST"])
@@ -363,3 +394,95 @@ def cancel(event_id: int):
     except UnionCardError as exc:
         flash(exc.render(), "error")
         return redirect(url_for("events.edit", event_id=event_id))
+
+
+# --- the credentials committee ---------------------------------------------------------------------
+
+def _report_moment(session, event):
+    """The day and the moment (viewer's local time → naive UTC) the committee asks about."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from unioncard import clock
+    from unioncard.checkin_web.formatting import viewer_zone
+
+    day_text = request.args.get("day", "")[:10]
+    day = None
+    if day_text != "all":
+        try:
+            day = date.fromisoformat(day_text) if day_text else checkin.today_at_event(session, event)
+        except ValueError:
+            day = checkin.today_at_event(session, event)
+        day = min(max(day, event.starts_on), event.ends_on)
+    at = None
+    at_text = request.args.get("at", "")[:16]
+    if at_text:
+        try:
+            local = datetime.fromisoformat(at_text).replace(tzinfo=ZoneInfo(viewer_zone()))
+            at = local.astimezone(timezone.utc).replace(tzinfo=None)
+        except ValueError:
+            at = None
+    if at is not None and not checkin.EARLIEST_DESK_CLOCK <= at <= checkin.LATEST_DESK_CLOCK:
+        at = None
+    return day, at or clock.now().replace(microsecond=0), at_text if at else ""
+
+
+def _moment_text(at) -> str:
+    from unioncard.checkin_web.formatting import viewer_zone
+    from unioncard.registry.timezones import shown
+
+    return shown(at, viewer_zone())
+
+
+@bp.route("/<int:event_id>/committee")
+@login_required
+def committee(event_id: int):
+    """The credentials committee's page: elected, registered and absent delegates with reasons, by
+    region, sex and age, and the quorum, for a day and any moment of the event."""
+    _allowed()
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        day, at, at_text = _report_moment(session, found)
+        report = checkin.committee_report(session, _actor(), found.id, day=day, at=at)
+    from unioncard.checkin import committee_output
+
+    return render_template("events/committee.html", event=found, report=report, day=day, at_text=at_text,
+                           days=checkin.event_days(found), moment=_moment_text(at),
+                           summary=committee_output.summary_rows(report),
+                           breakdowns=committee_output.breakdowns(report))
+
+
+@bp.route("/<int:event_id>/committee.<any(pdf, xlsx):fmt>")
+@login_required
+def committee_file(event_id: int, fmt: str):
+    _allowed()
+    from unioncard.checkin import committee_output
+
+    with _rt().session_factory() as session:
+        found = _event_or_404(session, event_id)
+        day, at, _at_text = _report_moment(session, found)
+        report = checkin.committee_report(session, _actor(), found.id, day=day, at=at)
+    moment = _moment_text(at)
+    if fmt == "pdf":
+        return Response(committee_output.pdf(report, moment), mimetype="application/pdf", headers={
+            "Content-Disposition": f"attachment; filename=committee-{found.code}.pdf"})
+    return Response(committee_output.xlsx(report, moment),
+                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=committee-{found.code}.xlsx"})
+
+
+@bp.route("/<int:event_id>/committee/<int:person_id>/absence", methods=["POST"])
+@login_required
+def absence(event_id: int, person_id: int):
+    _allowed()
+    _check_event(event_id)
+    try:
+        with _rt().uow() as uow:
+            outcome = checkin.record_absence(uow, _actor(), event_id, person_id, request.form.get("reason", ""))
+            uow.commit()
+        flash(_("The reason is saved") if outcome == "saved" else _("The reason is removed"), "ok")
+    except NotFound:
+        abort(404)
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    return redirect(url_for("events.committee", event_id=event_id, day=request.form.get("day", "")[:10] or None))
