@@ -114,6 +114,7 @@ class CheckIn(Base):
     __table_args__ = (
         Index("ix_event_checkin_event_number", "event_id", "number"),
         Index("ix_event_checkin_event_id", "event_id", "id"),
+        Index("ix_event_checkin_event_day", "event_id", "event_day"),
     )
 
 

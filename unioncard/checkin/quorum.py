@@ -27,7 +27,7 @@ _COUNT = re.compile(r"^(?P<count>\d{1,6})$")
 
 class QuorumRuleInvalid(ValidationError):
     code = "quorum_rule_invalid"
-    message = N_("The quorum rule «%(rule)s» is not understood: write for example «2/3», «>1/2», «50 %» or a "
+    message = N_("The quorum rule «%(rule)s» is not understood: write for example «2/3», «>1/2», «50 %%» or a "
                  "number of delegates")
 
 

@@ -1,0 +1,331 @@
+"""The congress desk, complete: a delegate found by name offline and checked in by document, days
+(green again tomorrow, amber twice today), badges and mandates through CUPS with a queue that
+survives a printer that is away, the quorum and the credentials committee's report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from tests.station_support import (block, enrol, export_trust, issued_cards, make_event, publish,
+                                   root_public_key)
+from tests.support import union_keys
+from unioncard.checkin import quorum
+from unioncard.checkin import services as checkin
+from unioncard.checkin.models import CheckIn, Event
+from unioncard.reader_station import bundle as eb
+from unioncard.reader_station import sync
+from unioncard.reader_station.domain import NAME_SEARCH_MIN, Scan, Source, find_by_name
+from unioncard.reader_station.printing import PrintWorker
+from unioncard.reader_station.station import OperatorRequired, Station
+from unioncard.registry.actor import Actor
+
+
+class Clock:
+    def __init__(self, at: datetime | None = None):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at or datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def union(make_uow, tree, tmp_path):
+    stores = union_keys(tmp_path)
+    export_trust(make_uow, stores)
+    return stores
+
+
+@pytest.fixture
+def served(app, live_server, union):
+    app.extensions["unioncard"]._signer = union.operational
+    return live_server, union
+
+
+def _delegates(make_uow, tree, stores, count=3, prefix="Ёлкина"):
+    return issued_cards(make_uow, tree, count, stores.operational, prefix=prefix)
+
+
+def test_quorum_rules_parse_or_are_named():
+    assert quorum.parse("2/3").needed(100) == 67 and quorum.parse("2/3").needed(99) == 66
+    assert quorum.parse(">1/2").needed(100) == 51 and quorum.parse("больше 1/2").needed(7) == 4
+    assert quorum.parse("50 %").needed(9) == 5 and quorum.parse("66,7%").needed(3) == 3
+    assert quorum.parse("120").needed(500) == 120
+    assert quorum.parse("") is None and quorum.parse("  ") is None
+    for bad in ("две трети", "3/2", "0/3", "1/0", "150 %", "0", "2/3/4", "x" * 60, "2\x00/3"):
+        with pytest.raises(quorum.QuorumRuleInvalid):
+            quorum.parse(bad)
+
+
+def test_an_unparsable_quorum_rule_is_refused_when_the_event_is_saved(make_uow, tree):
+    from unioncard.errors import ValidationError
+
+    with make_uow() as uow:
+        with pytest.raises(ValidationError) as refused:
+            checkin.create_event(uow, Actor.system("test"), code="Q1", name="Съезд", kind="congress",
+                                 organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                 venue="Москва", admission="roster", quorum_rule="две трети")
+        assert refused.value.code == "quorum_rule_invalid" and "две трети" in refused.value.render()
+        with pytest.raises(ValidationError):
+            checkin.create_event(uow, Actor.system("test"), code="Q2", name="Съезд", kind="congress",
+                                 organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                 venue="Москва", admission="roster", badge_modes={"delegate": "sometimes"})
+
+
+def test_find_by_name_offline_and_check_in_by_document(make_uow, tree, union, tmp_path):
+    held = _delegates(make_uow, tree, union, 4)
+    others = issued_cards(make_uow, tree, 2, union.operational, prefix="Петрова")
+    event_id = make_event(make_uow, tree, union, roster=[c.number for c in held + others])
+    block(make_uow, [held[3].id])
+    station = Station(tmp_path / "desk")
+    station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
+    bundle = station.bundle
+    # ё/е, case, and the part of a double surname: «елкин» finds every «Ёлкина-…».
+    found = find_by_name(bundle, "елкин")
+    assert found.state == "ok" and len(found.matches) == 4
+    assert all(m.name.startswith("Ёлкина") and m.organisation for m in found.matches)
+    assert all(m.masked_number.startswith("•••• •••• ••••") and m.masked_number[-4:].isdigit() for m in found.matches)
+    assert find_by_name(bundle, "ЁЛКИНА").matches == found.matches
+    assert find_by_name(bundle, "ел").state == "too_short" and NAME_SEARCH_MIN == 3
+    assert find_by_name(bundle, "Сидоров").matches == ()
+    blocked = [m for m in found.matches if m.blocked]
+    assert len(blocked) == 1 and blocked[0].masked_number.endswith(held[3].number[-4:])
+    # A check-in by document names the person at the desk: refused until they say who they are.
+    with pytest.raises(OperatorRequired):
+        station.check_in_by_document(found.matches[0].person)
+    station.set_operator("Смирнова Ольга")
+    person = next(m.person for m in found.matches if not m.blocked)
+    shown = station.check_in_by_document(person)
+    assert (shown["colour"], shown["code"], shown["source"]) == ("green", "admitted_by_document", "document")
+    assert shown["number"].startswith("••••")
+    entry = station.journal.entry(shown["nonce"])
+    assert (entry["source"], entry["operator"], entry["verdict"]) == ("document", "Смирнова Ольга",
+                                                                     "admitted_by_document")
+    # Again today, by document or by the card: amber.
+    assert station.check_in_by_document(person)["code"] == "already_checked_in"
+    card = next(c for c in held if bundle.roster[c.number].person == person)
+    assert station.scan(Scan(Source.WEDGE, text=card.credential))["code"] == "already_checked_in"
+    # Found by name with a blocked card: red, with the reason.
+    refused = station.check_in_by_document(blocked[0].person)
+    assert refused["colour"] == "red" and refused["code"] == "revoked" and "заблок" in refused["reason"]
+    assert station.check_in_by_document("no-such-person")["code"] == "not_on_roster"
+    # An «any member» event carries no names on the desk: nothing to search, and the desk says so.
+    open_id = make_event(make_uow, tree, union, admission="members", code="OPEN")
+    other = Station(tmp_path / "open-desk")
+    other.accept_bundle(publish(make_uow, open_id, union), root_public_key(union))
+    assert other.find("елкин") == {"state": "no_list", "more": False, "matches": []}
+    assert not other.bundle.roster
+
+
+def test_a_delegate_of_day_one_is_green_on_day_two(make_uow, tree, union, tmp_path):
+    held = _delegates(make_uow, tree, union, 2)
+    event_id = make_event(make_uow, tree, union, roster=[c.number for c in held])  # today and tomorrow
+    clock = Clock()
+    station = Station(tmp_path / "desk", clock=clock)
+    station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
+    offset = timedelta(minutes=station.bundle.event.utc_offset)
+    assert station.bundle.event.utc_offset == 180  # the organiser (central) is in Moscow time
+    today_noon = datetime.combine(date.today(), datetime.min.time(), tzinfo=timezone.utc).replace(hour=12) - offset
+    clock.at = today_noon
+    assert station.scan(Scan(Source.WEDGE, text=held[0].credential))["code"] == "admitted"
+    clock.at = today_noon + timedelta(hours=5)
+    assert station.scan(Scan(Source.WEDGE, text=held[0].credential))["code"] == "already_checked_in"
+    clock.at = today_noon + timedelta(days=1)  # noon of day 2 at the venue
+    assert station.scan(Scan(Source.WEDGE, text=held[0].credential))["colour"] == "green"
+    # Just before and just after the venue's midnight.
+    midnight = datetime.combine(date.today() + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) - offset
+    clock.at = midnight - timedelta(minutes=1)
+    assert station.scan(Scan(Source.WEDGE, text=held[1].credential))["code"] == "admitted"
+    clock.at = midnight + timedelta(minutes=1)
+    assert station.scan(Scan(Source.WEDGE, text=held[1].credential))["code"] == "admitted"
+
+
+def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_journal(
+        served, make_uow, tree, session_factory, tmp_path, web):
+    server, stores = served
+    held = _delegates(make_uow, tree, stores, 6)
+    guests = issued_cards(make_uow, tree, 1, stores.operational, prefix="Гостева")
+    event_id = make_event(make_uow, tree, stores, roster=[c.number for c in held])
+    with make_uow() as uow:
+        checkin.import_roster(uow, Actor.system("test"), event_id, [(2, guests[0].number, "гость")])
+        event = uow.session.get(Event, event_id)
+        event.quorum_rule = "2/3"
+        uow.commit()
+    desks = []
+    for name in ("Стол 1", "Стол 2"):
+        _sid, token = enrol(make_uow, event_id, name)
+        desk = Station(tmp_path / name)
+        sync.enrol(desk, server, token)
+        desk.set_operator(f"Оператор {name}")
+        desks.append(desk)
+    person = find_by_name(desks[0].bundle, "елкин").matches[0].person
+    assert all(d.check_in_by_document(person)["code"] == "admitted_by_document" for d in desks)
+    for card in held[1:4]:
+        desks[1].scan(Scan(Source.WEDGE, text=card.credential))
+    desks[0].scan(Scan(Source.WEDGE, text=guests[0].credential))
+    for desk in desks:
+        sync.sync_once(desk)
+    with session_factory() as s:
+        rows = s.execute(select(CheckIn.number, CheckIn.duplicate, CheckIn.operator, CheckIn.source,
+                                CheckIn.event_day).where(CheckIn.event_id == event_id,
+                                                         CheckIn.kind == "checkin")).all()
+    by_document = [r for r in rows if r.source == "document"]
+    assert len(by_document) == 2 and sorted(r.duplicate for r in by_document) == [False, True]
+    assert {r.operator for r in by_document} == {"Оператор Стол 1", "Оператор Стол 2"}
+    assert all(r.event_day == date.today() for r in rows)
+    # The quorum: four of six elected delegates present (the guest is not counted), 2/3 of 6 = 4.
+    with session_factory() as s:
+        event = s.get(Event, event_id)
+        status = checkin.quorum_status(s, event, day=date.today())
+        from_journal = len({r.number for r in rows if not r.duplicate and r.number in {c.number for c in held}})
+    assert (status.elected, status.present, status.needed, status.reached) == (6, from_journal, 4, True)
+    assert from_journal == 4
+    web.login("admin")
+    page = web.client.get(f"/events/{event_id}")
+    assert page.status_code == 200
+    from tests.test_web import text_of
+
+    text = text_of(page)
+    assert "4 / 6" in text and "кворум" in text.lower() and "достигнут" in text
+    # The committee's report, now and at a moment before anyone came: reproducible from the journal.
+    absent = held[4]
+    with make_uow() as uow:
+        checkin.record_absence(uow, Actor.system("test"), event_id, absent.person_id, "болезнь")
+        uow.commit()
+    pdf = web.client.get(f"/events/{event_id}/committee.pdf?day={date.today().isoformat()}")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    text = _pdf_text(pdf.data, tmp_path / "committee.pdf")
+    assert "мандатной комиссии" in text and "болезнь" in text and "Ёлкина" in text
+    assert "Избрано делегатов" in text or "Избранных делегатов" in text
+    with session_factory() as s:
+        early = checkin.committee_report(s, Actor.system("test"), event_id, day=date.today(),
+                                         at=datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=3))
+        now_report = checkin.committee_report(s, Actor.system("test"), event_id, day=date.today())
+    assert early.quorum.present == 0 and len(early.absent) == 6
+    assert now_report.quorum.present == 4 and {d.person_id for d in now_report.absent} >= {absent.person_id}
+    assert sum(e for _c, _n, e, _r in now_report.by_region) == 6
+    assert {group for group, _e, _r in now_report.by_age} <= {"young", "older"}
+    xlsx = web.client.get(f"/events/{event_id}/committee.xlsx?day=all")
+    assert xlsx.status_code == 200
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(BytesIO(xlsx.data))
+    cells = [str(c.value) for sheet in book.worksheets for row in sheet.iter_rows() for c in row if c.value]
+    assert "болезнь" in cells and any("Ёлкина" in c for c in cells)
+    committee = web.client.get(f"/events/{event_id}/committee")
+    assert committee.status_code == 200 and "болезнь" in text_of(committee)
+
+
+def _pdf_text(data: bytes, path) -> str:
+    path.write_bytes(data)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def _qr_of(pdf_path, tmp_path) -> str:
+    subprocess.run(["pdftoppm", "-r", "300", "-png", "-singlefile", str(pdf_path), str(tmp_path / "page")], check=True)
+    found = subprocess.run(["zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", str(tmp_path / "page.png")],
+                           capture_output=True, text=True)
+    return found.stdout.strip()
+
+
+def _wait_for(paths, count, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        files = sorted(paths())
+        if len(files) >= count:
+            return files
+        time.sleep(0.1)
+    return sorted(paths())
+
+
+def test_badge_and_mandate_through_cups_and_a_printer_that_is_away(make_uow, tree, union, tmp_path, cups_queue):
+    assert shutil.which("pdftotext") and shutil.which("zbarimg"), "poppler-utils and zbar-tools are needed"
+    held = _delegates(make_uow, tree, union, 2, prefix="Ёлкина-Салтыкова-Щедрина-Преображенская")
+    event_id = make_event(make_uow, tree, union, roster=[c.number for c in held])
+    station = Station(tmp_path / "desk")
+    station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
+    station.set_operator("Смирнова")
+    assert station.bundle.event.badge_mode("delegate") == "auto"
+    # The printer is away (no such queue): the check-in goes through, the prints wait.
+    away = PrintWorker(station, "cups:no-such-queue", retry_seconds=0.1)
+    station.printer_worker = away
+    shown = station.scan(Scan(Source.WEDGE, text=held[0].credential))
+    assert shown["code"] == "admitted" and shown["print_mode"] == "auto"
+    assert away.work_once() is False
+    counts = station.journal.print_counts()
+    assert counts["queued"] == 2 and counts["error"] and "no-such-queue" in counts["error"]
+    assert station.status()["prints"]["queued"] == 2
+    # The printer comes back: the queue is printed, badge and mandate, each once.
+    out = cups_queue["out"]
+    before = set(out.glob("*.pdf"))
+    worker = PrintWorker(station, f"cups:{cups_queue['queue']}", retry_seconds=0.1)
+    station.printer_worker = worker
+    started = time.monotonic()
+    assert worker.work_once() is True
+    printed = [p for p in _wait_for(lambda: set(out.glob("*.pdf")) - before, 2)]
+    elapsed = time.monotonic() - started
+    assert len(printed) == 2, printed
+    assert station.journal.print_counts() == {"queued": 0, "printed": 2, "error": None}
+    texts = {p: _pdf_text(p.read_bytes(), tmp_path / "copy.pdf") for p in printed}
+    badge = next(p for p, t in texts.items() if "МАНДАТ" not in t)
+    mandate = next(p for p, t in texts.items() if "МАНДАТ" in t)
+    badge_text = " ".join(texts[badge].split())
+    assert "ЁЛКИНА" in badge_text and "ДЕЛЕГАТ" in badge_text and "съезд" in badge_text.lower()
+    assert "Анна" in " ".join(texts[mandate].split())
+    # The badge's QR re-scans to her card at the desk.
+    code = _qr_of(badge, tmp_path)
+    assert code == held[0].number
+    assert station.scan(Scan(Source.WEDGE, text=code))["code"] == "already_checked_in"
+    # A long name shrank and wrapped inside the badge: the page is 90 × 55 mm.
+    sizes = subprocess.run(["pdfinfo", str(badge)], capture_output=True, text=True).stdout
+    assert "255.12 x 155.9" in sizes or "255.1 x 155.9" in sizes, sizes
+    # A reprint needs its reason, and is queued with it.
+    from unioncard.errors import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        station.print_for(shown["nonce"])
+    assert refused.value.code == "reprint_reason_required"
+    assert station.print_for(shown["nonce"], "бейдж испорчен")["queued"] == 2
+    assert worker.work_once() is True
+    assert [j["reason"] for j in station.journal.prints(shown["nonce"])][:2] == ["бейдж испорчен"] * 2
+    print(f"\nbadge + mandate through CUPS (cups-pdf): {elapsed:.2f} s")
+
+
+def test_the_kiosk_prints_on_green_and_calls_staff_otherwise(make_uow, tree, union, tmp_path):
+    from unioncard.reader_station.app import create_station_app
+
+    held = _delegates(make_uow, tree, union, 3)
+    event_id = make_event(make_uow, tree, union, roster=[c.number for c in held[:2]])
+    block(make_uow, [held[1].id])  # after the list was made: the desk data carry it as blocked
+    station = Station(tmp_path / "kiosk")
+    station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
+    app = create_station_app(station, kiosk=True)
+    client = app.test_client()
+    page = client.get("/")
+    token = page.data.decode().split('data-token="')[1].split('"')[0]
+    headers = {"X-Station-Token": token}
+
+    def scan(text):
+        return client.post("/scan", json={"text": text, "source": "wedge"}, headers=headers).get_json()
+
+    green = scan(held[0].credential)
+    assert green["colour"] == "green" and not green["kiosk_call_staff"]
+    assert station.journal.print_counts()["queued"] == 2  # badge + mandate, whatever the event's setting
+    again = scan(held[0].credential)
+    assert again["kiosk_call_staff"] and again["nonce"] is None
+    assert scan(held[1].credential)["kiosk_call_staff"]          # blocked
+    assert scan(held[2].credential)["kiosk_call_staff"]          # not on the list
+    typed = scan(held[0].number)
+    assert typed["kiosk_call_staff"] or typed["code"] == "already_checked_in"
+    assert station.journal.counts()["here"] == 1
+    # No search, no undo, no reprint at the kiosk.
+    for path in ("/find", "/document", "/undo", "/print", "/operator", "/bundle"):
+        assert client.post(path, json={}, headers=headers).status_code == 404, path
+    assert "Самостоятельная" in page.data.decode() or "бейдж" in page.data.decode()
