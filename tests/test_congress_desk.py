@@ -21,7 +21,7 @@ from unioncard.checkin.models import CheckIn, Event
 from unioncard.reader_station import bundle as eb
 from unioncard.reader_station import sync
 from unioncard.reader_station.domain import NAME_SEARCH_MIN, Scan, Source, find_by_name
-from unioncard.reader_station.printing import PrintWorker
+from unioncard.reader_station.printing import PrintWorker, page_values, render
 from unioncard.reader_station.station import OperatorRequired, Station
 from unioncard.registry.actor import Actor
 
@@ -191,7 +191,8 @@ def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_j
     from tests.test_web import text_of
 
     text = text_of(page)
-    assert "4 / 6" in text and "кворум" in text.lower() and "достигнут" in text
+    days = text[text.index("По дням"):text.index("Мандатная комиссия")]
+    assert "4 / 6" in days and "кворум есть" in days and "нужно 4 по правилу «2/3»" in days, days
     # The committee's report, now and at a moment before anyone came: reproducible from the journal.
     absent = held[4]
     with make_uow() as uow:
@@ -220,7 +221,7 @@ def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_j
     cells = [str(c.value) for sheet in book.worksheets for row in sheet.iter_rows() for c in row if c.value]
     assert "болезнь" in cells and any("Ёлкина" in c for c in cells)
     committee = web.client.get(f"/events/{event_id}/committee")
-    assert committee.status_code == 200 and "болезнь" in text_of(committee)
+    assert committee.status_code == 200 and 'value="болезнь"' in committee.data.decode()
 
 
 def _pdf_text(data: bytes, path) -> str:
@@ -273,12 +274,18 @@ def test_badge_and_mandate_through_cups_and_a_printer_that_is_away(make_uow, tre
     elapsed = time.monotonic() - started
     assert len(printed) == 2, printed
     assert station.journal.print_counts() == {"queued": 0, "printed": 2, "error": None}
-    texts = {p: _pdf_text(p.read_bytes(), tmp_path / "copy.pdf") for p in printed}
-    badge = next(p for p, t in texts.items() if "МАНДАТ" not in t)
-    mandate = next(p for p, t in texts.items() if "МАНДАТ" in t)
-    badge_text = " ".join(texts[badge].split())
-    assert "ЁЛКИНА" in badge_text and "ДЕЛЕГАТ" in badge_text and "съезд" in badge_text.lower()
-    assert "Анна" in " ".join(texts[mandate].split())
+    badge = next(p for p in printed if "-badge-" in p.name)
+    mandate = next(p for p in printed if "-mandate-" in p.name)
+    # What the printer made keeps the digits as text (cups-pdf's conversion drops the Cyrillic, as
+    # for cards: test_bureau_devices); the PDF the desk sends keeps the name as text.
+    assert held[0].number[-6:] in _pdf_text(mandate.read_bytes(), tmp_path / "copy.pdf")
+    entry = station.journal.entry(shown["nonce"])
+    sent_badge, _page = render("badge", page_values(entry, station.bundle, "badge"))
+    sent_mandate, _page = render("mandate", page_values(entry, station.bundle, "mandate"))
+    badge_text = " ".join(_pdf_text(sent_badge, tmp_path / "badge.pdf").split())
+    assert "ЁЛКИНА-" in badge_text and "ДЕЛЕГАТ" in badge_text and "съезд" in badge_text.lower(), badge_text
+    mandate_text = " ".join(_pdf_text(sent_mandate, tmp_path / "mandate.pdf").split())
+    assert "МАНДАТ ДЕЛЕГАТА" in mandate_text and "Анна Сергеевна" in mandate_text, mandate_text
     # The badge's QR re-scans to her card at the desk.
     code = _qr_of(badge, tmp_path)
     assert code == held[0].number
@@ -329,3 +336,67 @@ def test_the_kiosk_prints_on_green_and_calls_staff_otherwise(make_uow, tree, uni
     for path in ("/find", "/document", "/undo", "/print", "/operator", "/bundle"):
         assert client.post(path, json={}, headers=headers).status_code == 404, path
     assert "Самостоятельная" in page.data.decode() or "бейдж" in page.data.decode()
+
+
+@pytest.mark.browser
+def test_desk_finds_a_delegate_by_name_checks_her_in_by_document_and_prints_her_badge(
+        make_uow, tree, union, tmp_path, browser, cups_queue):
+    """In Chromium: «елкин» finds «Ёлкина», staff check her in by document, her badge comes out of
+    cups-pdf (her card's number in its QR), and the page fits a narrow window."""
+    import threading
+
+    from playwright.sync_api import expect
+    from werkzeug.serving import make_server
+
+    from unioncard.reader_station.app import create_station_app
+
+    held = _delegates(make_uow, tree, union, 1)
+    guests = issued_cards(make_uow, tree, 1, union.operational, prefix="Гостева")
+    event_id = make_event(make_uow, tree, union, roster=[held[0].number])
+    with make_uow() as uow:
+        checkin.import_roster(uow, Actor.system("test"), event_id, [(2, guests[0].number, "гость")])
+        uow.commit()
+    station = Station(tmp_path / "desk")
+    station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
+    worker = PrintWorker(station, f"cups:{cups_queue['queue']}", retry_seconds=0.2)
+    station.printer_worker = worker
+    worker.start()
+    server = make_server("127.0.0.1", 0, create_station_app(station), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    out = cups_queue["out"]
+    before = set(out.glob("*.pdf"))
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        page.fill("#operator", "Смирнова Ольга")
+        page.click("#operatorform button")
+        page.fill("#find", "ел")
+        expect(page.locator("#findnote")).to_contain_text("3 букв")
+        page.fill("#find", "елкин")
+        page.wait_for_selector("#found li")
+        item = page.locator("#found li").first
+        assert "Ёлкина" in item.inner_text() and "••••" in item.inner_text()
+        item.locator("button").click()
+        page.wait_for_selector("#verdict.green")
+        assert page.get_attribute("#verdict", "data-code") == "admitted_by_document"
+        assert "без билета" in page.inner_text("#reason")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, width
+        printed = _wait_for(lambda: set(out.glob("*.pdf")) - before, 2)
+        badge = next(p for p in printed if "-badge-" in p.name)
+        assert _qr_of(badge, tmp_path) == held[0].number
+        # A guest's badge waits for the button (the event's default for guests).
+        page.fill("#scan", guests[0].credential)
+        page.press("#scan", "Enter")
+        page.wait_for_selector("#printbutton")
+        page.click("#printbutton")
+        printed = _wait_for(lambda: set(out.glob("*.pdf")) - before, 3)
+        assert len(printed) == 3  # her badge and mandate, the guest's badge
+        entry = station.journal.recent(2)[1]
+        assert (entry["source"], entry["verdict"]) == ("document", "admitted_by_document")
+        page.screenshot(path="/tmp/desk.png", full_page=True)
+    finally:
+        worker.stop()
+        server.shutdown()
+        thread.join(5)
