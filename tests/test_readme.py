@@ -33,6 +33,7 @@ BENCH_SMALL = {
     "bench/coverage_bench.py": ["--scale", "0.002"],
     "bench/partner_bench.py": ["--scale", "0.001", "--seconds", "2"],
     "bench/statistics_bench.py": ["--scale", "0.002"],
+    "bench/desk_bench.py": ["--roster", "300", "--queries", "200", "--prints", "2"],
 }
 PASSWORD_TWICE = "readme password 2026\nreadme password 2026\n"
 
@@ -275,7 +276,7 @@ def test_every_readme_command_runs(database_url, tmp_path, pcscd):
     _stop_background(instance)
     ran = " ".join(instance.ran)
     for must in ("demo.sh", "appoint-chairperson", "bureau run", "station load-bundle", "gunicorn",
-                 "partner_bench.py", "statistics_bench.py"):
+                 "partner_bench.py", "statistics_bench.py", "desk_bench.py", "--kiosk"):
         assert must in ran, must
 
 
