@@ -25,11 +25,12 @@ EXPORTS = {
     "registry.import_template": ("chair_a", "/registry/import-template.xlsx", "Фамилия"),
     "reports.coverage_xlsx": ("region_a", "/reports/coverage.xlsx", "Региональная"),
     "events.export": ("events", "/events/{event_id}/checkins.xlsx", "Номер"),
+    "events.committee_file": ("events", "/events/{event_id}/committee.xlsx?day=all", "Наименование показателей"),
     "bureau.manifest": ("bureau", "/bureau/batches/{batch_id}/manifest.xlsx", "Номер"),
     "statistics.form_xlsx": ("chair_a", "/statistics/{year}/org/{organisation_id}.xlsx", "Наименование показателей"),
 }
 # Workbooks of more than one sheet print a page per sheet (Form 2: Table II and last year's comparison).
-SHEETS = {"statistics.form_xlsx": 2}
+SHEETS = {"statistics.form_xlsx": 2, "events.committee_file": 5}
 
 
 def test_every_spreadsheet_route_is_checked_here(app):
