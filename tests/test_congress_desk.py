@@ -400,3 +400,36 @@ def test_desk_finds_a_delegate_by_name_checks_her_in_by_document_and_prints_her_
         worker.stop()
         server.shutdown()
         thread.join(5)
+
+
+def test_every_desk_page_action_needs_the_page_token_and_bad_input_is_named(make_uow, tree, union, tmp_path):
+    """The desk's own routes: another web site in the same browser cannot post to them, and what
+    they take is bounded (an unknown check-in, a reprint without reason, an operator of NUL)."""
+    from unioncard.reader_station.app import create_station_app
+
+    held = _delegates(make_uow, tree, union, 1)
+    event_id = make_event(make_uow, tree, union, roster=[held[0].number])
+    station = Station(tmp_path / "desk")
+    station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
+    app = create_station_app(station)
+    client = app.test_client()
+    token = client.get("/").data.decode().split('data-token="')[1].split('"')[0]
+    posts = sorted(rule.rule for rule in app.url_map.iter_rules() if "POST" in rule.methods)
+    assert {"/find", "/document", "/operator", "/print", "/scan", "/undo", "/bundle", "/sync"} <= set(posts)
+    for path in posts:
+        assert client.post(path, json={"text": "елкин", "name": "Чужой", "person": "1"}).status_code == 403, path
+    assert station.operator == "" and station.journal.counts()["here"] == 0
+    headers = {"X-Station-Token": token}
+    refused = client.post("/operator", json={"name": "Смир\x00нова"}, headers=headers)
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "operator_required"
+    assert client.post("/operator", json={"name": "  Смирнова   Ольга "}, headers=headers).get_json() == {
+        "operator": "Смирнова Ольга"}
+    missing = client.post("/print", json={"nonce": "f" * 32}, headers=headers)
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "checkin_not_found"
+    assert client.post("/find", json={"text": "\x00" * 3000}, headers=headers).get_json()["state"] == "too_short"
+    assert client.post("/find", json=["not", "an", "object"], headers=headers).get_json()["state"] == "too_short"
+    person = client.post("/find", json={"text": "елкин"}, headers=headers).get_json()["matches"][0]["person"]
+    shown = client.post("/document", json={"person": person}, headers=headers).get_json()
+    assert shown["code"] == "admitted_by_document"
+    again = client.post("/print", json={"nonce": shown["nonce"]}, headers=headers)
+    assert again.status_code == 400 and again.get_json()["error"]["code"] == "reprint_reason_required"

@@ -325,8 +325,7 @@ def roster_lines(session, actor: Actor, event_id: int, *, query: str = "", witho
 
     event = get_event(session, actor, event_id)
     held = _holders().distinct().subquery()
-    membership = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
-                  .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
+    membership = _first_organisation()
     conditions = [RosterEntry.event_id == event.id]
     if rd.search_key(query):
         conditions.append(RosterEntry.person_id.in_(select(Membership.person_id).where(name_starts_with(query))))
@@ -344,6 +343,13 @@ def roster_lines(session, actor: Actor, event_id: int, *, query: str = "", witho
                            .offset((max(1, page) - 1) * per_page).limit(per_page))
     return [RosterLine(pid, full_name(s, g, p), role, org, card is not None)
             for pid, role, s, g, p, org, card in rows], total
+
+
+def _first_organisation():
+    """(person_id, organisation_id): the organisation a person on a list is shown with, their
+    first current membership's."""
+    return (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
+            .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
 
 
 def roster_without_cards(session, event_id: int) -> int:
@@ -456,8 +462,7 @@ def bundle_roster(session, event: Event) -> list[eb.RosterEntry]:
     card), and their blocked ones: a desk that finds such a person by name must say the card is
     blocked rather than that nobody is on the list. The person key is the roster row's id; the
     organisation, the person's (first) organisation's name, shown when staff search by name."""
-    organisation = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
-                    .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
+    organisation = _first_organisation()
     rows = session.execute(
         select(Card.number, Card.region_code, RosterEntry.role, RosterEntry.id, Person.surname, Person.given_name,
                Person.patronymic, Organisation.name)
@@ -483,10 +488,6 @@ def event_utc_offset(session, event: Event) -> int:
     zone = ZoneInfo(timezones.zone_of_region(region))
     offset = datetime.combine(event.starts_on, datetime.min.time()).replace(hour=12, tzinfo=zone).utcoffset()
     return int(offset.total_seconds() // 60)
-
-
-def event_day_of(event: Event, offset_minutes: int, moment: datetime) -> date:
-    return (moment + timedelta(minutes=offset_minutes)).date()
 
 
 def _event_info(session, event: Event) -> eb.EventInfo:
@@ -674,9 +675,10 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
     for chunk in chunked(nonces):
         known.update(session.scalars(select(CheckIn.nonce).where(CheckIn.nonce.in_(chunk))))
     event = session.get(Event, station.event_id)
-    offset = event_utc_offset(session, event)
+    # The event day by the same rule the desks use (the bundle's event information).
+    info = _event_info(session, event)
     fresh = [dict(p, event_id=station.event_id, station_id=station.id, received_at=now, undone=False,
-                  duplicate=False, event_day=event_day_of(event, offset, p["effective_at"]))
+                  duplicate=False, event_day=info.day_of(p["effective_at"]))
              for p in parsed if p["nonce"] not in known]
     _identify(session, station.event_id, fresh, now)
     if fresh:
@@ -942,7 +944,7 @@ def event_days(event: Event) -> list[date]:
 
 def today_at_event(session, event: Event, now: datetime | None = None) -> date:
     """The venue's date now, kept within the event's days."""
-    day = event_day_of(event, event_utc_offset(session, event), now or clock.now())
+    day = _event_info(session, event).day_of(now or clock.now())
     return min(max(day, event.starts_on), event.ends_on)
 
 
@@ -983,8 +985,7 @@ class Delegate:
 
 def elected_delegates(session, event: Event) -> list[Delegate]:
     """The roster's delegates (the elected ones the committee counts), by name."""
-    organisation = (select(Membership.person_id, func.min(Membership.organisation_id).label("organisation_id"))
-                    .where(Membership.is_active.is_(True)).group_by(Membership.person_id).subquery())
+    organisation = _first_organisation()
     rows = session.execute(
         select(RosterEntry.person_id, Person.surname, Person.given_name, Person.patronymic, Person.sex,
                Person.birth_date, Organisation.name, Organisation.region_code, Absence.reason)
@@ -1000,6 +1001,8 @@ def elected_delegates(session, event: Event) -> list[Delegate]:
 
 def _mark_present(session, event: Event, delegates: list[Delegate], *, day: date | None,
                   at: datetime | None) -> None:
+    for delegate in delegates:  # the same list is marked again for another day or moment
+        delegate.present_at = None
     present = checked_in_numbers(session, event, day=day, at=at)
     if not present or not delegates:
         return
@@ -1026,10 +1029,11 @@ class QuorumStatus:
 
 def quorum_status(session, event: Event, *, day: date | None = None, at: datetime | None = None,
                   delegates: list[Delegate] | None = None) -> QuorumStatus:
-    """Elected delegates present on the day (as the journal stood at ``at``) against the rule."""
+    """Elected delegates present on the day (as the journal stood at ``at``) against the rule.
+    ``delegates`` (elected_delegates) may be given to mark the same list for several days."""
     if delegates is None:
         delegates = elected_delegates(session, event)
-        _mark_present(session, event, delegates, day=day, at=at)
+    _mark_present(session, event, delegates, day=day, at=at)
     present = sum(1 for d in delegates if d.present_at is not None)
     rule = quorum.parse(event.quorum_rule) if event.quorum_rule else None
     needed = rule.needed(len(delegates)) if rule else None
@@ -1071,8 +1075,7 @@ def committee_report(session, actor: Actor, event_id: int, *, day: date | None =
     event = get_event(session, actor, event_id)
     at = (at or clock.now()).replace(microsecond=0)
     delegates = elected_delegates(session, event)
-    _mark_present(session, event, delegates, day=day, at=at)
-    status = quorum_status(session, event, delegates=delegates)
+    status = quorum_status(session, event, day=day, at=at, delegates=delegates)
     regions = dict(session.execute(select(Organisation.region_code, Organisation.name).where(
         Organisation.level == "regional")).all())
     by_region: dict[str, list[int]] = {}

@@ -20,6 +20,7 @@ from unioncard.checkin_web.scope import user_can
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.i18n import N_
 from unioncard.issuer import cardnumber
+from unioncard.reader_station import bundle as eb
 from unioncard.reader_station.domain import ROLE_LABELS
 from unioncard.registry import domain as d
 from unioncard.registry import services as registry
@@ -53,8 +54,8 @@ def _check_event(event_id: int) -> None:
 def _desk_settings(form) -> dict:
     """The quorum rule and, per role, when a desk prints the badge, from an event form."""
     return {"quorum_rule": form.get("quorum_rule", "")[:100],
-            "badge_modes": {role: form.get(f"badge_{role}", checkin.eb.DEFAULT_BADGES[role])[:10]
-                            for role in checkin.eb.ROLES}}
+            "badge_modes": {role: form.get(f"badge_{role}", eb.DEFAULT_BADGES[role])[:10]
+                            for role in eb.ROLES}}
 
 
 BADGE_MODE_LABELS = {"auto": N_("at check-in"), "button": N_("by the button"), "none": N_("never")}
@@ -62,8 +63,8 @@ BADGE_MODE_LABELS = {"auto": N_("at check-in"), "button": N_("by the button"), "
 
 @bp.app_context_processor
 def _badge_labels():
-    return {"badge_mode_labels": BADGE_MODE_LABELS, "badge_roles": checkin.eb.ROLES,
-            "default_badges": checkin.eb.DEFAULT_BADGES, "role_labels": ROLE_LABELS}
+    return {"badge_mode_labels": BADGE_MODE_LABELS, "badge_roles": eb.ROLES,
+            "default_badges": eb.DEFAULT_BADGES, "role_labels": ROLE_LABELS}
 
 
 @bp.route("/")
@@ -122,11 +123,12 @@ def event(event_id: int):
 def _days_with_quorum(session, event) -> list[tuple]:
     """(day, arrivals that day, quorum that day) for each day of the event up to today."""
     today = checkin.today_at_event(session, event)
+    delegates = checkin.elected_delegates(session, event) if event.admission == "roster" else None
     rows = []
     for day in checkin.event_days(event):
         if day > today and rows:
             break
-        quorum = checkin.quorum_status(session, event, day=day) if event.admission == "roster" else None
+        quorum = checkin.quorum_status(session, event, day=day, delegates=delegates) if delegates is not None else None
         rows.append((day, checkin.counts(session, event, day).arrived, quorum, day == today))
     return rows
 

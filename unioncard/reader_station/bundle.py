@@ -23,8 +23,8 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, time, timedelta, timezone
+from functools import cached_property
 
 from unioncard.errors import ValidationError
 from unioncard.hsm import trust
@@ -206,6 +206,8 @@ class EventBundle:
     sha256: str
     size: int
     header: dict = field(repr=False, default_factory=dict)
+    # The by-name search's index (reader_station.domain), made on the first search.
+    name_index: list | None = field(repr=False, compare=False, default=None)
 
     @property
     def valid_until(self) -> datetime:

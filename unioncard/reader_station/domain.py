@@ -289,9 +289,7 @@ def find_by_name(bundle, text: str, limit: int = NAME_SEARCH_LIMIT) -> NameSearc
 
 def _name_index(bundle) -> list[tuple[str, tuple[str, ...]]]:
     """(person, name words) sorted by name; built once per bundle."""
-    index = bundle.__dict__.get("_name_index")
-    if index is None:
+    if bundle.name_index is None:
         people = sorted(bundle.people.items(), key=lambda item: (normalise_name(item[1][0].name), item[0]))
-        index = [(person, _name_words(entries[0].name)) for person, entries in people]
-        bundle.__dict__["_name_index"] = index
-    return index
+        bundle.name_index = [(person, _name_words(entries[0].name)) for person, entries in people]
+    return bundle.name_index

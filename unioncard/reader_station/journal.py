@@ -62,6 +62,10 @@ CREATE INDEX IF NOT EXISTS ix_print_job_state ON print_job (state, id);
 """
 
 
+def no_such_check_in() -> NotFound:
+    return NotFound(N_("No such check-in at this desk"), code="checkin_not_found")
+
+
 # A check-in of this desk that no later undo entry names.
 _LIVE = "kind = 'checkin' AND NOT EXISTS (SELECT 1 FROM entry u WHERE u.kind = 'undo' AND u.ref_nonce = e.nonce)"
 
@@ -139,7 +143,7 @@ class Journal:
         with self.lock:
             row = self._db.execute("SELECT kind FROM entry WHERE nonce = ?", (nonce,)).fetchone()
             if row is None or row[0] != "checkin":
-                raise NotFound(N_("No such check-in at this desk"), code="checkin_not_found")
+                raise no_such_check_in()
             if self._db.execute("SELECT 1 FROM entry WHERE kind = 'undo' AND ref_nonce = ?", (nonce,)).fetchone():
                 raise Conflict(N_("This check-in has already been undone"), code="checkin_already_undone")
             undo_nonce = uuid.uuid4().hex
@@ -152,8 +156,6 @@ class Journal:
                  ) -> PreviousCheckIn | None:
         """The earliest live check-in of any of these numbers that the station knows of, at or
         after ``since`` and before ``until`` (server time) when given."""
-        if isinstance(numbers, str):
-            numbers = (numbers,)
         numbers = tuple(numbers)
         marks = ", ".join("?" * len(numbers))
         desk = self.get("desk", "?")

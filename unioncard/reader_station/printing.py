@@ -30,12 +30,6 @@ class ReprintNeedsReason(ValidationError):
     message = N_("Say why the badge is printed again")
 
 
-class NothingToPrint(ValidationError):
-    code = "print_entry_not_found"
-    message = N_("No such check-in at this desk")
-    http_status = 404
-
-
 def kinds_for(role: str | None) -> tuple[str, ...]:
     return KINDS_FOR_ROLE.get(role or "member", ("badge",))
 

@@ -22,8 +22,8 @@ from unioncard.i18n import N_, translate
 from unioncard.reader_station import bundle as eb
 from unioncard.reader_station.domain import (REASONS, ROLE_LABELS, Colour, Scan, Source, Verdict, decide,
                                               decide_by_document, find_by_name, mask_number)
-from unioncard.reader_station.journal import Journal
-from unioncard.reader_station.printing import NothingToPrint, ReprintNeedsReason, kinds_for
+from unioncard.reader_station.journal import Journal, no_such_check_in
+from unioncard.reader_station.printing import ReprintNeedsReason, kinds_for
 
 class StationError(ValidationError):
     code = "station_error"
@@ -287,7 +287,7 @@ class Station:
         again needs a reason, which is kept with the job."""
         entry = self.journal.entry(str(nonce or ""))
         if entry is None or entry["undone"]:
-            raise NothingToPrint()
+            raise no_such_check_in()
         reason = " ".join(str(reason or "").split())[:200] or None
         if self.journal.prints(entry["nonce"]) and not reason:
             raise ReprintNeedsReason()
