@@ -10,7 +10,7 @@ from unioncard.registry.models import AuditEntry, Consent, Membership
 from tests.test_web import text_of
 
 KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "batch_id", "fmt", "code", "filename", "token",
-                "event_id", "station_id", "key_id", "user_id", "person_id", "year", "position_id"}
+                "event_id", "station_id", "session_id", "key_id", "user_id", "person_id", "year", "position_id"}
 # Pages a chairperson may not use at all (they answer 404 even for their own organisation).
 PERMISSION_GATED = {"cards.approvals", "users.chairperson"}
 FOREIGN_NAMES = ("Петров Пётр", "Сидорова", "ППО школы № 2", "ППО Чувашского")
@@ -184,6 +184,8 @@ def test_events_answer_404_outside_their_organiser(web, tree, make_uow, session_
         event = checkin.create_event(uow, Actor.system("test"), code="R21", name="Конференция Чувашской организации",
                                      kind="conference", organisation_id=tree.region_b, starts_on=date(2026, 12, 1),
                                      ends_on=date(2026, 12, 1), venue="Чебоксары", admission="members")
+        session_id = checkin.add_session(uow, Actor.system("test"), event.id, day=date(2026, 12, 1),
+                                         name="Пленарное заседание").id
         uow.commit()
         event_id = event.id
     station_id, _token = enrol(make_uow, event_id, "Стол 1")
@@ -196,21 +198,25 @@ def test_events_answer_404_outside_their_organiser(web, tree, make_uow, session_
         web.login(login)
         token = web.token("/")
         for rule in event_rules:
-            for values in ({"event_id": event_id, "station_id": station_id}, {"event_id": 987654, "station_id": 1}):
+            for values in ({"event_id": event_id, "station_id": station_id, "session_id": session_id},
+                           {"event_id": 987654, "station_id": 1, "session_id": 1}):
                 path = fill(rule, values)
                 for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                     response = web.client.get(path) if method == "GET" else web.client.post(
-                        path, data={"csrf_token": token, "desk": "Чужой стол", "org_code": "21-001", "role": "guest"})
+                        path, data={"csrf_token": token, "desk": "Чужой стол", "org_code": "21-001", "role": "guest",
+                                    "name": "Чужое заседание", "day": "2026-12-01", "reason": "чужая причина"})
                     assert response.status_code == 404, f"{login}: {method} {path} answered {response.status_code}"
                     assert "Чувашской" not in text_of(response)
     with session_factory() as s:
         assert s.get(Station, station_id).revoked_at is None
         assert len(checkin.stations(s, event_id)) == 1 and checkin.roster_size(s, event_id) == 0
+        assert [x.name for x in checkin.event_sessions(s, event_id)] == ["Пленарное заседание"]
     web = WebClient(web.app)
     web.login("region_b")
     for rule in event_rules:
         if "GET" in rule.methods and not rule.rule.endswith("bundle.bin"):
-            assert web.client.get(fill(rule, {"event_id": event_id, "station_id": station_id})).status_code == 200, \
+            assert web.client.get(fill(rule, {"event_id": event_id, "station_id": station_id,
+                                              "session_id": session_id})).status_code == 200, \
                 rule.rule
 
 

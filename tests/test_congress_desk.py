@@ -395,7 +395,21 @@ def test_desk_finds_a_delegate_by_name_checks_her_in_by_document_and_prints_her_
         assert len(printed) == 3  # her badge and mandate, the guest's badge
         entry = station.journal.recent(2)[1]
         assert (entry["source"], entry["verdict"]) == ("document", "admitted_by_document")
-        page.screenshot(path="/tmp/desk.png", full_page=True)
+        # The same desk becomes the plenary's entrance (the session came with newer desk data).
+        with make_uow() as uow:
+            checkin.add_session(uow, Actor.system("test"), event_id, day=date.today(), name="Пленарное заседание")
+            uow.commit()
+        station.accept_bundle(publish(make_uow, event_id, union))
+        page.reload()
+        page.select_option("#mode", label=f"{date.today():%d.%m} · Пленарное заседание")
+        page.click("#modeform button")
+        expect(page.locator("#modeinfo")).to_contain_text("Пленарное заседание")
+        page.fill("#scan", held[0].credential)
+        page.press("#scan", "Enter")
+        expect(page.locator("#verdict")).to_have_attribute("data-code", "session_in")
+        expect(page.locator("#modeinfo")).to_contain_text("в зале 1")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
     finally:
         worker.stop()
         server.shutdown()
@@ -433,3 +447,96 @@ def test_every_desk_page_action_needs_the_page_token_and_bad_input_is_named(make
     assert shown["code"] == "admitted_by_document"
     again = client.post("/print", json={"nonce": shown["nonce"]}, headers=headers)
     assert again.status_code == 400 and again.get_json()["error"]["code"] == "reprint_reason_required"
+
+
+def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, session_factory, tmp_path, web):
+    from tests.station_support import resign
+    from unioncard.errors import ValidationError
+    from unioncard.reader_station.station import NoSuchSession
+
+    server, stores = served
+    held = _delegates(make_uow, tree, stores, 3)
+    event_id = make_event(make_uow, tree, stores, roster=[c.number for c in held])
+    other_id = make_event(make_uow, tree, stores, code="OTHER")
+    system = Actor.system("test")
+    with make_uow() as uow:
+        plenary = checkin.add_session(uow, system, event_id, day=date.today(), name="Пленарное заседание",
+                                      room="Большой зал").id
+        section = checkin.add_session(uow, system, event_id, day=date.today() + timedelta(days=1),
+                                      name="Секция «Молодёжь»").id
+        foreign = checkin.add_session(uow, system, other_id, day=date.today(), name="Чужое заседание").id
+        with pytest.raises(ValidationError) as refused:
+            checkin.add_session(uow, system, event_id, day=date.today() + timedelta(days=5), name="Потом")
+        assert refused.value.code == "session_day"
+        uow.commit()
+    block(make_uow, [held[2].id])
+    desks = []
+    for name in ("Вход", "Выход"):
+        _sid, token = enrol(make_uow, event_id, name)
+        desk = Station(tmp_path / name)
+        sync.enrol(desk, server, token)
+        desks.append(desk)
+    entrance, exit_ = desks
+    assert [s.name for s in entrance.bundle.event.sessions] == ["Пленарное заседание", "Секция «Молодёжь»"]
+    with pytest.raises(NoSuchSession):
+        entrance.set_mode(foreign, "in")
+    with pytest.raises(NoSuchSession):
+        entrance.set_mode(plenary, "sideways")
+    assert entrance.set_mode(plenary, "in")["name"] == "Пленарное заседание"
+    exit_.set_mode(str(plenary), "out")
+
+    def scan(desk, card):
+        return desk.scan(Scan(Source.WEDGE, text=card.credential))
+
+    first = scan(entrance, held[0])
+    assert (first["colour"], first["code"]) == ("green", "session_in") and "Пленарное" in first["reason"]
+    assert scan(entrance, held[0])["code"] == "already_in_session"
+    assert scan(entrance, held[1])["code"] == "session_in"
+    assert scan(entrance, held[2])["code"] == "revoked"
+    assert scan(exit_, held[0])["code"] == "session_out"
+    # The session doors do not register anyone for the day.
+    assert entrance.journal.counts()["here"] == 0 and entrance.status()["mode"]["inside"] == 2
+    for desk in desks:
+        sync.sync_once(desk)
+    with session_factory() as s:
+        attendance = {a.session.id: a for a in checkin.session_attendance(s, s.get(Event, event_id))}
+        assert (attendance[plenary].entered, attendance[plenary].inside, attendance[plenary].delegates) == (2, 1, 2)
+        assert attendance[section].entered == 0
+        assert checkin.counts(s, s.get(Event, event_id)).arrived == 0
+    # Back to registration: the same card is a day check-in now.
+    entrance.set_mode(None)
+    assert scan(entrance, held[0])["code"] == "admitted"
+    # An upload naming another event's session is refused whole.
+    with make_uow() as uow:
+        station_row = checkin.stations(uow.session, event_id)[0]
+        entry = {"nonce": "a" * 32, "kind": "session", "number": held[1].number, "session_id": foreign,
+                 "direction": "in", "station_clock": "2026-12-04T10:00:00Z"}
+        with pytest.raises(ValidationError) as bad:
+            checkin.take_journal(uow, station_row, [entry])
+        assert bad.value.code == "journal_entry_invalid"
+        with pytest.raises(ValidationError):
+            checkin.take_journal(uow, station_row, [dict(entry, session_id=plenary, direction="up")])
+    # A signed bundle whose session lies outside the event's days is a bad header.
+    data = publish(make_uow, event_id, stores)
+
+    def late_session(header):
+        header["event"]["sessions"][0]["day"] = "2099-01-01"
+
+    with pytest.raises(eb.BundleBadHeader):
+        eb.check(resign(data, stores.operational, late_session), root_public_key(stores), datetime.now(timezone.utc))
+    # The event page shows the sessions; one with scans is kept, an empty one can go.
+    web.login("admin")
+    from tests.test_web import text_of
+
+    page = text_of(web.client.get(f"/events/{event_id}"))
+    assert "Пленарное заседание (Большой зал)" in page
+    token = web.token(f"/events/{event_id}")
+    web.client.post(f"/events/{event_id}/sessions/{plenary}/remove", data={"csrf_token": token})
+    web.client.post(f"/events/{event_id}/sessions/{foreign}/remove", data={"csrf_token": token})
+    with session_factory() as s:
+        assert [x.id for x in checkin.event_sessions(s, event_id)] == [plenary, section]
+        assert [x.id for x in checkin.event_sessions(s, other_id)] == [foreign]
+    web.client.post(f"/events/{event_id}/sessions/{section}/remove", data={"csrf_token": token})
+    web.client.post(f"/events/{event_id}/sessions", data={"csrf_token": token, "day": "2001-01-01", "name": "Рано"})
+    with session_factory() as s:
+        assert [x.id for x in checkin.event_sessions(s, event_id)] == [plenary]

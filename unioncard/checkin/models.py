@@ -110,12 +110,28 @@ class CheckIn(Base):
     # date of effective_at): a card is checked in once per day.
     operator: Mapped[str | None] = mapped_column(String(100))
     event_day: Mapped[date | None] = mapped_column(Date)
+    # A session door's scan (kind "session"): which sitting, and "in" or "out".
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("event_session.id"))
+    direction: Mapped[str | None] = mapped_column(String(3))
 
     __table_args__ = (
         Index("ix_event_checkin_event_number", "event_id", "number"),
         Index("ix_event_checkin_event_id", "event_id", "id"),
         Index("ix_event_checkin_event_day", "event_id", "event_day"),
     )
+
+
+class EventSession(Base):
+    """A sitting of an event on one of its days (a plenary, a section), optionally in a room."""
+
+    __tablename__ = "event_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(200))
+    room: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Absence(Base):

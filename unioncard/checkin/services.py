@@ -16,7 +16,7 @@ from unioncard import clock
 from unioncard.db import UnitOfWork, chunked
 from unioncard.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from unioncard.checkin import quorum
-from unioncard.checkin.models import Absence, CheckIn, Event, EventBundleRecord, RosterEntry, Station
+from unioncard.checkin.models import Absence, CheckIn, Event, EventBundleRecord, EventSession, RosterEntry, Station
 from unioncard.hsm import ceremony
 from unioncard.hsm.trust import parse_timestamp, timestamp
 from unioncard.i18n import N_
@@ -491,8 +491,10 @@ def event_utc_offset(session, event: Event) -> int:
 
 
 def _event_info(session, event: Event) -> eb.EventInfo:
+    sittings = tuple(eb.SessionInfo(s.id, s.day, s.name, s.room) for s in event_sessions(session, event.id)
+                     if event.starts_on <= s.day <= event.ends_on)
     return eb.EventInfo(event.id, event.code, event.name, event.starts_on, event.ends_on, event.venue, event.admission,
-                        event_utc_offset(session, event), badge_modes(event))
+                        event_utc_offset(session, event), badge_modes(event), sittings)
 
 
 def latest_bundle(session, event_id: int) -> EventBundleRecord | None:
@@ -623,7 +625,8 @@ def _parse_entry(index: int, raw: dict) -> dict:
     try:
         nonce = str(raw["nonce"])
         kind = raw["kind"]
-        if len(nonce) != 32 or not all(c in "0123456789abcdef" for c in nonce) or kind not in ("checkin", "undo"):
+        if len(nonce) != 32 or not all(c in "0123456789abcdef" for c in nonce) or \
+                kind not in ("checkin", "undo", "session"):
             raise ValueError("nonce/kind")
         station_clock = parse_timestamp(raw["station_clock"]).replace(tzinfo=None)
         if not EARLIEST_DESK_CLOCK <= station_clock <= LATEST_DESK_CLOCK:
@@ -632,8 +635,12 @@ def _parse_entry(index: int, raw: dict) -> dict:
         if not abs(offset) <= MAX_CLOCK_OFFSET_SECONDS:  # also refuses NaN
             raise ValueError("offset")
         number = raw.get("number")
-        if kind == "checkin":
+        if kind in ("checkin", "session"):
             number = cardnumber.validate(number)
+        session_id, direction = raw.get("session_id"), raw.get("direction")
+        if kind == "session" and (not isinstance(session_id, int) or isinstance(session_id, bool)
+                                  or not 1 <= session_id <= 2 ** 53 or direction not in ("in", "out")):
+            raise ValueError("session_id/direction")
         ref = raw.get("ref_nonce")
         if kind == "undo" and (not isinstance(ref, str) or len(ref) != 32):
             raise ValueError("ref_nonce")
@@ -654,7 +661,9 @@ def _parse_entry(index: int, raw: dict) -> dict:
             "role": short("role", 16), "region_code": short("region_code", 2), "verdict": short("verdict", 32),
             "source": short("source", 8), "station_clock": station_clock, "operator": short("operator", 100),
             "effective_at": station_clock + timedelta(seconds=offset),
-            "credential": presented if kind == "checkin" else None}
+            "credential": presented if kind == "checkin" else None,
+            "session_id": session_id if kind == "session" else None,
+            "direction": direction if kind == "session" else None}
 
 
 def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> UploadResult:
@@ -666,6 +675,10 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
                               limit=MAX_UPLOAD_ENTRIES)
     session = uow.session
     parsed = [_parse_entry(i, raw) for i, raw in enumerate(entries)]
+    sessions = set(session.scalars(select(EventSession.id).where(EventSession.event_id == station.event_id)))
+    for index, entry in enumerate(parsed):
+        if entry["kind"] == "session" and entry["session_id"] not in sessions:  # another event's, or none
+            raise BadEntry(index=index, reason="session_id")
     # Uploads of one event take turns: ranking needs every earlier upload's rows, and under READ
     # COMMITTED two desks ranking at once would each see only their own and both claim "first".
     session.execute(select(Event.id).where(Event.id == station.event_id).with_for_update())
@@ -736,7 +749,7 @@ def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
     for row in rows:
         presented = row.pop("credential", None)
         row["identified_by"], row["credential_name"] = None, None
-        if row["kind"] != "checkin":
+        if row["kind"] not in ("checkin", "session"):
             continue
         # The counts by role and region are the server's own: the role from the roster, the
         # region from the card number, whatever the desk wrote.
@@ -1124,3 +1137,78 @@ def record_absence(uow: UnitOfWork, actor: Actor, event_id: int, person_id: int,
     audit.record(session, actor, "event.absence", "event", event.id, event.organisation_id, person_id=person_id,
                  reason=reason)
     return "saved"
+
+
+# --- sessions (sittings) and their doors -----------------------------------------------------------
+
+MAX_SESSION_NAME = 200
+MAX_ROOM = 100
+
+
+def event_sessions(session, event_id: int) -> list[EventSession]:
+    return list(session.scalars(select(EventSession).where(EventSession.event_id == event_id)
+                                .order_by(EventSession.day, EventSession.id)))
+
+
+def add_session(uow: UnitOfWork, actor: Actor, event_id: int, *, day: date, name: str, room: str = "") -> EventSession:
+    """A sitting on one of the event's days; desks learn it with their next data."""
+    session = uow.session
+    event = _open_event(session, actor, event_id)
+    name, room = " ".join((name or "").split())[:MAX_SESSION_NAME], " ".join((room or "").split())[:MAX_ROOM]
+    if not name:
+        raise ValidationError(N_("A session needs a name"), code="session_name_required", field="name")
+    if not event.starts_on <= day <= event.ends_on:
+        raise ValidationError(N_("A session is held on one of the event's days"), code="session_day", field="day")
+    if len(event_sessions(session, event.id)) >= eb.MAX_SESSIONS:
+        raise ValidationError(N_("At most %(limit)s sessions per event"), code="sessions_too_many",
+                              limit=eb.MAX_SESSIONS)
+    sitting = EventSession(event_id=event.id, day=day, name=name, room=room, created_at=clock.now())
+    session.add(sitting)
+    event.roster_changed_at = clock.now()
+    session.flush()
+    audit.record(session, actor, "event.session_add", "event", event.id, event.organisation_id,
+                 session_id=sitting.id, name=name, day=day.isoformat())
+    return sitting
+
+
+def remove_session(uow: UnitOfWork, actor: Actor, event_id: int, session_id: int) -> None:
+    """Only a session nobody was scanned into can go: the journal keeps what happened."""
+    session = uow.session
+    event = _open_event(session, actor, event_id)
+    sitting = session.get(EventSession, session_id)
+    if sitting is None or sitting.event_id != event.id:
+        raise NotFound(N_("No such session"), code="session_not_found")
+    if session.scalar(select(CheckIn.id).where(CheckIn.session_id == sitting.id).limit(1)):
+        raise Conflict(N_("People were already scanned at this session: it is kept"), code="session_has_entries")
+    session.delete(sitting)
+    event.roster_changed_at = clock.now()
+    audit.record(session, actor, "event.session_remove", "event", event.id, event.organisation_id,
+                 session_id=session_id)
+
+
+@dataclass
+class Attendance:
+    session: EventSession
+    entered: int      # people (cards) who came in at least once
+    inside: int       # of them, those whose latest live scan is an entry
+    delegates: int    # elected delegates who came in
+
+
+def session_attendance(session, event: Event) -> list[Attendance]:
+    """Per session: who came in, who is inside now (latest live scan an entry), and how many of
+    them are elected delegates, from the merged journal."""
+    sittings = event_sessions(session, event.id)
+    rows = session.execute(
+        select(CheckIn.session_id, CheckIn.number, CheckIn.direction, CheckIn.effective_at).where(
+            CheckIn.event_id == event.id, CheckIn.kind == "session", CheckIn.undone.is_(False))
+        .order_by(CheckIn.effective_at, CheckIn.id)).all()
+    delegates = set(roster_numbers(session, event.id, {r.number for r in rows}).items())
+    delegate_numbers = {number for number, role in delegates if role == "delegate"}
+    result = []
+    for sitting in sittings:
+        mine = [r for r in rows if r.session_id == sitting.id]
+        entered = {r.number for r in mine if r.direction == "in"}
+        latest = {r.number: r.direction for r in mine}
+        result.append(Attendance(sitting, len(entered), sum(1 for d in latest.values() if d == "in"),
+                                 len(entered & delegate_numbers)))
+    return result

@@ -112,11 +112,13 @@ def event(event_id: int):
         without_card = checkin.roster_without_cards(session, found.id) if roster_size else 0
         arrivals = checkin.arrivals_by_hour(session, found)
         days = _days_with_quorum(session, found)
+        attendance = checkin.session_attendance(session, found)
     # Desks stop when the event data expire: say so if the newest data end before the event does.
     ends_early = latest is not None and latest.expires_at < checkin.event_data_end(found) - checkin.EVENT_END_MARGIN
     return render_template("events/event.html", event=found, desks=desks, latest=latest, counts=counts,
                            roster_size=roster_size, role_labels=ROLE_LABELS, kinds=checkin.KIND_LABELS,
                            ends_early=ends_early, without_card=without_card, arrivals=arrivals, days=days,
+                           attendance=attendance, event_days=checkin.event_days(found),
                            badge_modes=checkin.badge_modes(found))
 
 
@@ -396,6 +398,44 @@ def cancel(event_id: int):
     except UnionCardError as exc:
         flash(exc.render(), "error")
         return redirect(url_for("events.edit", event_id=event_id))
+
+
+# --- sessions ------------------------------------------------------------------------------------
+
+@bp.route("/<int:event_id>/sessions", methods=["POST"])
+@login_required
+def add_session(event_id: int):
+    _allowed()
+    _check_event(event_id)
+    try:
+        with _rt().uow() as uow:
+            sitting = checkin.add_session(uow, _actor(), event_id,
+                                          day=date.fromisoformat(request.form.get("day", "")[:10]),
+                                          name=request.form.get("name", "")[:300], room=request.form.get("room", "")[:300])
+            uow.commit()
+        flash(_("Session «%(name)s» added. Desks get it with their next data.", name=sitting.name), "ok")
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    except ValueError:
+        flash(_("Give the dates as day.month.year"), "error")
+    return redirect(url_for("events.event", event_id=event_id) + "#sessions")
+
+
+@bp.route("/<int:event_id>/sessions/<int:session_id>/remove", methods=["POST"])
+@login_required
+def remove_session(event_id: int, session_id: int):
+    _allowed()
+    _check_event(event_id)
+    try:
+        with _rt().uow() as uow:
+            checkin.remove_session(uow, _actor(), event_id, session_id)
+            uow.commit()
+        flash(_("The session is removed"), "ok")
+    except NotFound:
+        abort(404)
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    return redirect(url_for("events.event", event_id=event_id) + "#sessions")
 
 
 # --- the credentials committee ---------------------------------------------------------------------

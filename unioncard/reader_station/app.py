@@ -105,6 +105,13 @@ def create_station_app(station, *, kiosk: bool = False) -> Flask:
         sent = body()
         return jsonify(station.print_for(str(sent.get("nonce", ""))[:64], str(sent.get("reason") or "")[:MAX_SCAN]))
 
+    @app.post("/mode")
+    def mode():
+        check_token()
+        sent = body()
+        return jsonify({"mode": station.set_mode(str(sent.get("session") or "")[:12] or None,
+                                                 str(sent.get("direction") or "in")[:3])})
+
     @app.get("/prints")
     def prints():
         return jsonify({"prints": station.journal.prints(limit=20), **station.journal.print_counts()})

@@ -138,6 +138,22 @@ class RosterEntry:
 
 
 @dataclass(frozen=True)
+class SessionInfo:
+    """A sitting of the event (a plenary, a section in a room) on one of its days: desks in the
+    session mode record who enters and leaves it."""
+    id: int
+    day: date
+    name: str
+    room: str
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "day": self.day.isoformat(), "name": self.name, "room": self.room}
+
+
+MAX_SESSIONS = 500
+
+
+@dataclass(frozen=True)
 class EventInfo:
     id: int
     code: str
@@ -149,11 +165,16 @@ class EventInfo:
     # Minutes east of UTC of the venue: where an event day begins and ends.
     utc_offset: int = MOSCOW_UTC_OFFSET
     badges: dict = field(default_factory=lambda: dict(DEFAULT_BADGES))
+    sessions: tuple[SessionInfo, ...] = ()
 
     def as_json(self) -> dict:
         return {"id": self.id, "code": self.code, "name": self.name, "starts_on": self.starts_on.isoformat(),
                 "ends_on": self.ends_on.isoformat(), "venue": self.venue, "admission": self.admission,
-                "utc_offset": self.utc_offset, "badges": dict(self.badges)}
+                "utc_offset": self.utc_offset, "badges": dict(self.badges),
+                "sessions": [session.as_json() for session in self.sessions]}
+
+    def session(self, session_id) -> SessionInfo | None:
+        return next((s for s in self.sessions if s.id == session_id), None)
 
     def day_of(self, moment: datetime) -> date:
         """The event day (the venue's calendar date) a moment falls on."""
@@ -188,8 +209,22 @@ class EventInfo:
         badges = value.get("badges")
         if not isinstance(badges, dict) or not all(k in ROLES and v in BADGE_MODES for k, v in badges.items()):
             raise ValueError("event.badges")
+        sessions = value.get("sessions")
+        if not isinstance(sessions, list) or len(sessions) > MAX_SESSIONS:
+            raise ValueError("event.sessions")
+        parsed = []
+        for raw in sessions:
+            if not isinstance(raw, dict) or not _is_int(raw.get("id")) or raw["id"] < 1 \
+                    or not all(isinstance(raw.get(k), str) for k in ("day", "name", "room")):
+                raise ValueError("event.sessions")
+            day = date.fromisoformat(raw["day"])
+            if not starts_on <= day <= ends_on:
+                raise ValueError("event.sessions")
+            parsed.append(SessionInfo(raw["id"], day, raw["name"], raw["room"]))
+        if len({s.id for s in parsed}) != len(parsed):
+            raise ValueError("event.sessions")
         return cls(event_id, value["code"], value["name"], starts_on, ends_on, value["venue"], value["admission"],
-                   offset, dict(badges))
+                   offset, dict(badges), tuple(parsed))
 
 
 @dataclass
@@ -466,5 +501,5 @@ def check(data: bytes, root_public_key: bytes, now: datetime, *, current_version
 
 __all__ = ["REFUSALS", "BundleBadContent", "BundleBadHeader", "BundleError", "BundleExpired", "BundleFromFuture",
            "BundleNotABundle", "BundleOtherEvent", "BundleRollback", "BundleSectionMismatch", "BundleTampered",
-           "BundleTooLarge", "BundleTrailingData", "BundleTruncated", "EventBundle", "EventInfo", "RosterEntry",
+           "BundleTooLarge", "BundleTrailingData", "BundleTruncated", "EventBundle", "EventInfo", "RosterEntry", "SessionInfo",
            "TrustBundleError", "build", "check", "peek"]

@@ -53,6 +53,10 @@ REASONS = {
     "card_removed": N_("The card was taken away too early. Hold it on the reader until the beep"),
     "not_a_union_chip": N_("This card has no union chip. Scan the QR code or type the number"),
     "chip_error": N_("The chip could not be read. Try again or scan the QR code"),
+    "session_in": N_("Entered «%(session)s»"),
+    "session_out": N_("Left «%(session)s»"),
+    "already_in_session": N_("Already inside «%(session)s» since %(time)s"),
+    "no_such_session": N_("This desk's session is not in the event data: choose the session again"),
     "no_bundle": N_("The station has no event data: synchronise or load a bundle"),
     "bundle_expired": N_("The event data have expired: synchronise the station"),
 }
@@ -97,6 +101,10 @@ class Verdict:
     @property
     def records_check_in(self) -> bool:
         return self.code in ADMITTING
+
+    @property
+    def records_session(self) -> bool:
+        return self.code in SESSION_CODES
 
 
 ADMITTING = ("admitted", "admitted_number_only", "admitted_by_document")
@@ -230,6 +238,43 @@ def _decide(number: str, signed_name: str | None, bundle, now: datetime, previou
     if not signed and entry is None:
         return Verdict(Colour.AMBER, "admitted_number_only", number, None, role, region)
     return Verdict(Colour.GREEN, "admitted", number, name, role, region)
+
+
+# --- sessions: who enters and leaves a sitting --------------------------------------------------
+
+DIRECTIONS = ("in", "out")
+SESSION_CODES = ("session_in", "session_out")
+
+
+def _no_last(numbers, session_id):
+    return None
+
+
+def decide_session(scan: Scan, bundle, now: datetime, session_id: int, direction: str, last=_no_last) -> Verdict:
+    """A scan at a session's door. The card is judged as at the registration desk (blocked, not on
+    the list, forged: the same refusals); then ``last(numbers, session_id)`` — the person's latest
+    entry for this session that the desk knows, a (direction, moment) pair or None — tells an
+    entry from a second entry without leaving (amber). Leaving is always recorded."""
+    refusal = _unusable(bundle, now)
+    if refusal is not None:
+        return refusal
+    session = bundle.event.session(session_id)
+    if session is None or direction not in DIRECTIONS:
+        return _red("no_such_session")
+    verdict = decide(scan, bundle, now)
+    if not verdict.records_check_in:
+        return verdict
+    params = {"session": session.name}
+    previous = last(bundle.cards_of(verdict.number), session.id)
+    if direction == "in" and previous is not None and previous[0] == "in":
+        verdict.colour, verdict.code = Colour.AMBER, "already_in_session"
+        verdict.params = {**params, "time": previous[1].astimezone().strftime("%H:%M")}
+        return verdict
+    # A typed number stays amber (check by eye), but is recorded like a signed card.
+    verdict.colour = Colour.GREEN if verdict.colour == Colour.GREEN else Colour.AMBER
+    verdict.code = "session_in" if direction == "in" else "session_out"
+    verdict.params = params
+    return verdict
 
 
 # --- finding a person on the list by name, offline ------------------------------------------------

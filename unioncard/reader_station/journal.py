@@ -59,6 +59,22 @@ CREATE TABLE IF NOT EXISTS print_job (
     printed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_print_job_state ON print_job (state, id);
+CREATE TABLE IF NOT EXISTS session_entry (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    nonce TEXT NOT NULL UNIQUE,
+    session_id INTEGER NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    number TEXT NOT NULL,
+    name TEXT,
+    role TEXT,
+    region_code TEXT,
+    source TEXT,
+    operator TEXT,
+    station_clock TEXT NOT NULL,
+    clock_offset REAL NOT NULL DEFAULT 0,
+    synced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS ix_session_entry_number ON session_entry (number, session_id);
 """
 
 
@@ -177,9 +193,38 @@ class Journal:
         return [{"nonce": r[0], "number": r[1], "name": r[2], "role": r[3], "verdict": r[4], "at": r[5],
                  "undone": bool(r[6]), "source": r[7]} for r in rows]
 
+    # --- session doors: who entered and left a sitting (kept apart from the day's check-ins)
+    def record_session(self, verdict: Verdict, session_id: int, direction: str, source: str,
+                       station_clock: datetime, operator: str | None = None) -> str:
+        nonce = uuid.uuid4().hex
+        with self.lock:
+            self._db.execute(
+                "INSERT INTO session_entry (nonce, session_id, direction, number, name, role, region_code, source,"
+                " operator, station_clock, clock_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (nonce, session_id, direction, verdict.number, verdict.name, verdict.role, verdict.region_code,
+                 source, operator, timestamp(station_clock), self.clock_offset))
+        return nonce
+
+    def last_in_session(self, numbers, session_id: int) -> tuple[str, datetime] | None:
+        """The latest entry or exit of any of these numbers at this session recorded here."""
+        numbers = tuple(numbers)
+        row = self._db.execute(
+            f"SELECT direction, station_clock, clock_offset FROM session_entry WHERE session_id = ? AND number IN "
+            f"({', '.join('?' * len(numbers))}) ORDER BY seq DESC LIMIT 1", (session_id, *numbers)).fetchone()
+        return (row[0], parse_timestamp(row[1]) + timedelta(seconds=row[2])) if row else None
+
+    def session_counts(self, session_id: int) -> dict:
+        """People who entered this session here, and of them those whose latest scan is an entry."""
+        rows = self._db.execute(
+            "SELECT number, direction FROM session_entry WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
+        latest = dict(rows)
+        return {"entered": len({n for n, d in rows if d == "in"}),
+                "inside": sum(1 for d in latest.values() if d == "in")}
+
     def counts(self) -> dict:
         (mine,) = self._db.execute(f"SELECT count(*) FROM entry e WHERE {_LIVE}").fetchone()
-        (unsynced,) = self._db.execute("SELECT count(*) FROM entry WHERE synced = 0").fetchone()
+        (unsynced,) = self._db.execute("SELECT (SELECT count(*) FROM entry WHERE synced = 0) + "
+                                       "(SELECT count(*) FROM session_entry WHERE synced = 0)").fetchone()
         (others,) = self._db.execute("SELECT count(DISTINCT number) FROM remote WHERE undone = 0").fetchone()
         return {"here": mine, "unsynced": unsynced, "other_desks": others}
 
@@ -189,12 +234,23 @@ class Journal:
             "credential, operator FROM entry WHERE synced = 0 ORDER BY seq LIMIT ?", (limit,)).fetchall()
         keys = ("nonce", "kind", "ref_nonce", "number", "role", "region_code", "verdict", "source", "station_clock",
                 "clock_offset", "credential", "operator")
-        return [{k: v for k, v in zip(keys, row) if k not in ("credential", "operator") or v is not None}
-                for row in rows]
+        entries = [{k: v for k, v in zip(keys, row) if k not in ("credential", "operator") or v is not None}
+                   for row in rows]
+        if len(entries) < limit:
+            sessions = self._db.execute(
+                "SELECT nonce, session_id, direction, number, role, region_code, source, station_clock, clock_offset, "
+                "operator FROM session_entry WHERE synced = 0 ORDER BY seq LIMIT ?",
+                (limit - len(entries),)).fetchall()
+            keys = ("nonce", "session_id", "direction", "number", "role", "region_code", "source", "station_clock",
+                    "clock_offset", "operator")
+            entries += [{"kind": "session", **{k: v for k, v in zip(keys, row) if k != "operator" or v is not None}}
+                        for row in sessions]
+        return entries
 
     def mark_synced(self, nonces: list[str]) -> None:
         with self.lock:
             self._db.executemany("UPDATE entry SET synced = 1 WHERE nonce = ?", [(n,) for n in nonces])
+            self._db.executemany("UPDATE session_entry SET synced = 1 WHERE nonce = ?", [(n,) for n in nonces])
 
     def merge_remote(self, entries: list[dict]) -> None:
         """Other desks' check-ins (from the server): nonce, number, desk, at, undone."""

@@ -20,8 +20,8 @@ from unioncard.hsm.trust import timestamp
 from unioncard.hsm.trust import utc as trust_utc
 from unioncard.i18n import N_, translate
 from unioncard.reader_station import bundle as eb
-from unioncard.reader_station.domain import (REASONS, ROLE_LABELS, Colour, Scan, Source, Verdict, decide,
-                                              decide_by_document, find_by_name, mask_number)
+from unioncard.reader_station.domain import (DIRECTIONS, REASONS, ROLE_LABELS, Colour, Scan, Source, Verdict, decide,
+                                              decide_by_document, decide_session, find_by_name, mask_number)
 from unioncard.reader_station.journal import Journal, no_such_check_in
 from unioncard.reader_station.printing import ReprintNeedsReason, kinds_for
 
@@ -49,6 +49,11 @@ class StationOtherEvent(StationError):
 class OperatorRequired(StationError):
     code = "operator_required"
     message = N_("Enter the name of the person working at this desk first: a check-in by document names them")
+
+
+class NoSuchSession(StationError):
+    code = "no_such_session"
+    message = N_("No such session in this event's data")
 
 
 class StationBusy(StationError):
@@ -236,14 +241,62 @@ class Station:
         self._announce()
         return name
 
+    # --- the desk's mode: the registration desk, or the door of one session
+    @property
+    def mode(self) -> tuple[int, str] | None:
+        """(session id, "in" or "out") for a session's door; None at the registration desk."""
+        session = self.journal.get("session_id")
+        return (int(session), self.journal.get("direction") or "in") if session else None
+
+    def set_mode(self, session_id, direction: str = "in") -> dict:
+        """Make the desk the entrance or the exit of a session of the event, or (None) the
+        registration desk again."""
+        if session_id in (None, "", 0, "0"):
+            self.journal.set(session_id=None, direction=None)
+        else:
+            try:
+                session = self.bundle.event.session(int(session_id)) if self.bundle else None
+            except (TypeError, ValueError):
+                session = None
+            if session is None or direction not in DIRECTIONS:
+                raise NoSuchSession()
+            self.journal.set(session_id=session.id, direction=direction)
+        self._announce()
+        return self.mode_info()
+
+    def mode_info(self) -> dict | None:
+        mode = self.mode
+        session = self.bundle.event.session(mode[0]) if mode and self.bundle else None
+        if session is None:
+            return None
+        counts = self.journal.session_counts(session.id)
+        return {"session": session.id, "name": session.name, "room": session.room, "day": session.day.isoformat(),
+                "direction": mode[1], **counts}
+
     # --- scanning
     def scan(self, scan: Scan, *, kiosk: bool = False) -> dict:
         """A card scanned or typed. At the kiosk a member checks themselves in: only a green
-        verdict is recorded (and prints the badge); anything else calls the staff."""
+        verdict is recorded (and prints the badge); anything else calls the staff. At a session's
+        door the scan records an entry or an exit of that session."""
+        mode = None if kiosk else self.mode
+        if mode is not None:
+            return self._session_scan(scan, *mode)
         with self.journal.lock:
             verdict = decide(scan, self.bundle, self.server_now(), self.journal.previous)
             records = verdict.records_check_in and (not kiosk or verdict.colour == Colour.GREEN)
             return self._record(verdict, scan.source, records, kiosk=kiosk)
+
+    def _session_scan(self, scan: Scan, session_id: int, direction: str) -> dict:
+        with self.journal.lock:
+            verdict = decide_session(scan, self.bundle, self.server_now(), session_id, direction,
+                                     self.journal.last_in_session)
+            if verdict.records_session:
+                self.journal.record_session(verdict, session_id, direction, scan.source.value, self.clock(),
+                                            self.operator or None)
+            shown = self._shown(verdict, None, scan.source)
+            shown["print_mode"] = "none"
+            self._publish(shown)
+            return shown
 
     def find(self, text: str) -> dict:
         """People on the list by name (offline, from the bundle)."""
@@ -344,7 +397,7 @@ class Station:
         offset = timedelta(seconds=self.journal.clock_offset)
         bundle = self.bundle
         info = {"desk": self.journal.get("desk", ""), "enrolled": self.root_public_key is not None,
-                "operator": self.operator, "prints": self.journal.print_counts(),
+                "operator": self.operator, "prints": self.journal.print_counts(), "mode": self.mode_info(),
                 "printer": self.printer_worker.config if self.printer_worker is not None else None,
                 "counts": self.journal.counts(), "sync": dict(self.sync_state), "seq": self._seq,
                 "clock_warning": None, "expiry_warning": None, "bundle": None, "bundle_problem": self.bundle_problem}
@@ -360,6 +413,9 @@ class Station:
                               "expires_at": timestamp(until), "roster": len(bundle.roster),
                               "revoked": len(bundle.revoked), "admission": bundle.event.admission,
                               "day": bundle.event.day_of(now).isoformat(),
+                              "sessions": [dict(session.as_json(), label=f"{session.day:%d.%m} · {session.name}"
+                                                + (f" ({session.room})" if session.room else ""))
+                                           for session in bundle.event.sessions],
                               "expired": expired, "expires_soon": expires_soon}
             # The laptop's own time zone: that is the clock on the wall of the hall.
             shown = until.astimezone().strftime("%d.%m.%Y %H:%M")

@@ -102,6 +102,14 @@
       else { document.getElementById("operator").value = answer.operator; input.focus(); }
     }).catch(offline);
   });
+  document.getElementById("modeform").addEventListener("submit", function (e) {
+    e.preventDefault();
+    post("/mode", {session: document.getElementById("mode").value,
+                   direction: document.getElementById("direction").value}).then(function (answer) {
+      if (answer.error) { show({colour: "amber", code: answer.error.code, reason: answer.error.message}); }
+      else { refreshStatus(); input.focus(); }
+    }).catch(offline);
+  });
   var findInput = document.getElementById("find"), findTimer = null;
   function find() {
     post("/find", {text: findInput.value}).then(function (answer) {
@@ -152,6 +160,9 @@
       sync.className = "sync-" + s.sync.state;
       document.getElementById("counts").textContent = labels.here + ": " + s.counts.here + " · " + labels.unsynced + ": " +
         s.counts.unsynced + " · " + labels.others + ": " + s.counts.other_desks;
+      var modeinfo = document.getElementById("modeinfo");
+      modeinfo.textContent = s.mode ? labels.atDoor + " «" + s.mode.name + "»: " + labels.entered + " " + s.mode.entered +
+        " · " + labels.inside + " " + s.mode.inside : "";
       var printq = document.getElementById("printq");
       printq.textContent = s.prints && (s.prints.queued || s.prints.error) ? labels.queued + ": " + s.prints.queued +
         (s.prints.error ? " · " + labels.printerError + ": " + s.prints.error : "") : "";
