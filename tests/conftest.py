@@ -234,8 +234,6 @@ def pcscd():
         "vpcd" in name for _, _, files in os.walk("/usr/lib/pcsc") for name in files), \
         "vsmartcard-vpcd not installed: run scripts/setup.sh --test"
     started = None
-    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode != 0:
-        started = subprocess.Popen(["pcscd", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def readers():
         if started is not None:
@@ -247,11 +245,28 @@ def pcscd():
         except Exception:
             return []
 
-    names = _wait_until(readers, 10, "pcscd with the vpcd readers")
+    if subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode == 0:
+        try:  # someone's pcscd: use it if it has the virtual readers
+            names = _wait_until(readers, 3, "the running pcscd's vpcd readers")
+        except AssertionError:
+            # A pcscd without them (one still shutting down, left by an earlier run): replace it.
+            subprocess.run(["pkill", "-KILL", "-x", "pcscd"], capture_output=True)
+            _wait_until(lambda: subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True).returncode != 0,
+                        5, "the old pcscd to exit")
+            names = None
+    else:
+        names = None
+    if names is None:
+        started = subprocess.Popen(["pcscd", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        names = _wait_until(readers, 10, "pcscd with the vpcd readers")
     yield names
     if started is not None:
         started.terminate()
-        started.wait(5)
+        try:
+            started.wait(10)
+        except subprocess.TimeoutExpired:  # never leave a half-stopped pcscd for the next run to find
+            started.kill()
+            started.wait(5)
 
 
 @pytest.fixture
