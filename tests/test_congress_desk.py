@@ -57,7 +57,7 @@ def test_quorum_rules_parse_or_are_named():
     assert quorum.parse("50 %").needed(9) == 5 and quorum.parse("66,7%").needed(3) == 3
     assert quorum.parse("120").needed(500) == 120
     assert quorum.parse("") is None and quorum.parse("  ") is None
-    for bad in ("две трети", "3/2", "0/3", "1/0", "150 %", "0", "2/3/4", "x" * 60, "2\x00/3"):
+    for bad in ("две трети", "3/2", "0/3", "1/0", "150 %", "0", "2/3/4", "x" * 60, "2\x00/3", ">1/1", ">100 %"):
         with pytest.raises(quorum.QuorumRuleInvalid):
             quorum.parse(bad)
 
@@ -193,6 +193,7 @@ def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_j
     text = text_of(page)
     days = text[text.index("По дням"):text.index("Мандатная комиссия")]
     assert "4 / 6" in days and "кворум есть" in days and "нужно 4 по правилу «2/3»" in days, days
+    assert "Кворум: нужно 4 по правилу «2/3»" in days
     # The committee's report, now and at a moment before anyone came: reproducible from the journal.
     absent = held[4]
     with make_uow() as uow:
@@ -220,6 +221,13 @@ def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_j
     book = load_workbook(BytesIO(xlsx.data))
     cells = [str(c.value) for sheet in book.worksheets for row in sheet.iter_rows() for c in row if c.value]
     assert "болезнь" in cells and any("Ёлкина" in c for c in cells)
+    # Who checked her in by document is in the check-ins export.
+    sheet = load_workbook(BytesIO(web.client.get(f"/events/{event_id}/checkins.xlsx").data)).active
+    exported = [[str(c.value or "") for c in row] for row in sheet.iter_rows()]
+    by_document_rows = [r for r in exported if "по документу, без билета" in r]
+    assert len(by_document_rows) == 2 and {r[-1] for r in by_document_rows} == {"Оператор Стол 1", "Оператор Стол 2"}
+    summary = book.worksheets[0]
+    assert any(c.value == 6 for row in summary.iter_rows() for c in row)  # figures are numbers, not text
     committee = web.client.get(f"/events/{event_id}/committee")
     assert committee.status_code == 200 and 'value="болезнь"' in committee.data.decode()
 
@@ -308,8 +316,8 @@ def test_badge_and_mandate_through_cups_and_a_printer_that_is_away(make_uow, tre
 def test_the_kiosk_prints_on_green_and_calls_staff_otherwise(make_uow, tree, union, tmp_path):
     from unioncard.reader_station.app import create_station_app
 
-    held = _delegates(make_uow, tree, union, 3)
-    event_id = make_event(make_uow, tree, union, roster=[c.number for c in held[:2]])
+    held = _delegates(make_uow, tree, union, 4)
+    event_id = make_event(make_uow, tree, union, roster=[c.number for c in held[:2]] + [held[3].number])
     block(make_uow, [held[1].id])  # after the list was made: the desk data carry it as blocked
     station = Station(tmp_path / "kiosk")
     station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
@@ -329,9 +337,16 @@ def test_the_kiosk_prints_on_green_and_calls_staff_otherwise(make_uow, tree, uni
     assert again["kiosk_call_staff"] and again["nonce"] is None
     assert scan(held[1].credential)["kiosk_call_staff"]          # blocked
     assert scan(held[2].credential)["kiosk_call_staff"]          # not on the list
-    typed = scan(held[0].number)
-    assert typed["kiosk_call_staff"] or typed["code"] == "already_checked_in"
-    assert station.journal.counts()["here"] == 1
+    # A typed number, or a badge's QR (the bare number), proves nothing at a kiosk: staff are called.
+    typed = scan(held[3].number)
+    assert typed["kiosk_call_staff"] and typed["nonce"] is None
+    assert station.journal.counts()["here"] == 1 and station.journal.print_counts()["queued"] == 2
+    # Another web site pointing its name at this computer (DNS rebinding) gets nothing.
+    assert client.get("/", headers={"Host": "attacker.example:8765"}).status_code == 403
+    assert client.post("/scan", json={"text": held[3].credential}, headers={**headers, "Host": "evil.test"}
+                       ).status_code == 403
+    assert client.get("/status", headers={"Host": "evil.test:8765"}).status_code == 403
+    assert client.get("/status", headers={"Host": "127.0.0.1:8765"}).status_code == 200
     # No search, no undo, no reprint at the kiosk.
     for path in ("/find", "/document", "/undo", "/print", "/operator", "/bundle"):
         assert client.post(path, json={}, headers=headers).status_code == 404, path
@@ -447,6 +462,12 @@ def test_every_desk_page_action_needs_the_page_token_and_bad_input_is_named(make
     assert shown["code"] == "admitted_by_document"
     again = client.post("/print", json={"nonce": shown["nonce"]}, headers=headers)
     assert again.status_code == 400 and again.get_json()["error"]["code"] == "reprint_reason_required"
+    # Bodies that are not objects, and fields that are not texts, are named, never a 500.
+    assert client.post("/undo", data='"x"', content_type="application/json", headers=headers).status_code == 200
+    for junk in (None, ["a"], {"a": 1}, 5):
+        answer = client.post("/operator", json={"name": junk}, headers=headers)
+        assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "operator_required", junk
+    assert station.operator == "Смирнова Ольга"
 
 
 def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, session_factory, tmp_path, web):
@@ -493,6 +514,7 @@ def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, se
     assert scan(entrance, held[0])["code"] == "already_in_session"
     assert scan(entrance, held[1])["code"] == "session_in"
     assert scan(entrance, held[2])["code"] == "revoked"
+    time.sleep(1.1)  # desks keep whole seconds: the exit comes a moment after the entrance
     assert scan(exit_, held[0])["code"] == "session_out"
     # The session doors do not register anyone for the day.
     assert entrance.journal.counts()["here"] == 0 and entrance.status()["mode"]["inside"] == 2
@@ -503,9 +525,41 @@ def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, se
         assert (attendance[plenary].entered, attendance[plenary].inside, attendance[plenary].delegates) == (2, 1, 2)
         assert attendance[section].entered == 0
         assert checkin.counts(s, s.get(Event, event_id)).arrived == 0
+    # A desk switched to tomorrow's session is told so, and records nothing.
+    entrance.set_mode(section, "in")
+    assert scan(entrance, held[1])["code"] == "session_not_today"
+    # A session removed while a desk still has it: the desk's scans there are taken, not refused,
+    # and its later uploads go on (the session no longer counts).
+    with make_uow() as uow:
+        evening = checkin.add_session(uow, system, event_id, day=date.today(), name="Вечернее").id
+        uow.commit()
+    entrance.accept_bundle(publish(make_uow, event_id, stores))
+    entrance.set_mode(evening, "in")
+    with make_uow() as uow:
+        checkin.remove_session(uow, system, event_id, evening)
+        uow.commit()
+    assert scan(entrance, held[1])["code"] == "session_in"
+    assert sync.sync_once(entrance)["pushed"] == 1
+    with session_factory() as s:
+        assert evening not in {a.session.id for a in checkin.session_attendance(s, s.get(Event, event_id))}
     # Back to registration: the same card is a day check-in now.
     entrance.set_mode(None)
     assert scan(entrance, held[0])["code"] == "admitted"
+    # A check-in dated years ahead counts from its arrival; an undo by another desk takes nothing back.
+    sync.sync_once(entrance)
+    with make_uow() as uow:
+        stations_rows = {st.desk: st for st in checkin.stations(uow.session, event_id)}
+        mine = uow.session.scalar(select(CheckIn).where(CheckIn.event_id == event_id, CheckIn.kind == "checkin",
+                                                        CheckIn.number == held[0].number))
+        checkin.take_journal(uow, stations_rows["Выход"], [
+            {"nonce": "b" * 32, "kind": "undo", "ref_nonce": mine.nonce, "station_clock": "2026-12-04T10:00:00Z"},
+            {"nonce": "c" * 32, "kind": "checkin", "number": held[1].number, "station_clock": "2099-01-01T10:00:00Z"}])
+        uow.commit()
+    with session_factory() as s:
+        rows = {r.nonce: r for r in s.scalars(select(CheckIn).where(CheckIn.event_id == event_id))}
+        assert rows[mine.nonce].undone is False
+        assert rows["c" * 32].effective_at <= datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=5)
+        assert rows["c" * 32].event_day == date.today()
     # An upload naming another event's session is refused whole.
     with make_uow() as uow:
         station_row = checkin.stations(uow.session, event_id)[0]

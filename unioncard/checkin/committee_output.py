@@ -47,7 +47,8 @@ def absent_rows(report) -> list[list[str]]:
 
 def xlsx(report, moment_text: str) -> bytes:
     lines = title_lines(report, moment_text)
-    summary = tables.Table([_("Indicator"), _("Value")], [[label, value] for label, value in summary_rows(report)],
+    summary = tables.Table([_("Indicator"), _("Value")],
+                           [[label, int(value) if value.isdigit() else value] for label, value in summary_rows(report)],
                            title=f"{lines[0]}. {lines[1]}. {lines[2]}", sheet_title=_("Summary"), widths=[40, 60])
     sheets = [summary]
     for title, rows in breakdowns(report):

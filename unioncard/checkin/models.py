@@ -132,6 +132,9 @@ class EventSession(Base):
     name: Mapped[str] = mapped_column(String(200))
     room: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # A removed session is kept: a desk that still had it may send its door's scans, which are
+    # taken (and not counted) rather than refusing that desk's every later upload.
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Absence(Base):

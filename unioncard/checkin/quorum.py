@@ -61,12 +61,12 @@ def parse(text: str | None) -> QuorumRule | None:
         raise QuorumRuleInvalid(rule=raw[:MAX_RULE] + "…")
     if match := _FRACTION.match(value):
         numerator, denominator = int(match["num"]), int(match["den"])
-        if denominator == 0 or not 0 < numerator <= denominator:
-            raise QuorumRuleInvalid(rule=raw)
+        if denominator == 0 or not 0 < numerator <= denominator or (match["more"] and numerator == denominator):
+            raise QuorumRuleInvalid(rule=raw)  # «more than all of them» can never be reached
         return QuorumRule(raw, Fraction(numerator, denominator), bool(match["more"]))
     if match := _PERCENT.match(value):
         share = Fraction(match["pct"].replace(",", ".")) / 100
-        if not 0 < share <= 1:
+        if not 0 < share <= 1 or (match["more"] and share == 1):
             raise QuorumRuleInvalid(rule=raw)
         return QuorumRule(raw, share, bool(match["more"]))
     if match := _COUNT.match(value):

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from unioncard import clock
 from unioncard.db import UnitOfWork, chunked
@@ -690,8 +691,11 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
     event = session.get(Event, station.event_id)
     # The event day by the same rule the desks use (the bundle's event information).
     info = _event_info(session, event)
+    # A moment after the upload's arrival cannot have happened yet: it is taken as the arrival (a
+    # desk's clock set years ahead must not shift the quorum or the report «as of now»).
     fresh = [dict(p, event_id=station.event_id, station_id=station.id, received_at=now, undone=False,
-                  duplicate=False, event_day=info.day_of(p["effective_at"]))
+                  duplicate=False, effective_at=min(p["effective_at"], now),
+                  event_day=info.day_of(min(p["effective_at"], now)))
              for p in parsed if p["nonce"] not in known]
     _identify(session, station.event_id, fresh, now)
     if fresh:
@@ -703,18 +707,21 @@ def take_journal(uow: UnitOfWork, station: Station, entries: list[dict]) -> Uplo
             fresh = _insert_one_by_one(session, fresh)
     undo_refs = [p["ref_nonce"] for p in fresh if p["kind"] == "undo"]
     touched = {p["number"] for p in fresh if p["kind"] == "checkin"}
+    # A desk undoes only what it recorded itself: another desk's token cannot take back a check-in.
     for chunk in chunked(undo_refs):
-        session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.event_id == station.event_id)
-                        .values(undone=True))
+        session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.event_id == station.event_id,
+                                              CheckIn.station_id == station.id).values(undone=True))
         touched.update(session.scalars(select(CheckIn.number).where(CheckIn.nonce.in_(chunk),
-                                                                    CheckIn.event_id == station.event_id)))
+                                                                    CheckIn.event_id == station.event_id,
+                                                                    CheckIn.station_id == station.id)))
     # An undo may arrive before what it undoes (another desk's upload order): apply those too.
     new_checkins = [p["nonce"] for p in fresh if p["kind"] == "checkin"]
     for chunk in chunked(new_checkins):
         # Only undos sent by this event's desks count: another event's desk cannot undo ours.
         session.execute(update(CheckIn).where(CheckIn.nonce.in_(chunk), CheckIn.nonce.in_(
             select(CheckIn.ref_nonce).where(CheckIn.kind == "undo", CheckIn.ref_nonce.in_(chunk),
-                                            CheckIn.event_id == station.event_id))).values(undone=True))
+                                            CheckIn.event_id == station.event_id,
+                                            CheckIn.station_id == station.id))).values(undone=True))
     _rerank(session, station.event_id, touched)
     duplicates = 0
     for chunk in chunked(new_checkins):
@@ -815,9 +822,16 @@ def checkins_since(session, event_id: int, after_id: int, limit: int = OTHERS_PA
     return entries, (rows[-1].id if rows else after_id)
 
 
+def _undos():
+    """(undo, the check-in it takes back): only an undo by the desk that made the check-in counts."""
+    undo = aliased(CheckIn)
+    return undo, and_(undo.kind == "undo", undo.ref_nonce == CheckIn.nonce, undo.station_id == CheckIn.station_id,
+                      undo.event_id == CheckIn.event_id)
+
+
 def undone_nonces(session, event_id: int) -> list[str]:
-    return list(session.scalars(select(CheckIn.ref_nonce).where(CheckIn.event_id == event_id,
-                                                               CheckIn.kind == "undo")))
+    undo, joined = _undos()
+    return list(session.scalars(select(CheckIn.nonce).join(undo, joined).where(CheckIn.event_id == event_id)))
 
 
 # --- staff views --------------------------------------------------------------------------------
@@ -968,12 +982,13 @@ def checked_in_numbers(session, event: Event, *, day: date | None = None, at: da
     then takes back. Reproducible for any moment of the event."""
     checkins = select(CheckIn.nonce, CheckIn.number, CheckIn.effective_at).where(
         CheckIn.event_id == event.id, CheckIn.kind == "checkin")
-    undos = select(CheckIn.ref_nonce).where(CheckIn.event_id == event.id, CheckIn.kind == "undo")
+    undo, joined = _undos()
+    undos = select(CheckIn.nonce).join(undo, joined).where(CheckIn.event_id == event.id)
     if day is not None:
         checkins = checkins.where(CheckIn.event_day == day)
     if at is not None:
         checkins = checkins.where(CheckIn.effective_at <= at)
-        undos = undos.where(CheckIn.effective_at <= at)
+        undos = undos.where(undo.effective_at <= at)
     undone = set(session.scalars(undos))
     earliest: dict[str, datetime] = {}
     for nonce, number, at_moment in session.execute(checkins):
@@ -1146,7 +1161,9 @@ MAX_ROOM = 100
 
 
 def event_sessions(session, event_id: int) -> list[EventSession]:
-    return list(session.scalars(select(EventSession).where(EventSession.event_id == event_id)
+    """The event's sessions that are not removed, by day."""
+    return list(session.scalars(select(EventSession).where(EventSession.event_id == event_id,
+                                                           EventSession.removed_at.is_(None))
                                 .order_by(EventSession.day, EventSession.id)))
 
 
@@ -1172,16 +1189,16 @@ def add_session(uow: UnitOfWork, actor: Actor, event_id: int, *, day: date, name
 
 
 def remove_session(uow: UnitOfWork, actor: Actor, event_id: int, session_id: int) -> None:
-    """Only a session nobody was scanned into can go: the journal keeps what happened."""
+    """Only a session nobody was scanned into can go: the journal keeps what happened. It leaves
+    the desk data; the row stays, so a desk that still had it is not refused at its next sync."""
     session = uow.session
     event = _open_event(session, actor, event_id)
     sitting = session.get(EventSession, session_id)
-    if sitting is None or sitting.event_id != event.id:
+    if sitting is None or sitting.event_id != event.id or sitting.removed_at is not None:
         raise NotFound(N_("No such session"), code="session_not_found")
     if session.scalar(select(CheckIn.id).where(CheckIn.session_id == sitting.id).limit(1)):
         raise Conflict(N_("People were already scanned at this session: it is kept"), code="session_has_entries")
-    session.delete(sitting)
-    event.roster_changed_at = clock.now()
+    sitting.removed_at = event.roster_changed_at = clock.now()
     audit.record(session, actor, "event.session_remove", "event", event.id, event.organisation_id,
                  session_id=session_id)
 

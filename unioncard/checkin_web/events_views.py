@@ -277,12 +277,13 @@ def export(event_id: int):
 
     content = write_tables(Table(
         [_("Card number"), _("Member"), _("Identified by"), _("Role"), _("Region"), _("Desk"),
-         _("Time") + f" ({zone_name()})",
-         _("Status")],
+         _("Time") + f" ({zone_name()})", _("Status"), _("How"), _("At the desk")],
         ([cardnumber.format(row.entry.number), row.full_name or "", _(IDENTIFIED_BY[row.entry.identified_by]),
           _(ROLE_LABELS.get(row.entry.role or "member", ROLE_LABELS["member"])), row.entry.region_code, row.desk,
-          local(row.entry.effective_at, viewer_zone()).replace(tzinfo=None), status(row.entry)] for row in rows),
-        sheet_title=_("Check-ins"), widths=[24, 40, 26, 16, 8, 16, 18, 14]))
+          local(row.entry.effective_at, viewer_zone()).replace(tzinfo=None), status(row.entry),
+          _("by document, without the card") if row.entry.source == "document" else _("by the card"),
+          row.entry.operator or ""] for row in rows),
+        sheet_title=_("Check-ins"), widths=[21, 34, 20, 12, 7, 12, 16, 12, 18, 20]))
     return Response(content, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=checkins-{found.code}.xlsx"})
 

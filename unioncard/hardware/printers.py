@@ -75,8 +75,11 @@ class FilePrinter:
         return PrinterState(self.name, "idle", str(self.folder))
 
     def submit(self, pdf: bytes, title: str, page_pt: tuple[float, float] | None = None) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        write_private_atomically(self._path(title), pdf)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_private_atomically(self._path(title), pdf)
+        except OSError as exc:  # not a folder, no permission, disk full
+            raise PrintFailed(detail=f"{self.folder}: {exc.strerror or exc}") from None
         return title
 
     def find(self, title: str) -> str | None:

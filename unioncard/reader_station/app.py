@@ -20,6 +20,7 @@ from unioncard.reader_station.inputs import keyboard_scan
 
 # Problems the page itself may report (it saw the keystrokes, the server did not).
 PAGE_PROBLEMS = {"partial_scan"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 MAX_SCAN = 2048
 
 
@@ -53,6 +54,20 @@ def create_station_app(station, *, kiosk: bool = False) -> Flask:
         value = request.get_json(silent=True)
         return value if isinstance(value, dict) else {}
 
+    def text(sent: dict, key: str, limit: int = MAX_SCAN) -> str:
+        """A text field of the request's JSON; anything else (null, a list, a number) is empty."""
+        value = sent.get(key)
+        return value[:limit] if isinstance(value, str) else ""
+
+    @app.before_request
+    def only_this_computer():
+        # The page (and its token) only for the addresses the desk listens on: a web site that
+        # points its own name at 127.0.0.1 (DNS rebinding) gets nothing.
+        host = (request.host or "").rsplit(":", 1)[0] if not (request.host or "").startswith("[") \
+            else request.host.split("]")[0] + "]"
+        if host not in LOCAL_HOSTS:
+            abort(403)
+
     @app.get("/")
     def page():
         template = "kiosk.html" if kiosk else "station.html"
@@ -62,12 +77,11 @@ def create_station_app(station, *, kiosk: bool = False) -> Flask:
     def scan():
         check_token()
         sent = body()
-        text = str(sent.get("text", ""))[:MAX_SCAN]
         problem = sent.get("problem")
         source = Source.WEDGE if sent.get("source") == "wedge" else Source.TYPED
         if problem is not None and problem not in PAGE_PROBLEMS:
             abort(400)
-        return jsonify(station.scan(keyboard_scan(source, text, problem), kiosk=kiosk))
+        return jsonify(station.scan(keyboard_scan(source, text(sent, "text"), problem), kiosk=kiosk))
 
     @app.get("/feed")
     def feed():
@@ -87,30 +101,31 @@ def create_station_app(station, *, kiosk: bool = False) -> Flask:
     @app.post("/find")
     def find():
         check_token()
-        return jsonify(station.find(str(body().get("text", ""))[:MAX_SCAN]))
+        return jsonify(station.find(text(body(), "text")))
 
     @app.post("/document")
     def by_document():
         check_token()
-        return jsonify(station.check_in_by_document(str(body().get("person", ""))[:64]))
+        return jsonify(station.check_in_by_document(text(body(), "person", 64)))
 
     @app.post("/operator")
     def operator():
         check_token()
-        return jsonify({"operator": station.set_operator(str(body().get("name", ""))[:MAX_SCAN])})
+        return jsonify({"operator": station.set_operator(text(body(), "name"))})
 
     @app.post("/print")
     def print_badge():
         check_token()
         sent = body()
-        return jsonify(station.print_for(str(sent.get("nonce", ""))[:64], str(sent.get("reason") or "")[:MAX_SCAN]))
+        return jsonify(station.print_for(text(sent, "nonce", 64), text(sent, "reason")))
 
     @app.post("/mode")
     def mode():
         check_token()
         sent = body()
-        return jsonify({"mode": station.set_mode(str(sent.get("session") or "")[:12] or None,
-                                                 str(sent.get("direction") or "in")[:3])})
+        session = sent.get("session")
+        session = str(session)[:12] if isinstance(session, (str, int)) and not isinstance(session, bool) else ""
+        return jsonify({"mode": station.set_mode(session or None, text(sent, "direction", 3) or "in")})
 
     @app.get("/prints")
     def prints():
@@ -119,15 +134,14 @@ def create_station_app(station, *, kiosk: bool = False) -> Flask:
     @app.post("/undo")
     def undo():
         check_token()
-        body = request.get_json(silent=True) or {}
-        nonce = body.get("nonce")
+        nonce = text(body(), "nonce", 64)
         if not nonce:
             recent = [r for r in station.journal.recent(1) if not r["undone"]]
             if not recent:
                 return jsonify({"error": {"code": "nothing_to_undo",
                                           "message": translate(N_("There is no check-in to undo"))}}), 409
             nonce = recent[0]["nonce"]
-        return jsonify(station.undo(str(nonce)))
+        return jsonify(station.undo(nonce))
 
     @app.post("/bundle")
     def load_bundle():

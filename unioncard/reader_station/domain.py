@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from unioncard.hsm.trust import utc
 from unioncard.i18n import N_
 from unioncard.issuer import card_certificate, cardnumber, credential
 from unioncard.partner.domain import normalise_name
@@ -38,7 +39,7 @@ REASONS = {
     "admitted": N_("Welcome"),
     "admitted_number_only": N_("Number accepted without a signature: check the card and the face by eye"),
     "admitted_by_document": N_("Checked in by an identity document, without the card"),
-    "already_checked_in": N_("Already checked in today at %(time)s (desk %(desk)s)"),
+    "already_checked_in": N_("Already checked in today at %(time)s, at «%(desk)s»"),
     "revoked": N_("The card is blocked or void: do not admit, send to the help desk"),
     "not_on_roster": N_("Not on the list for this event"),
     "forged": N_("The card's signature does not match: the card is forged or damaged"),
@@ -53,10 +54,11 @@ REASONS = {
     "card_removed": N_("The card was taken away too early. Hold it on the reader until the beep"),
     "not_a_union_chip": N_("This card has no union chip. Scan the QR code or type the number"),
     "chip_error": N_("The chip could not be read. Try again or scan the QR code"),
-    "session_in": N_("Entered «%(session)s»"),
-    "session_out": N_("Left «%(session)s»"),
-    "already_in_session": N_("Already inside «%(session)s» since %(time)s"),
+    "session_in": N_("Entrance recorded: %(session)s"),
+    "session_out": N_("Exit recorded: %(session)s"),
+    "already_in_session": N_("Already inside since %(time)s: %(session)s"),
     "no_such_session": N_("This desk's session is not in the event data: choose the session again"),
+    "session_not_today": N_("The session «%(session)s» is held on %(day)s, not today: switch the desk to today's session"),
     "no_bundle": N_("The station has no event data: synchronise or load a bundle"),
     "bundle_expired": N_("The event data have expired: synchronise the station"),
 }
@@ -164,6 +166,11 @@ def _identify_chip(chip: ChipRead, bundle) -> tuple[str | None, str | None, Verd
     return made.number, made.full_name, None
 
 
+def venue_time(bundle, moment: datetime) -> str:
+    """«09:41» on the venue's clock (the event's UTC offset), whatever the laptop's zone."""
+    return (utc(moment) + timedelta(minutes=bundle.event.utc_offset)).strftime("%H:%M")
+
+
 def _no_previous(numbers, since, until):
     return None
 
@@ -233,7 +240,7 @@ def _decide(number: str, signed_name: str | None, bundle, now: datetime, previou
     earlier = previous(bundle.cards_of(number), *bundle.event.day_window(now))
     if earlier is not None:
         return Verdict(Colour.AMBER, "already_checked_in", number, name, role, region,
-                       {"time": earlier.at.astimezone().strftime("%H:%M"), "desk": earlier.desk})
+                       {"time": venue_time(bundle, earlier.at), "desk": earlier.desk})
     signed = signed_name is not None
     if not signed and entry is None:
         return Verdict(Colour.AMBER, "admitted_number_only", number, None, role, region)
@@ -261,6 +268,8 @@ def decide_session(scan: Scan, bundle, now: datetime, session_id: int, direction
     session = bundle.event.session(session_id)
     if session is None or direction not in DIRECTIONS:
         return _red("no_such_session")
+    if session.day != bundle.event.day_of(now):
+        return _red("session_not_today", day=session.day.strftime("%d.%m.%Y"), session=session.name)
     verdict = decide(scan, bundle, now)
     if not verdict.records_check_in:
         return verdict
@@ -268,7 +277,7 @@ def decide_session(scan: Scan, bundle, now: datetime, session_id: int, direction
     previous = last(bundle.cards_of(verdict.number), session.id)
     if direction == "in" and previous is not None and previous[0] == "in":
         verdict.colour, verdict.code = Colour.AMBER, "already_in_session"
-        verdict.params = {**params, "time": previous[1].astimezone().strftime("%H:%M")}
+        verdict.params = {**params, "time": venue_time(bundle, previous[1])}
         return verdict
     # A typed number stays amber (check by eye), but is recorded like a signed card.
     verdict.colour = Colour.GREEN if verdict.colour == Colour.GREEN else Colour.AMBER

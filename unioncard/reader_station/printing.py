@@ -49,7 +49,7 @@ def page_values(entry: dict, bundle, kind: str) -> dict:
         "role": translate(ROLE_LABELS.get(role, ROLE_LABELS["member"])),
         "event_name": event.name if event else "", "event_venue": event.venue if event else "",
         "event_dates": _dates(event) if event else "",
-        "checked_in_on": translate(N_("Registered on %(date)s"), date=f"{at[8:10]}.{at[5:7]}.{at[0:4]}") if at else "",
+        "checked_in_on": translate(N_("Date of registration: %(date)s"), date=f"{at[8:10]}.{at[5:7]}.{at[0:4]}") if at else "",
         "mandate_number": translate(N_("No. %(number)s"), number=entry.get("number", "")[-6:]) if kind == "mandate"
         else "",
     }

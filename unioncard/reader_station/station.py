@@ -283,7 +283,11 @@ class Station:
             return self._session_scan(scan, *mode)
         with self.journal.lock:
             verdict = decide(scan, self.bundle, self.server_now(), self.journal.previous)
-            records = verdict.records_check_in and (not kiosk or verdict.colour == Colour.GREEN)
+            # At the kiosk nobody checks the face against the card: only a card that proved itself
+            # (its signed credential, from the QR or the chip) lets a member in; a typed number,
+            # or a badge's QR (the bare number), sends them to the staff.
+            records = verdict.records_check_in and (not kiosk or (verdict.colour == Colour.GREEN
+                                                                   and verdict.credential is not None))
             return self._record(verdict, scan.source, records, kiosk=kiosk)
 
     def _session_scan(self, scan: Scan, session_id: int, direction: str) -> dict:
@@ -319,7 +323,9 @@ class Station:
         mode = self.bundle.event.badge_mode(verdict.role) if self.bundle is not None else "none"
         if records:
             nonce = self.journal.record(verdict, source.value, self.clock(), None if kiosk else self.operator or None)
-            if mode == "auto" or kiosk:
+            # A badge prints by itself only for someone the desk is sure of (green): a number
+            # accepted for a check by eye gets one from the button once the staff are satisfied.
+            if (mode == "auto" or kiosk) and verdict.colour == Colour.GREEN:
                 self.journal.queue_print(nonce, kinds_for(verdict.role), self.clock())
                 self._wake_printer()
         shown = self._shown(verdict, nonce, source)
@@ -412,7 +418,7 @@ class Station:
             info["bundle"] = {"event": bundle.event.name, "version": bundle.version,
                               "expires_at": timestamp(until), "roster": len(bundle.roster),
                               "revoked": len(bundle.revoked), "admission": bundle.event.admission,
-                              "day": bundle.event.day_of(now).isoformat(),
+                              "day": bundle.event.day_of(now).isoformat(), "utc_offset": bundle.event.utc_offset,
                               "sessions": [dict(session.as_json(), label=f"{session.day:%d.%m} · {session.name}"
                                                 + (f" ({session.room})" if session.room else ""))
                                            for session in bundle.event.sessions],

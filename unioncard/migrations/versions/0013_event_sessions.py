@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column('name', sa.String(length=200), nullable=False),
         sa.Column('room', sa.String(length=100), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('removed_at', sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(['event_id'], ['event.id']),
         sa.PrimaryKeyConstraint('id'),
     )

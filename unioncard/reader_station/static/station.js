@@ -28,6 +28,14 @@
       });
     } catch (e) { /* no sound device: the colours still speak */ }
   }
+  // Times on the desk are the venue's (the event's UTC offset), as on the hall's clock.
+  var venueOffset = 180, venueDay = "";
+  function venue(iso) {
+    var t = Date.parse(iso || "");
+    if (isNaN(t)) { return null; }
+    var d = new Date(t + venueOffset * 60000).toISOString();
+    return {day: d.slice(0, 10), date: d.slice(8, 10) + "." + d.slice(5, 7) + "." + d.slice(0, 4), time: d.slice(11, 16)};
+  }
   function formatNumber(n) { return n ? n.replace(/(\d{4})(?=\d)/g, "$1 ") : ""; }
   function show(v) {
     if (!v || v.code === "status" || (v.seq && v.seq <= shown)) { return; }
@@ -152,8 +160,10 @@
 
   function refreshStatus() {
     fetch("/status").then(function (r) { return r.json(); }).then(function (s) {
+      if (s.bundle) { venueOffset = s.bundle.utc_offset; venueDay = s.bundle.day; }
+      var until = s.bundle ? venue(s.bundle.expires_at) : null;
       document.getElementById("event").textContent = s.bundle ? s.bundle.event + " · v" + s.bundle.version + " · " +
-        labels.expires + " " + s.bundle.expires_at.replace("T", " ").replace("Z", " UTC") : (s.bundle_problem || "—");
+        labels.expires + " " + until.date + " " + until.time : (s.bundle_problem || "—");
       document.getElementById("desk").textContent = s.desk || "";
       var sync = document.getElementById("sync");
       sync.textContent = s.sync.message || "";
@@ -177,7 +187,8 @@
       list.textContent = "";
       (s.recent || []).forEach(function (r) {
         var li = document.createElement("li");
-        li.textContent = (r.at || "").slice(11, 16) + " UTC · " + (r.name || formatNumber(r.number)) +
+        var at = venue(r.at) || {time: "", day: ""};
+        li.textContent = (at.day && at.day !== venueDay ? at.date + " " : "") + at.time + " · " + (r.name || formatNumber(r.number)) +
           (r.source === "document" ? " (" + labels.byDocument + ")" : "");
         if (r.undone) { li.className = "undone"; li.textContent += " (" + labels.undone + ")"; }
         else {
