@@ -236,7 +236,8 @@ def test_staff_pages_roster_desks_counts_and_export(served, make_uow, tree, sess
     sheet = load_workbook(io.BytesIO(web.get(f"{page}/checkins.xlsx").data)).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][0] == "Номер карты" and len(rows) == 3
-    assert sorted(r[-1] for r in rows[1:]) == ["отмечен", "повтор"]
+    status = rows[0].index("Состояние")
+    assert sorted(r[status] for r in rows[1:]) == ["отмечен", "повтор"]
     # Another region's staff do not see the event at all.
     from tests.support import WebClient
 
