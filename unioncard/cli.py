@@ -712,6 +712,11 @@ def keys_export_trust(out_path: str, days: int | None, root_out: str | None) -> 
     _with_stores(run)
 
 
+from unioncard.migration.commands import migrate_group  # noqa: E402 - the move from the earlier registry
+
+main.add_command(migrate_group)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

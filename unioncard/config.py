@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from unioncard.files import read_or_create_secret
+from unioncard.issuer.cardnumber import parse_prefixes
 
 
 def _env_int(name: str, default: int) -> int:
@@ -36,6 +37,9 @@ class Settings:
     trust_bundle_days: int = 30
     # First six digits of every card number: 9 + 643 (Russia) + two issuer digits.
     card_issuer_prefix: str = "964301"
+    # The issuer prefixes of cards the union's earlier registry (АИС) issued, which stay valid
+    # after the move (docs/migration.md): UNIONCARD_LEGACY_CARD_PREFIXES="643100,7000-7009".
+    legacy_card_prefixes: tuple[str, ...] = ()
     # The bureau's devices (unioncard.hardware): printer cups:QUEUE or file:DIR; chip reader
     # pcsc:NAME or sim:; the card layout (a built-in name or a JSON file).
     bureau_printer: str = ""
@@ -50,6 +54,11 @@ class Settings:
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none).
     proxy_hops: int = 0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def card_prefixes(self) -> tuple[str, ...]:
+        """Every prefix a valid card number may start with: ours first, then the legacy ones."""
+        return tuple(dict.fromkeys((self.card_issuer_prefix, *self.legacy_card_prefixes)))
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -103,6 +112,7 @@ def load_settings(**overrides) -> Settings:
         root_keystore_url=os.environ.get("UNIONCARD_ROOT_KEYSTORE") or f"software:{instance_dir / 'root-key'}",
         trust_bundle_days=_env_int("UNIONCARD_TRUST_BUNDLE_DAYS", 30),
         card_issuer_prefix=os.environ.get("UNIONCARD_CARD_ISSUER_PREFIX", "964301"),
+        legacy_card_prefixes=parse_prefixes(os.environ.get("UNIONCARD_LEGACY_CARD_PREFIXES")),
         bureau_printer=os.environ.get("UNIONCARD_BUREAU_PRINTER") or f"file:{instance_dir / 'printed'}",
         bureau_reader=os.environ.get("UNIONCARD_BUREAU_READER", "sim:"),
         bureau_layout=os.environ.get("UNIONCARD_BUREAU_LAYOUT", "union"),

@@ -491,11 +491,12 @@ def event_utc_offset(session, event: Event) -> int:
     return int(offset.total_seconds() // 60)
 
 
-def _event_info(session, event: Event) -> eb.EventInfo:
+def _event_info(session, event: Event, card_prefixes: tuple[str, ...] = (cardnumber.DEFAULT_ISSUER_PREFIX,)
+                ) -> eb.EventInfo:
     sittings = tuple(eb.SessionInfo(s.id, s.day, s.name, s.room) for s in event_sessions(session, event.id)
                      if event.starts_on <= s.day <= event.ends_on)
     return eb.EventInfo(event.id, event.code, event.name, event.starts_on, event.ends_on, event.venue, event.admission,
-                        event_utc_offset(session, event), badge_modes(event), sittings)
+                        event_utc_offset(session, event), badge_modes(event), sittings, tuple(card_prefixes))
 
 
 def latest_bundle(session, event_id: int) -> EventBundleRecord | None:
@@ -513,8 +514,10 @@ def revoked_numbers(session):
 
 
 def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now: datetime | None = None,
-                   validity: timedelta = BUNDLE_VALIDITY) -> EventBundleRecord:
-    """Sign the next version of the event's bundle with the current roster and revocations."""
+                   validity: timedelta = BUNDLE_VALIDITY,
+                   card_prefixes: tuple[str, ...] = (cardnumber.DEFAULT_ISSUER_PREFIX,)) -> EventBundleRecord:
+    """Sign the next version of the event's bundle with the current roster and revocations.
+    ``card_prefixes``: the issuer prefixes the desks accept (ours and the legacy registry's)."""
     session = uow.session
     event = get_event(session, actor, event_id) if actor.user_id is not None else session.get(Event, event_id)
     if event.cancelled_at is not None:
@@ -530,7 +533,7 @@ def publish_bundle(uow: UnitOfWork, actor: Actor, event_id: int, signer, *, now:
     feed = feed_version(session)
     revoked = list(revoked_numbers(session))
     expires_at = min(max(now + validity, event_data_end(event)), trust_record.expires_at)
-    data = eb.build(signer, _event_info(session, event), version=version, issued_at=now, expires_at=expires_at,
+    data = eb.build(signer, _event_info(session, event, card_prefixes), version=version, issued_at=now, expires_at=expires_at,
                     trust_bundle=trust_record.content, roster=roster, revoked_numbers=revoked,
                     revocation_feed_version=feed)
     record = EventBundleRecord(event_id=event.id, version=version, issued_at=now, expires_at=expires_at,

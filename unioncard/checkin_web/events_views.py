@@ -221,7 +221,8 @@ def publish(event_id: int):
     _check_event(event_id)
     try:
         with _rt().uow() as uow:
-            record = checkin.publish_bundle(uow, _actor(), event_id, _rt().signer())
+            record = checkin.publish_bundle(uow, _actor(), event_id, _rt().signer(),
+                                            card_prefixes=_rt().settings.card_prefixes)
             uow.commit()
         flash(_("Desk data version %(version)s signed: %(size)s KB", version=record.version,
                 size=round(record.size / 1024, 1)), "ok")

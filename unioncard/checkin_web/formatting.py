@@ -86,7 +86,7 @@ def card_reason(reason: str | None) -> str:
     """A reason in a card's history, in the reader's language when the system wrote it."""
     if not reason:
         return ""
-    if reason == card_domain.REASON_CONSENT_WITHDRAWN:
+    if reason in (card_domain.REASON_CONSENT_WITHDRAWN, card_domain.REASON_MIGRATED):
         return gettext(card_domain.SYSTEM_REASONS[reason])
     if reason.startswith(card_domain.REASON_MEMBERSHIP_ENDED):
         why = reason[len(card_domain.REASON_MEMBERSHIP_ENDED):]

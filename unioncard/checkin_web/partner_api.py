@@ -68,8 +68,9 @@ _NAME = validate.Length(min=1, max=100)
 _NO_NUL = "^[^\\u0000]*$"
 
 
-CARD_NUMBER_RULE = ("16 digits: the issuer prefix %s, the region's two digits, a 7-digit serial and a Luhn check "
-                    "digit (ISO/IEC 7812) over all 16; spaces, hyphens, dots and no-break spaces between digits are "
+CARD_NUMBER_RULE = ("16 digits starting with an issuer prefix (%s; the first is the union's own, followed by the "
+                    "region's two digits and a 7-digit serial; any others are the earlier registry's cards) and "
+                    "ending with a Luhn check digit (ISO/IEC 7812) over all 16; spaces, hyphens, dots and no-break spaces between digits are "
                     "ignored. A schema-valid number whose check digit does not match is refused with 422 "
                     "`card_number_checksum`.")
 
@@ -335,7 +336,7 @@ def verify(args):
     API cannot be used to find out which numbers exist."""
     partner = current_partner()
     try:
-        number = cardnumber.validate(args["card_number"], rt().settings.card_issuer_prefix)
+        number = cardnumber.validate(args["card_number"], rt().settings.card_prefixes)
     except cardnumber.ValidationError as exc:
         log.info("partner API: key %s sent a malformed card number (%s)", partner.key_id, exc.code)
         return error_response(422, exc.code, exc.render())
@@ -421,10 +422,11 @@ def init_app(app: Flask, settings, csrf) -> Limiter:
     limiter.limit(settings.api_key_failures_per_address, key_func=client_address, scope="partner-key-failures",
                   deduct_when=lambda response: response.status_code == 401,
                   exempt_when=lambda: current_partner() is not None)(bp)
-    # The pattern states this installation's issuer prefix.
+    # The pattern states this installation's issuer prefix, and the earlier registry's prefixes
+    # whose cards stay valid (docs/migration.md).
     number_field = VerifyNumberIn._declared_fields["card_number"]
-    number_field.metadata["pattern"] = cardnumber.pattern(settings.card_issuer_prefix)
-    number_field.metadata["description"] = CARD_NUMBER_RULE % settings.card_issuer_prefix
+    number_field.metadata["pattern"] = cardnumber.pattern(settings.card_prefixes)
+    number_field.metadata["description"] = CARD_NUMBER_RULE % ", ".join(settings.card_prefixes)
     csrf.exempt(bp)
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)

@@ -73,7 +73,8 @@ def bundle():
         event = uow.session.get(Event, station.event_id)
         record = checkin.latest_bundle(uow.session, event.id)
         if checkin.bundle_is_stale(uow.session, event, record, clock.now()):
-            record = checkin.publish_bundle(uow, Actor.system(f"station-{station.id}"), event.id, rt().signer())
+            record = checkin.publish_bundle(uow, Actor.system(f"station-{station.id}"), event.id, rt().signer(),
+                                            card_prefixes=rt().settings.card_prefixes)
         station.last_seen_at = clock.now()
         station.last_bundle_version = have
         uow.commit()

@@ -60,12 +60,43 @@ def compact(number: str) -> str:
     return clean(str(number), SEPARATORS).strip()
 
 
-def pattern(issuer_prefix: str = DEFAULT_ISSUER_PREFIX) -> str:
-    """A regular expression (JSON-schema dialect) for a number with this issuer prefix: 16 digits,
-    the first six the prefix, separators allowed between them. The check digit is not a pattern."""
+def pattern(issuer_prefix: str | tuple[str, ...] = DEFAULT_ISSUER_PREFIX) -> str:
+    """A regular expression (JSON-schema dialect) for a number with this issuer prefix (or one of
+    these): 16 digits starting with the prefix, separators allowed between them. The check digit
+    is not a pattern."""
     gap = "[" + "".join("\\" + c if c == "-" else c for c in SEPARATORS) + "]*"
-    return "^" + gap + "".join(d + gap for d in issuer_prefix) + "(?:[0-9]" + gap + "){%d}$" % (
-        LENGTH - len(issuer_prefix))
+    prefixes = (issuer_prefix,) if isinstance(issuer_prefix, str) else tuple(issuer_prefix)
+    shapes = ["".join(d + gap for d in prefix) + "(?:[0-9]" + gap + "){%d}" % (LENGTH - len(prefix))
+              for prefix in prefixes]
+    return "^" + gap + (shapes[0] if len(shapes) == 1 else "(?:" + "|".join(shapes) + ")") + "$"
+
+
+# The most prefixes a legacy list may expand to: ranges of leading digits are written out.
+MAX_PREFIXES = 100
+
+
+class InvalidPrefixList(_BaseValidationError):
+    code = "card_prefixes_invalid"
+    message = N_("The list of card number prefixes “%(value)s” is not valid: write prefixes of 1 to 15 digits "
+                 "or ranges of equal length such as 643100-643109, separated by commas")
+
+
+def parse_prefixes(text: str | None) -> tuple[str, ...]:
+    """«643100, 7000-7009» → ('643100', '7000', '7001', …, '7009'): the legacy system's issuer
+    prefixes, each a prefix of digits or an inclusive range of equally long prefixes."""
+    prefixes: list[str] = []
+    for part in (text or "").replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        low, high = low.strip(), (high.strip() or low.strip())
+        if not (low.isascii() and high.isascii() and low.isdigit() and high.isdigit()) or len(low) != len(high) \
+                or not 1 <= len(low) < LENGTH or int(high) < int(low) \
+                or len(prefixes) + int(high) - int(low) + 1 > MAX_PREFIXES:
+            raise InvalidPrefixList(value=text)
+        prefixes.extend(f"{value:0{len(low)}d}" for value in range(int(low), int(high) + 1))
+    return tuple(dict.fromkeys(prefixes))
 
 
 def calc_check_digit(number: str) -> str:
@@ -73,8 +104,10 @@ def calc_check_digit(number: str) -> str:
     return luhn.calc_check_digit(number)
 
 
-def validate(number: str, issuer_prefix: str | None = None) -> str:
-    """Return the compact number or raise a ValidationError subclass saying what is wrong."""
+def validate(number: str, issuer_prefix: str | tuple[str, ...] | None = None) -> str:
+    """Return the compact number or raise a ValidationError subclass saying what is wrong.
+    ``issuer_prefix``: the prefix the number must start with, or a tuple of accepted prefixes
+    (our own and the legacy system's, see :func:`parse_prefixes`)."""
     number = compact(number)
     if not number.isdigit() or not number.isascii():
         raise InvalidFormat()
@@ -83,11 +116,11 @@ def validate(number: str, issuer_prefix: str | None = None) -> str:
     if calc_check_digit(number[:-1]) != number[-1]:
         raise InvalidChecksum()
     if issuer_prefix is not None and not number.startswith(issuer_prefix):
-        raise InvalidComponent(prefix=issuer_prefix)
+        raise InvalidComponent(prefix=issuer_prefix if isinstance(issuer_prefix, str) else ", ".join(issuer_prefix))
     return number
 
 
-def is_valid(number: str, issuer_prefix: str | None = None) -> bool:
+def is_valid(number: str, issuer_prefix: str | tuple[str, ...] | None = None) -> bool:
     try:
         return bool(validate(number, issuer_prefix))
     except ValidationError:

@@ -47,7 +47,10 @@ LOSS = frozenset({S.LOST, S.STOLEN, S.DAMAGED})
 # an ended membership, the leave reason's code after the prefix), shown in the reader's language.
 REASON_CONSENT_WITHDRAWN = "consent to processing withdrawn"
 REASON_MEMBERSHIP_ENDED = "membership ended: "
+# A card moved in from the union's earlier registry (АИС) with its number and status.
+REASON_MIGRATED = "moved from the earlier registry"
 SYSTEM_REASONS = {REASON_CONSENT_WITHDRAWN: N_("consent to processing withdrawn"),
+                  REASON_MIGRATED: N_("moved from the earlier registry"),
                   REASON_MEMBERSHIP_ENDED: N_("membership ended")}
 
 STATUS_LABELS = {

@@ -42,6 +42,8 @@ class Card(Base):
     chip_key: Mapped[str | None] = mapped_column(String(16))
     # Optimistic lock: a second writer that read the same version fails instead of overwriting.
     lock_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The load from the earlier registry (migration.models.MigrationLoad) this row came in with.
+    migration_load_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     membership = relationship("Membership", lazy="joined")
     person = relationship("Person", lazy="joined")

@@ -44,6 +44,9 @@ DEFAULT_BADGES = {"delegate": "auto", "guest": "button", "staff": "button", "mem
 # Russia's zones run from UTC+2 (Kaliningrad) to UTC+12 (Kamchatka); the bound is the world's.
 MIN_UTC_OFFSET, MAX_UTC_OFFSET = -12 * 60, 14 * 60
 MOSCOW_UTC_OFFSET = 180
+# Without a list in the header, a desk takes the union's own default prefix only.
+DEFAULT_CARD_PREFIX = "964301"
+MAX_CARD_PREFIXES = 100
 # A real header is under 1 KiB; the bound keeps a damaged length field from making us parse megabytes.
 MAX_HEADER = 64 * 1024
 # The roster is zlib inside a signed file: a signed bomb must still not exhaust a desk laptop's
@@ -166,12 +169,19 @@ class EventInfo:
     utc_offset: int = MOSCOW_UTC_OFFSET
     badges: dict = field(default_factory=lambda: dict(DEFAULT_BADGES))
     sessions: tuple[SessionInfo, ...] = ()
+    # The issuer prefixes a card number of this union may start with: ours, and those of the
+    # earlier registry's cards that stay valid after the move (docs/migration.md).
+    card_prefixes: tuple[str, ...] = (DEFAULT_CARD_PREFIX,)
+
+    def accepts_number(self, number: str) -> bool:
+        return number.startswith(self.card_prefixes)
 
     def as_json(self) -> dict:
         return {"id": self.id, "code": self.code, "name": self.name, "starts_on": self.starts_on.isoformat(),
                 "ends_on": self.ends_on.isoformat(), "venue": self.venue, "admission": self.admission,
                 "utc_offset": self.utc_offset, "badges": dict(self.badges),
-                "sessions": [session.as_json() for session in self.sessions]}
+                "sessions": [session.as_json() for session in self.sessions],
+                "card_prefixes": list(self.card_prefixes)}
 
     def session(self, session_id) -> SessionInfo | None:
         return next((s for s in self.sessions if s.id == session_id), None)
@@ -223,8 +233,12 @@ class EventInfo:
             parsed.append(SessionInfo(raw["id"], day, raw["name"], raw["room"]))
         if len({s.id for s in parsed}) != len(parsed):
             raise ValueError("event.sessions")
+        prefixes = value.get("card_prefixes", [DEFAULT_CARD_PREFIX])
+        if not isinstance(prefixes, list) or not 1 <= len(prefixes) <= MAX_CARD_PREFIXES or not all(
+                isinstance(p, str) and p.isascii() and p.isdigit() and 1 <= len(p) <= 15 for p in prefixes):
+            raise ValueError("event.card_prefixes")
         return cls(event_id, value["code"], value["name"], starts_on, ends_on, value["venue"], value["admission"],
-                   offset, dict(badges), tuple(parsed))
+                   offset, dict(badges), tuple(parsed), tuple(prefixes))
 
 
 @dataclass

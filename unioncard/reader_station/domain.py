@@ -183,8 +183,7 @@ def _unusable(bundle, now: datetime) -> Verdict | None:
     return None
 
 
-def decide(scan: Scan, bundle, now: datetime, previous=_no_previous,
-           issuer_prefix: str | None = cardnumber.DEFAULT_ISSUER_PREFIX) -> Verdict:
+def decide(scan: Scan, bundle, now: datetime, previous=_no_previous) -> Verdict:
     """The verdict for one scan. ``previous(numbers, since, until)`` gives the earliest live
     check-in between ``since`` and ``until`` of any of the numbers (the person's cards) that the
     station knows of (its own or synced from other desks), a PreviousCheckIn or None. The window
@@ -195,7 +194,7 @@ def decide(scan: Scan, bundle, now: datetime, previous=_no_previous,
     number, signed_name, refusal = identify(scan, bundle)
     if refusal is not None:
         return refusal
-    verdict = _decide(number, signed_name, bundle, now, previous, issuer_prefix)
+    verdict = _decide(number, signed_name, bundle, now, previous, check_prefix=True)
     if signed_name is not None and verdict.records_check_in:
         verdict.credential = _verified_credential(scan)
     return verdict
@@ -220,14 +219,16 @@ def decide_by_document(person: str, bundle, now: datetime, previous=_no_previous
     if not entries:
         return _red("not_on_roster")
     usable = [e for e in entries if not bundle.is_revoked(e.number)]
-    verdict = _decide((usable or entries)[0].number, None, bundle, now, previous, None)
+    verdict = _decide((usable or entries)[0].number, None, bundle, now, previous, check_prefix=False)
     if verdict.code == "admitted":
         verdict.code = "admitted_by_document"
     return verdict
 
 
-def _decide(number: str, signed_name: str | None, bundle, now: datetime, previous, issuer_prefix) -> Verdict:
-    if issuer_prefix and not number.startswith(issuer_prefix):
+def _decide(number: str, signed_name: str | None, bundle, now: datetime, previous, check_prefix: bool) -> Verdict:
+    # Our own numbers and the earlier registry's (the bundle's prefixes): a legacy plastic card
+    # has no signed credential, so it is judged as a typed number is (amber unless listed).
+    if check_prefix and not bundle.event.accepts_number(number):
         return _red("not_our_card", number)
     entry = bundle.roster.get(number)
     name = entry.name if entry else signed_name

@@ -26,6 +26,8 @@ class Organisation(Base):
     added_on: Mapped[date] = mapped_column(Date)
     removed_on: Mapped[date | None] = mapped_column(Date)
     removal_reason: Mapped[str | None] = mapped_column(String(200))
+    # The load from the earlier registry (migration.models.MigrationLoad) this row came in with.
+    migration_load_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     parent: Mapped["Organisation | None"] = relationship(remote_side="Organisation.id")
 
@@ -74,6 +76,8 @@ class Membership(Base):
     leave_date: Mapped[date | None] = mapped_column(Date)
     leave_reason: Mapped[str | None] = mapped_column(String(24))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The load from the earlier registry (migration.models.MigrationLoad) this row came in with.
+    migration_load_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     person: Mapped[Person] = relationship()
     organisation: Mapped[Organisation] = relationship()
@@ -100,6 +104,8 @@ class Consent(Base):
     withdrawn_on: Mapped[date | None] = mapped_column(Date)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # The load from the earlier registry (migration.models.MigrationLoad) this row came in with.
+    migration_load_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class ChairpersonTerm(Base):

@@ -50,6 +50,8 @@ class ActivistPosition(Base):
     elected_alternative: Mapped[bool] = mapped_column(Boolean, default=False)
     elected_first_time: Mapped[bool] = mapped_column(Boolean, default=False)
     is_paid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The load from the earlier registry (migration.models.MigrationLoad) this row came in with.
+    migration_load_id: Mapped[int | None] = mapped_column(Integer, index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
 
     person: Mapped[Person] = relationship()

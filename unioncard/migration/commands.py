@@ -1,0 +1,152 @@
+"""``unioncard migrate …``: moving the union in from its earlier registry (docs/migration.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from unioncard import clock, db
+from unioncard.config import load_settings
+from unioncard.i18n import N_, translate
+from unioncard.migration import export as exporter
+from unioncard.migration import load as loader
+from unioncard.migration import reconcile as reconciler
+from unioncard.migration import report as reports
+from unioncard.migration.staging import stage
+
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _stage(folder: Path, settings, progress: Progress):
+    task = progress.add_task(translate(N_("Reading the files")), total=None)
+    staged = stage(folder, today=clock.today(), card_prefixes=settings.card_prefixes,
+                   work_dir=settings.instance_dir if settings.instance_dir.is_dir() else None,
+                   progress=lambda name, n: progress.update(task, advance=n, description=name))
+    progress.update(task, description=translate(N_("Files read")), total=progress.tasks[task].completed)
+    return staged
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    console.print(translate(N_("The report is in %(path)s"), path=str(path)))
+
+
+def _engine(settings):
+    engine = db.make_engine(settings.database_url)
+    return engine
+
+
+@click.group("migrate", help=N_("Move the union in from its earlier registry (docs/migration.md)."))
+def migrate_group() -> None:
+    pass
+
+
+@migrate_group.command("check", help=N_(
+    "Read an exchange folder (or a .zip of it) and write a report of every problem by file, row and column, with "
+    "counts per region. Changes nothing. Exits with 1 if there are problems."))
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("migration-check.md"), show_default=True)
+@click.option("--against-registry/--files-only", default=True, show_default=True,
+              help=N_("Also name conflicts with what the registry already holds."))
+def check(folder: Path, report_path: Path, against_registry: bool) -> None:
+    settings = load_settings()
+    with _progress() as progress:
+        staged = _stage(folder, settings, progress)
+    try:
+        if against_registry and staged.fatal is None:
+            engine = _engine(settings)
+            if db.current_revision(engine):
+                loader.compare_with_registry(engine, staged)
+        _write(report_path, reports.check_report(staged, str(folder)))
+        reports.write_problems_csv(staged, report_path.with_suffix(".csv"))
+        total = staged.problem_count()
+        if staged.fatal is not None:
+            console.print(f"[red]{staged.fatal.render()}[/red]")
+            sys.exit(1)
+        if total:
+            console.print(f"[red]{translate(N_('Problems: %(count)s (by row in the report)'), count=total)}[/red]")
+            sys.exit(1)
+        console.print(f"[green]{translate(N_('No problems: the folder can be loaded'))}[/green]")
+    finally:
+        staged.close()
+
+
+@migrate_group.command("load", help=N_(
+    "Load an exchange folder region by region, each region whole or not at all. Run it again after a failure: "
+    "loaded regions are skipped. Exits with 1 if a region was not loaded."))
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("migration-load.md"), show_default=True)
+def load(folder: Path, report_path: Path) -> None:
+    settings = load_settings()
+    engine = _engine(settings)
+    db.upgrade(settings.database_url)
+    with _progress() as progress:
+        staged = _stage(folder, settings, progress)
+        try:
+            total = staged.db.execute("SELECT count(*) FROM member").fetchone()[0]
+            task = progress.add_task(translate(N_("Loading members")), total=total)
+            result = None
+            if staged.fatal is None:
+                result = loader.load(engine, staged, source_name=folder.name, own_prefix=settings.card_issuer_prefix,
+                                     progress=lambda n: progress.update(task, advance=n),
+                                     on_region=lambda r: progress.console.print(
+                                         f"{r.code} {r.name}: {translate(reports.STATUS_TEXT[r.status])}"))
+            reconciliations = reconciler.reconcile(engine)
+            _write(report_path, reports.load_report(staged, str(folder), result, reconciliations))
+            reports.write_problems_csv(staged, report_path.with_suffix(".csv"))
+        finally:
+            staged.close()
+    if staged.fatal is not None:
+        console.print(f"[red]{staged.fatal.render()}[/red]")
+        sys.exit(1)
+    loaded = result.count("loaded") if result else 0
+    console.print(translate(N_("Regions loaded now: %(loaded)s, loaded before: %(before)s, not loaded: %(refused)s"),
+                            loaded=loaded, before=result.count("unchanged") if result else 0,
+                            refused=(result.count("refused") + result.count("changed")) if result else 0))
+    if not result or not result.regions or result.count("refused") or result.count("changed"):
+        sys.exit(1)
+
+
+@migrate_group.command("reconcile", help=N_(
+    "For each region loaded: the files' counts against the registry's (members, cards by status, consents by "
+    "section). Exits with 1 on any difference."))
+def reconcile_command() -> None:
+    settings = load_settings()
+    items = reconciler.reconcile(_engine(settings))
+    table = Table(translate(N_("Region")), translate(N_("Members")), translate(N_("Cards")),
+                  translate(N_("Differences")))
+    for item in items:
+        table.add_row(f"{item.region_org_code} {item.name}", str(item.loaded["members"]),
+                      str(sum(item.loaded["cards"].values())),
+                      "; ".join(f"{w}: {a} → {b}" for w, a, b in item.differences) or "0")
+    console.print(table)
+    if not items:
+        console.print(translate(N_("No region has been loaded yet")))
+    if any(item.differences for item in items):
+        sys.exit(1)
+
+
+@migrate_group.command("export", help=N_(
+    "Write the registry in the exchange format into a folder: the round trip's first half, and the large test "
+    "folders of the benchmark."))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def export_command(folder: Path) -> None:
+    settings = load_settings()
+    with _progress() as progress:
+        task = progress.add_task(translate(N_("Writing the files")), total=None)
+        result = exporter.export(_engine(settings), folder,
+                                 progress=lambda name, n: progress.update(task, advance=n, description=name))
+    for name, count in result.rows.items():
+        console.print(f"{name}: {count}")

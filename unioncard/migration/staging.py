@@ -1,0 +1,492 @@
+"""The exchange folder read once into a scratch SQLite file, and every check that needs more
+than one row: orphans, duplicates, cards of unknown members, cards without consent, conflicts
+with what the registry already holds.
+
+The scratch file keeps memory flat however large the union is: only the organisation tree
+(~75 k rows) is held in memory; members, consents and cards stream into indexed tables, and the
+cross-file checks are SQL over them. Every problem names its file, row, column and region, so
+the load can refuse exactly the regions that have one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from unioncard.i18n import N_, translate
+from unioncard.issuer.domain import ACTIVE
+from unioncard.migration import domain as md
+from unioncard.migration.source import Source, SourceError, read_rows
+from unioncard.registry import domain as rd
+
+# Problems not attributable to a region (the central organisation, a row naming an unknown
+# member) stop the whole load: they are reported under this key.
+UNION_WIDE = ""
+MEMBER_LEVELS = (rd.Level.PRIMARY, rd.Level.SUBDIVISION)
+_ACTIVE_SQL = "(" + ",".join(f"'{s.value}'" for s in sorted(ACTIVE)) + ")"
+BATCH = 20_000
+
+_SCHEMA = """
+CREATE TABLE member (member_id TEXT, org_code TEXT, region TEXT, surname TEXT, given_name TEXT, patronymic TEXT,
+  birth_date TEXT, sex TEXT, category TEXT, joined TEXT, phone TEXT, email TEXT, ikey TEXT, row INTEGER);
+CREATE TABLE consent (member_id TEXT, section TEXT, given_on TEXT, form TEXT, row INTEGER);
+CREATE TABLE card (number TEXT, member_id TEXT, kind TEXT, status TEXT, ordered_on TEXT, status_on TEXT,
+  row INTEGER);
+CREATE TABLE position (org_code TEXT, member_id TEXT, kind TEXT, starts_on TEXT, ends_on TEXT, region TEXT,
+  row INTEGER);
+CREATE TABLE problem (file TEXT, row INTEGER, col TEXT, code TEXT, message TEXT, region TEXT, member_id TEXT);
+"""
+
+
+@dataclass
+class Organisation:
+    row: int
+    data: md.OrganisationRow
+    region: str | None = None      # the code of its regional organisation (itself for a region)
+    depth: int = 0
+
+
+@dataclass
+class RegionCounts:
+    organisations: int = 0
+    members: int = 0
+    consents: dict = field(default_factory=dict)   # section -> count
+    cards: dict = field(default_factory=dict)      # status -> count
+    positions: int = 0
+
+    def as_json(self) -> dict:
+        return {"organisations": self.organisations, "members": self.members,
+                "consents": dict(sorted(self.consents.items())), "cards": dict(sorted(self.cards.items())),
+                "positions": self.positions}
+
+
+@dataclass
+class Staged:
+    """What was read: the tree in memory, the rest in the scratch database."""
+
+    db: sqlite3.Connection
+    path: Path
+    today: date
+    organisations: dict[str, Organisation] = field(default_factory=dict)
+    central: Organisation | None = None
+    rows_read: dict = field(default_factory=dict)      # file kind -> data rows
+    fatal: SourceError | None = None                   # a file that could not be read at all
+
+    @property
+    def regions(self) -> list[Organisation]:
+        return sorted((o for o in self.organisations.values() if o.data.level == rd.Level.REGIONAL),
+                      key=lambda o: o.data.code)
+
+    def problem_count(self, region: str | None = None) -> int:
+        if region is None:
+            return self.db.execute("SELECT count(*) FROM problem").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM problem WHERE region = ?", (region,)).fetchone()[0]
+
+    def problems_by_region(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT coalesce(region, ''), count(*) FROM problem GROUP BY 1"))
+
+    def problems(self, limit: int | None = None):
+        sql = "SELECT file, row, col, code, message, coalesce(region, '') FROM problem ORDER BY file, row, code"
+        return self.db.execute(sql + (f" LIMIT {int(limit)}" if limit else ""))
+
+    def problem_codes(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT code, count(*) FROM problem GROUP BY code ORDER BY 2 DESC"))
+
+    def close(self) -> None:
+        self.db.close()
+        self.path.unlink(missing_ok=True)
+
+    # --- per region ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, RegionCounts]:
+        result: dict[str, RegionCounts] = defaultdict(RegionCounts)
+        for org in self.organisations.values():
+            if org.region:
+                result[org.region].organisations += 1
+        for region, count in self.db.execute("SELECT region, count(*) FROM member GROUP BY region"):
+            if region:
+                result[region].members = count
+        for region, section, count in self.db.execute(
+                "SELECT m.region, c.section, count(*) FROM consent c JOIN member m ON m.member_id = c.member_id "
+                "GROUP BY 1, 2"):
+            if region:
+                result[region].consents[section] = count
+        for region, status, count in self.db.execute(
+                "SELECT m.region, c.status, count(*) FROM card c JOIN member m ON m.member_id = c.member_id "
+                "GROUP BY 1, 2"):
+            if region:
+                result[region].cards[status] = count
+        for region, count in self.db.execute("SELECT region, count(*) FROM position GROUP BY region"):
+            if region:
+                result[region].positions = count
+        return dict(result)
+
+    def region_organisations(self, region: str) -> list[Organisation]:
+        """The region's organisations, parents before children."""
+        return sorted((o for o in self.organisations.values() if o.region == region),
+                      key=lambda o: (o.depth, o.row))
+
+    def region_members(self, region: str):
+        return self.db.execute("SELECT member_id, org_code, surname, given_name, patronymic, birth_date, sex, "
+                               "category, joined, phone, email, ikey, row FROM member WHERE region = ? ORDER BY row",
+                               (region,))
+
+    def region_consents(self, region: str):
+        return self.db.execute("SELECT c.member_id, c.section, c.given_on, c.form, c.row FROM member m "
+                               "CROSS JOIN consent c ON c.member_id = m.member_id WHERE m.region = ? ORDER BY c.row",
+                               (region,))
+
+    def region_cards(self, region: str):
+        return self.db.execute("SELECT c.number, c.member_id, c.kind, c.status, c.ordered_on, c.status_on, c.row "
+                               "FROM member m CROSS JOIN card c ON c.member_id = m.member_id WHERE m.region = ? "
+                               "ORDER BY c.row", (region,))
+
+    def region_positions(self, region: str):
+        return self.db.execute("SELECT org_code, member_id, kind, starts_on, ends_on, row FROM position "
+                               "WHERE region = ? ORDER BY row", (region,))
+
+    def region_digest(self, region: str) -> str:
+        """SHA-256 of the region's rows as read: a second load of the same folder finds the same."""
+        digest = hashlib.sha256()
+        for org in self.region_organisations(region):
+            digest.update(repr(tuple(getattr(org.data, f) for f in org.data.__slots__)).encode())
+        for query in (self.region_members, self.region_consents, self.region_cards, self.region_positions):
+            digest.update(query.__name__.encode())
+            for row in query(region):
+                digest.update(repr(row[:-1]).encode())  # the row number is where, not what
+        return digest.hexdigest()
+
+
+def stage(source_path: Path, *, today: date, card_prefixes: tuple[str, ...], work_dir: Path | None = None,
+          progress: Callable[[str, int], None] | None = None) -> Staged:
+    """Read the folder and run every check; the caller closes the result."""
+    handle, name = tempfile.mkstemp(prefix="unioncard-migration-", suffix=".sqlite", dir=work_dir)
+    import os
+
+    os.close(handle)
+    db = sqlite3.connect(name)
+    db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-200000;"
+                     "PRAGMA temp_store=FILE;" + _SCHEMA)
+    staged = Staged(db, Path(name), today)
+    try:
+        source = Source(source_path)
+    except SourceError as exc:
+        staged.fatal = exc
+        return staged
+    try:
+        _Reader(staged, source, card_prefixes, progress).run()
+    except SourceError as exc:
+        staged.fatal = exc
+    finally:
+        source.close()
+    db.commit()
+    return staged
+
+
+class _Reader:
+    def __init__(self, staged: Staged, source: Source, prefixes: tuple[str, ...], progress):
+        self.staged, self.source, self.prefixes, self.progress = staged, source, prefixes, progress
+        self.db = staged.db
+        self.problems: list[tuple] = []
+
+    def problem(self, file: str, row: int, problem: md.Problem, region: str | None, member_id: str | None = None):
+        self.problems.append((file, row, problem.column, problem.code, problem.render(), region, member_id))
+        if len(self.problems) >= BATCH:
+            self.flush_problems()
+
+    def flush_problems(self):
+        self.db.executemany("INSERT INTO problem VALUES (?, ?, ?, ?, ?, ?, ?)", self.problems)
+        self.problems = []
+
+    def run(self):
+        for kind in md.ORDER:
+            stream = self.source.open(kind)
+            spec = md.FILES[kind]
+            if stream is None:
+                if kind == md.POSITIONS:  # the one optional file
+                    self.staged.rows_read[kind] = 0
+                    continue
+                raise SourceError(N_("The folder has no %(file)s"), code="file_missing", file=spec.name)
+            with stream:
+                getattr(self, "read_" + kind)(spec, self.rows(stream, spec))
+            self.flush_problems()
+        self.cross_checks()
+        self.flush_problems()
+
+    def rows(self, stream, spec: md.FileSpec):
+        count = 0
+        for number, cells, values in read_rows(stream, spec):
+            count += 1
+            if self.progress and count % 100_000 == 0:
+                self.progress(spec.name, 100_000)
+            if cells is None:
+                yield number, None, [md.Problem(N_("The row has %(cells)s cells, the header %(columns)s"),
+                                                code="row_width", cells=len(values), columns=len(spec.columns))]
+                continue
+            bad = []
+            for column, value in cells.items():
+                if "\x00" in value:
+                    bad.append(md.Problem(N_("The cell holds a NUL character"), code="nul_character", column=column))
+                elif md.formula_like(value):
+                    bad.append(md.Problem(N_("The cell holds a formula (“%(value)s”): the data must be plain "
+                                             "values"), code="formula_cell", column=column, value=value[:40]))
+                elif len(value) > md.MAX_CELL:
+                    bad.append(md.Problem(N_("The cell is longer than %(limit)s characters"), code="cell_too_long",
+                                          column=column, limit=md.MAX_CELL))
+            yield number, ({k: v.strip() for k, v in cells.items()} if not bad else None), bad
+        if self.progress:
+            self.progress(spec.name, count % 100_000)
+        self.staged.rows_read[spec.kind] = count
+
+    # --- organisations: the tree, in memory ------------------------------------------------------
+
+    def read_organisations(self, spec, rows):
+        orgs = self.staged.organisations
+        for number, cells, problems in rows:
+            row = None
+            if cells is not None:
+                row, problems = md.parse_organisation(cells, self.staged.today)
+            if row is not None and row.code in orgs:
+                problems = [md.Problem(N_("The code %(value)s is already in row %(row)s"), code="code_duplicate",
+                                       column="code", value=row.code, row=orgs[row.code].row)]
+                row = None
+            for problem in problems:
+                self.problem(spec.name, number, problem, None)
+            if row is not None:
+                orgs[row.code] = Organisation(number, row)
+        centrals = [o for o in orgs.values() if o.data.level == rd.Level.CENTRAL]
+        if len(centrals) != 1:
+            self.problem(spec.name, centrals[1].row if centrals[1:] else 1, md.Problem(
+                N_("The file must have exactly one central organisation, it has %(count)s"), code="central_count",
+                column="level", count=len(centrals)), UNION_WIDE)
+        self.staged.central = centrals[0] if centrals else None
+        for org in list(orgs.values()):
+            self.place(org)
+
+    def place(self, org: Organisation) -> None:
+        """Find the organisation's region and depth; name an orphan, a loop, a wrong level."""
+        orgs, chain, current = self.staged.organisations, [], org
+        while current.data.parent_code and len(chain) < 10:
+            chain.append(current)
+            parent = orgs.get(current.data.parent_code)
+            if parent is None:
+                break
+            current = parent
+        region = next((o for o in [*chain, current] if o.data.level == rd.Level.REGIONAL), None)
+        region_code = region.data.code if region else None
+        problem = None
+        parent = orgs.get(org.data.parent_code) if org.data.parent_code else None
+        if org.data.parent_code and parent is None:
+            problem = md.Problem(N_("The parent %(value)s is not in organisations.csv"), code="parent_unknown",
+                                 column="parent_code", value=org.data.parent_code)
+        elif current.data.parent_code or (org.data.level != rd.Level.CENTRAL and current.data.level != rd.Level.CENTRAL):
+            problem = md.Problem(N_("The organisation does not lead up to the central one (a loop or an orphan)"),
+                                 code="tree_broken", column="parent_code")
+        elif parent is not None:
+            try:
+                rd.check_parent_level(rd.Level(org.data.level), rd.Level(parent.data.level))
+            except Exception:  # noqa: BLE001 - a ValidationError: named below with both levels
+                problem = md.Problem(N_("A %(level)s organisation cannot be under a %(parent)s one"),
+                                     code="parent_level_invalid", column="parent_code", level=org.data.level,
+                                     parent=parent.data.level)
+        if problem is None and region is not None and org.data.region and org.data.region != region.data.region:
+            problem = md.Problem(N_("The region code %(value)s differs from its regional organisation's %(region)s"),
+                                 code="region_mismatch", column="region", value=org.data.region,
+                                 region=region.data.region)
+        org.depth = len(chain)
+        org.region = region_code
+        if problem is not None:
+            self.problem(md.FILES[md.ORGANISATIONS].name, org.row, problem,
+                         region_code if region_code else UNION_WIDE)
+
+    def member_org(self, code: str) -> Organisation | None:
+        return self.staged.organisations.get(code)
+
+    # --- members, consents, cards, positions: the scratch tables --------------------------------
+
+    def read_members(self, spec, rows):
+        batch = []
+        for number, cells, problems in rows:
+            row = None
+            org = self.member_org(cells["organisation_code"]) if cells else None
+            if cells is not None:
+                row, problems = md.parse_member(cells, self.staged.today)
+            if row is not None and org is None:
+                problems = [md.Problem(N_("The organisation %(value)s is not in organisations.csv"),
+                                       code="organisation_unknown", column="organisation_code",
+                                       value=row.organisation_code)]
+            elif row is not None and org.data.level not in MEMBER_LEVELS:
+                problems = [md.Problem(N_("Members are registered in primary organisations and their "
+                                          "subdivisions, not in %(value)s"), code="member_org_level",
+                                       column="organisation_code", value=org.data.code)]
+            region = org.region if org else None
+            for problem in problems:
+                self.problem(spec.name, number, problem, region if region else UNION_WIDE,
+                             cells.get("member_id") if cells else None)
+            if problems or row is None:
+                # A row with a defect still holds its id: others may refer to it, and it must not
+                # count as an unknown member there.
+                if cells and cells.get("member_id"):
+                    batch.append((cells["member_id"][:md.MAX_ID_LENGTH], None, region or UNION_WIDE, *[None] * 10,
+                                  number))
+                continue
+            batch.append((row.member_id, row.organisation_code, region, row.surname, row.given_name, row.patronymic,
+                          row.birth_date.isoformat(), row.sex, row.category, row.joined.isoformat(), row.phone,
+                          row.email, row.identity_key, number))
+            if len(batch) >= BATCH:
+                self.db.executemany("INSERT INTO member VALUES (" + ",".join("?" * 14) + ")", batch)
+                batch = []
+        self.db.executemany("INSERT INTO member VALUES (" + ",".join("?" * 14) + ")", batch)
+        self.db.executescript("CREATE INDEX ix_member_id ON member (member_id);"
+                              "CREATE INDEX ix_member_region ON member (region, row);"
+                              "CREATE INDEX ix_member_ikey ON member (ikey);")
+
+    def _rows_into(self, table: str, spec, rows, parse, values):
+        batch = []
+        width = None
+        for number, cells, problems in rows:
+            row = None
+            if cells is not None:
+                row, problems = parse(cells)
+            for problem in problems:
+                self.problem(spec.name, number, problem, None, cells.get("member_id") if cells else None)
+            if row is None:
+                continue
+            record = (*values(row), number)
+            width = len(record)
+            batch.append(record)
+            if len(batch) >= BATCH:
+                self.db.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * width)})", batch)
+                batch = []
+        if batch:
+            self.db.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * width)})", batch)
+
+    def read_consents(self, spec, rows):
+        self._rows_into("consent", spec, rows, lambda cells: md.parse_consent(cells, self.staged.today),
+                        lambda r: (r.member_id, r.section, r.given_on.isoformat(), r.form))
+        self.db.execute("CREATE INDEX ix_consent_member ON consent (member_id, section)")
+
+    def read_cards(self, spec, rows):
+        self._rows_into("card", spec, rows,
+                        lambda cells: md.parse_card(cells, self.staged.today, self.prefixes),
+                        lambda r: (r.number, r.member_id, r.kind, r.status, r.ordered_on.isoformat(),
+                                   r.status_on.isoformat()))
+        self.db.executescript("CREATE INDEX ix_card_member ON card (member_id, kind);"
+                              "CREATE INDEX ix_card_number ON card (number);")
+
+    def read_positions(self, spec, rows):
+        def parse(cells):
+            row, problems = md.parse_position(cells, self.staged.today)
+            if row is not None and row.organisation_code not in self.staged.organisations:
+                return None, [md.Problem(N_("The organisation %(value)s is not in organisations.csv"),
+                                         code="organisation_unknown", column="organisation_code",
+                                         value=row.organisation_code)]
+            return row, problems
+
+        self._rows_into("position", spec, rows, parse, lambda r: (
+            r.organisation_code, r.member_id, r.position, r.starts_on.isoformat(),
+            r.ends_on.isoformat() if r.ends_on else None, self.staged.organisations[r.organisation_code].region))
+        self.db.execute("CREATE INDEX ix_position_member ON position (member_id)")
+
+    # --- the checks across rows and files ----------------------------------------------------------
+
+    def cross_checks(self):
+        db, names = self.db, {k: s.name for k, s in md.FILES.items()}
+
+        def named(file, sql, message, code, column, **params):
+            for row, region, member_id, *values in db.execute(sql):
+                problem = md.Problem(message, code=code, column=column,
+                                     **{k: values[i] for i, k in enumerate(params)})
+                self.problem(file, row, problem, region if region is not None else None, member_id)
+
+        named(names[md.MEMBERS],
+              "SELECT m.row, m.region, m.member_id, f.first FROM member m JOIN (SELECT member_id, min(row) AS first "
+              "FROM member GROUP BY member_id HAVING count(*) > 1) f ON f.member_id = m.member_id "
+              "WHERE m.row > f.first", N_("The member id is already in row %(row)s"), "member_id_duplicate",
+              "member_id", row=0)
+        named(names[md.MEMBERS],
+              "SELECT m.row, m.region, m.member_id, f.first, f.org FROM member m JOIN (SELECT ikey, min(row) AS first, "
+              "min(org_code) AS org FROM member WHERE ikey IS NOT NULL GROUP BY ikey HAVING count(*) > 1) f "
+              "ON f.ikey = m.ikey WHERE m.row > f.first",
+              N_("The same person (name and birth date) is already in row %(row)s, organisation %(org)s: one "
+                 "person is registered once"), "person_duplicate", None, row=0, org=0)
+        for table in ("consent", "card", "position"):
+            named(names[{"consent": md.CONSENTS, "card": md.CARDS, "position": md.POSITIONS}[table]],
+                  f"SELECT t.row, NULL, t.member_id, t.member_id FROM {table} t WHERE NOT EXISTS "
+                  "(SELECT 1 FROM member m WHERE m.member_id = t.member_id)",
+                  N_("The member %(value)s is not in members.csv"), "member_unknown", "member_id", value=0)
+        named(names[md.CONSENTS],
+              "SELECT c.row, NULL, c.member_id, f.first FROM consent c JOIN (SELECT member_id, section, min(row) AS "
+              "first FROM consent GROUP BY 1, 2 HAVING count(*) > 1) f ON f.member_id = c.member_id "
+              "AND f.section = c.section WHERE c.row > f.first",
+              N_("The same consent section is already in row %(row)s"), "consent_duplicate", "section", row=0)
+        named(names[md.CARDS],
+              "SELECT c.row, NULL, c.member_id, f.first FROM card c JOIN (SELECT number, min(row) AS first FROM card "
+              "GROUP BY number HAVING count(*) > 1) f ON f.number = c.number WHERE c.row > f.first",
+              N_("The card number is already in row %(row)s"), "card_number_duplicate", "number", row=0)
+        named(names[md.CARDS],
+              f"SELECT c.row, NULL, c.member_id, f.first FROM card c JOIN (SELECT member_id, kind, min(row) AS first "
+              f"FROM card WHERE status IN {_ACTIVE_SQL} GROUP BY 1, 2 HAVING count(*) > 1) f "
+              f"ON f.member_id = c.member_id AND f.kind = c.kind WHERE c.status IN {_ACTIVE_SQL} AND c.row > f.first",
+              N_("The member already has a card of this kind in use in row %(row)s: one of each kind at a time"),
+              "card_second_active", "status", row=0)
+        named(names[md.CARDS],
+              f"SELECT c.row, NULL, c.member_id, c.member_id FROM card c WHERE c.status IN {_ACTIVE_SQL} "
+              "AND EXISTS (SELECT 1 FROM member m WHERE m.member_id = c.member_id) AND NOT EXISTS (SELECT 1 FROM "
+              f"consent s WHERE s.member_id = c.member_id AND s.section = '{rd.ConsentSection.PROCESSING}')",
+              N_("The member %(value)s holds a card without consent to processing (section 1)"),
+              "card_without_consent", "member_id", value=0)
+        named(names[md.POSITIONS],
+              "SELECT p.row, p.region, p.member_id, p.member_id FROM position p JOIN member m ON m.member_id = "
+              "p.member_id WHERE m.region IS NOT p.region AND m.ikey IS NOT NULL",
+              N_("The member %(value)s is registered in another region than the organisation of the position"),
+              "position_other_region", "member_id", value=0)
+        self.flush_problems()
+        # A row that names a member is that member's region's problem.
+        db.execute("UPDATE problem SET region = coalesce((SELECT m.region FROM member m WHERE m.member_id = "
+                   "problem.member_id AND m.region IS NOT NULL LIMIT 1), '') WHERE region IS NULL")
+
+
+def find_conflicts(staged: Staged, existing_codes: set[str], loaded_regions: set[str], people, numbers) -> None:
+    """Name what the registry already holds: an organisation code of a region not loaded from
+    here, a person already registered, a card number already in use. ``people`` and ``numbers``
+    are iterables of the registry's identity keys (active members) and card numbers."""
+    db = staged.db
+    rows = []
+    central_code = staged.central.data.code if staged.central else None
+    for org in staged.organisations.values():
+        if org.data.code in existing_codes and org.data.code != central_code and org.region not in loaded_regions:
+            rows.append((md.FILES[md.ORGANISATIONS].name, org.row, "code", "conflict_organisation", translate(
+                N_("The organisation %(value)s is already in the registry: it was not loaded from this folder"),
+                value=org.data.code), org.region or UNION_WIDE, None))
+    db.executemany("INSERT INTO problem VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("CREATE TEMP TABLE known_person (ikey TEXT)")
+    db.execute("CREATE TEMP TABLE known_number (number TEXT)")
+    for table, values in (("known_person", people), ("known_number", numbers)):
+        batch = []
+        for value in values:
+            batch.append((value,))
+            if len(batch) >= BATCH:
+                db.executemany(f"INSERT INTO {table} VALUES (?)", batch)
+                batch = []
+        db.executemany(f"INSERT INTO {table} VALUES (?)", batch)
+    db.execute("CREATE INDEX temp.ix_known_person ON known_person (ikey)")
+    db.execute("CREATE INDEX temp.ix_known_number ON known_number (number)")
+    skip = ",".join("?" * len(loaded_regions))
+    not_loaded = f"AND m.region NOT IN ({skip})" if loaded_regions else ""
+    message = translate(N_("This person is already registered in UnionCard: resolve it by hand, it is not merged"))
+    db.execute(f"INSERT INTO problem SELECT ?, m.row, NULL, 'conflict_person', ?, m.region, m.member_id FROM member m "
+               f"WHERE m.ikey IN (SELECT ikey FROM known_person) {not_loaded}",
+               (md.FILES[md.MEMBERS].name, message, *loaded_regions))
+    message = translate(N_("This card number is already in UnionCard"))
+    db.execute(f"INSERT INTO problem SELECT ?, c.row, 'number', 'conflict_card_number', ?, m.region, c.member_id "
+               f"FROM card c JOIN member m ON m.member_id = c.member_id "
+               f"WHERE c.number IN (SELECT number FROM known_number) {not_loaded}",
+               (md.FILES[md.CARDS].name, message, *loaded_regions))
+    db.commit()
