@@ -138,8 +138,9 @@ def _sniff_encoding(head: bytes, name: str) -> None:
         text = head.decode("cp1251")
     except UnicodeDecodeError:
         text = ""
-    letters = [c for c in text if c.isalpha()]
-    if letters and sum("а" <= c.lower() <= "я" or c in "ёЁ" for c in letters) > len(letters) / 3:
+    # What is not ASCII is nearly all Cyrillic letters when the file is Windows-1251 Russian.
+    others = [c for c in text if not c.isascii()]
+    if others and sum("а" <= c.lower() <= "я" or c in "ёЁ" for c in others) > 0.8 * len(others):
         raise SourceError(N_("%(file)s is in Windows-1251, not UTF-8: save it again as UTF-8"),
                           code="encoding_cp1251", file=name)
     raise SourceError(N_("%(file)s is not in UTF-8: save it again as UTF-8"), code="encoding_not_utf8", file=name)
