@@ -75,9 +75,9 @@ def check(folder: Path, report_path: Path, against_registry: bool) -> None:
             console.print(f"[red]{staged.fatal.render()}[/red]")
             sys.exit(1)
         if total:
-            console.print(f"[red]{translate(N_('Problems: %(count)s (by row in the report)'), count=total)}[/red]")
+            console.print("[red]" + translate(N_("Problems: %(count)s (by row in the report)"), count=total) + "[/red]")
             sys.exit(1)
-        console.print(f"[green]{translate(N_('No problems: the folder can be loaded'))}[/green]")
+        console.print("[green]" + translate(N_("No problems: the folder can be loaded")) + "[/green]")
     finally:
         staged.close()
 

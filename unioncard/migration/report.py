@@ -6,6 +6,33 @@ from unioncard.i18n import N_, translate
 from unioncard.migration import domain as md
 from unioncard.migration.staging import UNION_WIDE, Staged
 
+# Headings and labels (module constants: message extraction does not look inside f-strings).
+T_CHECK_OF_THE_EXCHANGE_FOLDER_SOURCE_S = N_("Check of the exchange folder %(source)s")
+T_LINE_ROW_S = N_("line %(row)s")
+T_THE_FOLDER_CANNOT_BE_READ = N_("The folder cannot be read")
+T_FILES = N_("Files")
+T_FILE = N_("File")
+T_ROWS = N_("Rows")
+T_PROBLEMS = N_("Problems")
+T_CODE = N_("Code")
+T_ROW = N_("Row")
+T_COLUMN = N_("Column")
+T_REGION = N_("Region")
+T_WHAT_IS_WRONG = N_("What is wrong")
+T_WHOLE_UNION = N_("whole union")
+T_BY_REGION = N_("By region")
+T_ORGANISATIONS = N_("Organisations")
+T_MEMBERS = N_("Members")
+T_CONSENTS_1_2_3 = N_("Consents 1 / 2 / 3")
+T_CARDS = N_("Cards")
+T_OF_THEM = N_("Of them «Выдан»")
+T_LOAD = N_("Load")
+T_RESULT = N_("Result")
+T_SECONDS = N_("Seconds")
+T_RECONCILIATION = N_("Reconciliation")
+T_NO_DIFFERENCES = N_("no differences")
+T_IN_THE_FILES_SOURCE_S_IN_THE_REGISTRY_LO = N_("in the files %(source)s, in the registry %(loaded)s")
+
 # At most this many problems are listed one by one (all are counted, and all are in the CSV).
 LISTED = 1000
 
@@ -19,34 +46,34 @@ def _t(message: str, **params) -> str:
 
 
 def check_report(staged: Staged, source: str) -> str:
-    lines = [f"# {_t(N_('Check of the exchange folder %(source)s'), source=source)}", ""]
+    lines = [f"# {_t(T_CHECK_OF_THE_EXCHANGE_FOLDER_SOURCE_S, source=source)}", ""]
     if staged.fatal is not None:
-        row = f" ({_t(N_('line %(row)s'), row=staged.fatal.row)})" if staged.fatal.row else ""
-        lines += [f"**{_t(N_('The folder cannot be read'))}**{row}: {staged.fatal.render()} "
+        row = f" ({_t(T_LINE_ROW_S, row=staged.fatal.row)})" if staged.fatal.row else ""
+        lines += [f"**{_t(T_THE_FOLDER_CANNOT_BE_READ)}**{row}: {staged.fatal.render()} "
                   f"(`{staged.fatal.code}`)", ""]
         return "\n".join(lines) + "\n"
-    lines += [f"## {_t(N_('Files'))}", "", f"| {_t(N_('File'))} | {_t(N_('Rows'))} |", "|---|---:|"]
+    lines += [f"## {_t(T_FILES)}", "", f"| {_t(T_FILE)} | {_t(T_ROWS)} |", "|---|---:|"]
     for kind in md.ORDER:
         lines.append(f"| {md.FILES[kind].name} | {staged.rows_read.get(kind, 0)} |")
     total = staged.problem_count()
-    lines += ["", f"## {_t(N_('Problems'))}: {total}", ""]
+    lines += ["", f"## {_t(T_PROBLEMS)}: {total}", ""]
     if total:
-        lines += [f"| {_t(N_('Code'))} | {_t(N_('Rows'))} |", "|---|---:|"]
+        lines += [f"| {_t(T_CODE)} | {_t(T_ROWS)} |", "|---|---:|"]
         lines += [f"| `{code}` | {count} |" for code, count in staged.problem_codes().items()]
-        lines += ["", f"| {_t(N_('File'))} | {_t(N_('Row'))} | {_t(N_('Column'))} | {_t(N_('Region'))} | "
-                      f"{_t(N_('What is wrong'))} |", "|---|---:|---|---|---|"]
+        lines += ["", f"| {_t(T_FILE)} | {_t(T_ROW)} | {_t(T_COLUMN)} | {_t(T_REGION)} | "
+                      f"{_t(T_WHAT_IS_WRONG)} |", "|---|---:|---|---|---|"]
         for file, row, column, code, message, region in staged.problems(LISTED):
-            lines.append(f"| {file} | {row} | {column or '—'} | {region or _t(N_('whole union'))} | "
+            lines.append(f"| {file} | {row} | {column or '—'} | {region or _t(T_WHOLE_UNION)} | "
                          f"{message.replace('|', '/')} (`{code}`) |")
         if total > LISTED:
             lines += ["", _t(N_("The first %(listed)s of %(total)s problems are listed; all are in the CSV file."),
                              listed=LISTED, total=total)]
     else:
         lines.append(_t(N_("None: the folder can be loaded.")))
-    lines += ["", f"## {_t(N_('By region'))}", "",
-              f"| {_t(N_('Region'))} | {_t(N_('Organisations'))} | {_t(N_('Members'))} | "
-              f"{_t(N_('Consents 1 / 2 / 3'))} | {_t(N_('Cards'))} | {_t(N_('Of them «Выдан»'))} | "
-              f"{_t(N_('Problems'))} |", "|---|---:|---:|---|---:|---:|---:|"]
+    lines += ["", f"## {_t(T_BY_REGION)}", "",
+              f"| {_t(T_REGION)} | {_t(T_ORGANISATIONS)} | {_t(T_MEMBERS)} | "
+              f"{_t(T_CONSENTS_1_2_3)} | {_t(T_CARDS)} | {_t(T_OF_THEM)} | "
+              f"{_t(T_PROBLEMS)} |", "|---|---:|---:|---|---:|---:|---:|"]
     counts, problems = staged.counts(), staged.problems_by_region()
     for region in staged.regions:
         c = counts.get(region.data.code)
@@ -63,19 +90,19 @@ def check_report(staged: Staged, source: str) -> str:
 
 
 def load_report(staged: Staged, source: str, result, reconciliations) -> str:
-    lines = [check_report(staged, source).rstrip("\n"), "", f"## {_t(N_('Load'))}", ""]
+    lines = [check_report(staged, source).rstrip("\n"), "", f"## {_t(T_LOAD)}", ""]
     if result is None or not result.regions:
         lines.append(_t(N_("Nothing was loaded: the folder has problems that concern the whole union.")))
         return "\n".join(lines) + "\n"
-    lines += [f"| {_t(N_('Region'))} | {_t(N_('Result'))} | {_t(N_('Seconds'))} |", "|---|---|---:|"]
+    lines += [f"| {_t(T_REGION)} | {_t(T_RESULT)} | {_t(T_SECONDS)} |", "|---|---|---:|"]
     lines += [f"| {r.code} {r.name} | {_t(STATUS_TEXT[r.status])} | {r.seconds:.1f} |" for r in result.regions]
-    lines += ["", f"## {_t(N_('Reconciliation'))}", ""]
+    lines += ["", f"## {_t(T_RECONCILIATION)}", ""]
     for item in reconciliations:
         if not item.differences:
-            lines.append(f"- {item.region_org_code} {item.name}: {_t(N_('no differences'))}")
+            lines.append(f"- {item.region_org_code} {item.name}: {_t(T_NO_DIFFERENCES)}")
         for what, source_count, loaded in item.differences:
             lines.append(f"- {item.region_org_code} {item.name}: {what} — "
-                         f"{_t(N_('in the files %(source)s, in the registry %(loaded)s'), source=source_count, loaded=loaded)}")
+                         f"{_t(T_IN_THE_FILES_SOURCE_S_IN_THE_REGISTRY_LO, source=source_count, loaded=loaded)}")
     return "\n".join(lines) + "\n"
 
 
