@@ -295,6 +295,8 @@ def test_load_moves_the_union_in_with_numbers_history_audit_and_counters(tmp_pat
         by_file = {}
         for entry in entries:
             by_file.setdefault(entry.details["file"], set()).add(entry.details["row"])
+            if "consents" in entry.details:  # a member's row names the rows of their consents
+                by_file.setdefault(entry.details["consents"]["file"], set()).update(entry.details["consents"]["rows"])
         assert by_file == {"organisations.csv": {2, 3, 4, 5, 6, 7}, "members.csv": {2, 3, 4},
                            "consents.csv": {2, 3, 4, 5}, "cards.csv": {2, 3, 4, 5}, "positions.csv": {2}}
         consent = session.scalar(select(Consent).where(Consent.form == "electronic"))

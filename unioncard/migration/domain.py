@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from unioncard.errors import UnionCardError
 from unioncard.i18n import N_
@@ -89,13 +90,21 @@ class Problem(UnionCardError):
         self.column = column
 
 
+# The coded columns hold a handful of distinct values each: their normal form is looked up once.
+_search_key = lru_cache(maxsize=4096)(rd.search_key)
+
+
+_LOOKUPS: dict = {}
+
+
 def _word(value: str, words: dict, enum_type, column: str, message: str, code: str):
-    key = rd.search_key(value)
-    if key in words:
-        return words[key]
-    if key in set(enum_type):
-        return enum_type(key)
-    raise Problem(message, code=code, column=column, value=value)
+    lookup = _LOOKUPS.get(id(words))
+    if lookup is None:
+        lookup = _LOOKUPS[id(words)] = {**{member.value: member for member in enum_type}, **words}
+    found = lookup.get(_search_key(value) if len(value) <= 40 else rd.search_key(value))
+    if found is None:
+        raise Problem(message, code=code, column=column, value=value)
+    return found
 
 
 def _date(value: str, column: str, today: date, *, required: bool = True) -> date | None:
@@ -245,6 +254,19 @@ def _region(value: str) -> str | None:
 
 
 def parse_member(cells: dict[str, str], today: date) -> tuple[MemberRow | None, list[Problem]]:
+    try:  # the common case, straight through; any problem and the row is read again to name them all
+        name = rd.validate_person_name(cells["surname"], cells["given_name"], cells["patronymic"])
+        row = MemberRow(
+            _identifier(cells["member_id"], "member_id"), _identifier(cells["organisation_code"], "organisation_code"),
+            name.surname, name.given_name, name.patronymic, _date(cells["birth_date"], "birth_date", today),
+            _word(cells["sex"], SEX_WORDS, rd.Sex, "sex", "", "sex_unknown") if cells["sex"] else None,
+            _word(cells["category"], CATEGORY_WORDS, rd.Category, "category", "", "category_unknown"),
+            _date(cells["joined"], "joined", today), rd.validate_phone(cells["phone"]),
+            rd.validate_email(cells["email"]))
+        if row.joined >= row.birth_date:
+            return row, []
+    except UnionCardError:
+        pass
     values, problems = _collect([
         ("member_id", lambda: _identifier(cells["member_id"], "member_id")),
         ("organisation_code", lambda: _identifier(cells["organisation_code"], "organisation_code")),
@@ -268,6 +290,13 @@ def parse_member(cells: dict[str, str], today: date) -> tuple[MemberRow | None, 
 
 
 def parse_consent(cells: dict[str, str], today: date) -> tuple[ConsentRow | None, list[Problem]]:
+    try:  # the common case; see parse_member
+        return ConsentRow(_identifier(cells["member_id"], "member_id"),
+                          _word(cells["section"], SECTION_WORDS, rd.ConsentSection, "section", "", ""),
+                          _date(cells["given_on"], "given_on", today),
+                          _word(cells["form"], FORM_WORDS, rd.ConsentForm, "form", "", "")), []
+    except UnionCardError:
+        pass
     values, problems = _collect([
         ("member_id", lambda: _identifier(cells["member_id"], "member_id")),
         ("section", lambda: _word(cells["section"], SECTION_WORDS, rd.ConsentSection, "section", N_(
@@ -287,6 +316,15 @@ def _number(value: str, prefixes: tuple[str, ...]) -> str:
 
 
 def parse_card(cells: dict[str, str], today: date, prefixes: tuple[str, ...]) -> tuple[CardRow | None, list[Problem]]:
+    try:  # the common case; see parse_member
+        row = CardRow(cardnumber.validate(cells["number"], prefixes), _identifier(cells["member_id"], "member_id"),
+                      _word(cells["kind"], KIND_OF_CARD_WORDS, CardKind, "kind", "", ""),
+                      _word(cells["status"], STATUS_WORDS, CardStatus, "status", "", ""),
+                      _date(cells["ordered_on"], "ordered_on", today), _date(cells["status_on"], "status_on", today))
+        if row.status_on >= row.ordered_on:
+            return row, []
+    except UnionCardError:
+        pass
     values, problems = _collect([
         ("number", lambda: _number(cells["number"], prefixes)),
         ("member_id", lambda: _identifier(cells["member_id"], "member_id")),

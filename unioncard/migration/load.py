@@ -42,6 +42,7 @@ from unioncard.statistics.domain import PositionKind
 from unioncard.statistics.models import ActivistPosition
 
 ACTOR = "migration"
+REVOKING = frozenset(status.value for status in cd.REVOKING)
 ACTION = "migration.row"
 # Moments of the earlier registry are dates: a status of a day is taken at its noon, so it
 # belongs to that day in every Russian time zone.
@@ -103,62 +104,95 @@ def compare_with_registry(engine: Engine, staged: Staged) -> dict[str, Migration
     return loaded
 
 
+# The columns each table is written with, in the order of the tuples the load makes.
+COLUMNS = {
+    Organisation.__table__: ("id", "code", "name", "level", "kind", "inn", "parent_id", "path", "region_code",
+                             "added_on", "migration_load_id"),
+    OrganisationParentHistory.__table__: ("id", "organisation_id", "parent_id", "valid_from"),
+    Person.__table__: ("id", "surname", "given_name", "patronymic", "birth_date", "sex", "phone", "email",
+                       "identity_key", "created_at"),
+    Membership.__table__: ("id", "person_id", "organisation_id", "org_path", "sort_name", "category", "join_date",
+                           "is_active", "migration_load_id"),
+    Consent.__table__: ("id", "person_id", "section", "given_on", "form", "recorded_at", "migration_load_id"),
+    Card.__table__: ("id", "kind", "status", "number", "membership_id", "person_id", "organisation_id", "org_path",
+                     "region_code", "ordered_at", "status_changed_at", "status_reason", "lock_version",
+                     "migration_load_id"),
+    CardEvent.__table__: ("id", "card_id", "to_status", "at", "actor", "reason"),
+    Revocation.__table__: ("id", "card_id", "number", "status", "reason", "at"),
+    ChairpersonTerm.__table__: ("id", "organisation_id", "person_id", "starts_on", "ends_on"),
+    ActivistPosition.__table__: ("id", "organisation_id", "person_id", "kind", "starts_on", "ends_on",
+                                 "elected_alternative", "elected_first_time", "is_paid", "recorded_at",
+                                 "migration_load_id"),
+    AuditEntry.__table__: ("id", "at", "actor", "action", "object_type", "object_id", "organisation_id", "details"),
+}
+
+
 class _Writer:
-    """Buffered rows of one transaction, parents flushed before children."""
+    """Buffered rows (tuples in ``COLUMNS`` order) of one transaction, parents flushed before
+    children: COPY on PostgreSQL, executemany on SQLite."""
 
     def __init__(self, conn: Connection):
-        self.conn, self.buffers, self.pending = conn, {}, 0
+        self.conn, self.buffers, self.pending = conn, {table: [] for table in ORDER}, 0
         self.is_pg = conn.dialect.name == "postgresql"
 
-    def add(self, table, row: dict) -> None:
-        self.buffers.setdefault(table, []).append(row)
+    def add(self, table, row: tuple) -> None:
+        self.buffers[table].append(row)
         self.pending += 1
         if self.pending >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         for table in ORDER:
-            rows = self.buffers.get(table)
+            rows = self.buffers[table]
             if not rows:
                 continue
+            columns = COLUMNS[table]
             if self.is_pg:
-                columns = list(rows[0])
                 raw = self.conn.connection.driver_connection
                 with raw.cursor() as cursor:
                     with cursor.copy(f'COPY "{table.name}" ({", ".join(columns)}) FROM STDIN') as copy:
                         for row in rows:
-                            copy.write_row([json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
-                                            for v in (row[c] for c in columns)])
+                            copy.write_row(row)
             else:
-                self.conn.execute(insert(table), rows)
+                dicts = [dict(zip(columns, row)) for row in rows]
+                if table is AuditEntry.__table__:
+                    for row in dicts:
+                        row["details"] = json.loads(row["details"])
+                self.conn.execute(insert(table), dicts)
             self.buffers[table] = []
         self.pending = 0
 
 
 class _Ids:
-    """New ids from the table's own sequence (PostgreSQL) or after its largest id (SQLite, where
-    the region's transaction holds the only write lock)."""
+    """New ids for a table, after the largest in use or handed out by its sequence. The region's
+    transaction holds the tables' write lock (PostgreSQL: LOCK TABLE … SHARE ROW EXCLUSIVE;
+    SQLite: the database's one write lock), so nobody else takes an id meanwhile; the sequence is
+    moved past the ids used when the region is done."""
 
     def __init__(self, conn: Connection, table: str):
-        self.conn, self.table, self.free = conn, table, []
+        self.conn, self.table = conn, table
         self.is_pg = conn.dialect.name == "postgresql"
-        self.next = None if self.is_pg else (conn.scalar(text(f"SELECT max(id) FROM {table}")) or 0) + 1
+        highest = conn.scalar(text(f"SELECT max(id) FROM {table}")) or 0
+        if self.is_pg:
+            sequence = conn.scalar(text(f"SELECT pg_get_serial_sequence('{table}', 'id')"))
+            last, called = conn.execute(text(f"SELECT last_value, is_called FROM {sequence}")).one()
+            highest = max(highest, last if called else last - 1)
+            self.sequence = sequence
+        self.first = self.next = highest + 1
 
     def take(self) -> int:
-        if not self.is_pg:
-            self.next += 1
-            return self.next - 1
-        if not self.free:
-            self.free = list(reversed(self.conn.scalars(text(
-                f"SELECT nextval(pg_get_serial_sequence('{self.table}', 'id')) FROM generate_series(1, 5000)")).all()))
-        return self.free.pop()
+        self.next += 1
+        return self.next - 1
+
+    def close(self) -> None:
+        if self.is_pg and self.next > self.first:
+            self.conn.execute(text(f"SELECT setval('{self.sequence}', {self.next - 1})"))
 
 
-def _audit(writer: _Writer, now: datetime, object_type: str, object_id: int, organisation_id: int, file: str,
-           row: int, **details) -> None:
-    writer.add(AuditEntry.__table__, dict(
-        at=now, user_id=None, actor=ACTOR, action=ACTION, object_type=object_type, object_id=str(object_id),
-        organisation_id=organisation_id, details={"file": file, "row": row, **details}))
+def _details(file: str, row: int, **more) -> str:
+    # Made as text (COPY takes it so); the source's own ids are JSON-escaped.
+    extra = "".join(f', "{k}": {json.dumps(v, ensure_ascii=False)}' for k, v in more.items())
+    return f'{{"file": "{file}", "row": {row}{extra}}}'
 
 
 def load(engine: Engine, staged: Staged, *, source_name: str, own_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX,
@@ -193,51 +227,70 @@ def load(engine: Engine, staged: Staged, *, source_name: str, own_prefix: str = 
     return result
 
 
+WRITTEN = tuple(table.name for table in ORDER)
+
+
+def _lock(conn: Connection) -> dict[str, _Ids]:
+    """The written tables' write lock (readers go on), and an id source for each."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"LOCK TABLE {', '.join(WRITTEN)} IN SHARE ROW EXCLUSIVE MODE"))
+        # A region is one transaction: losing its commit in a crash loses the whole region,
+        # which the next run loads again; nothing half-written can remain.
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
+    return {name: _Ids(conn, name) for name in WRITTEN}
+
+
 def _central(engine: Engine, staged: Staged) -> int:
     with engine.begin() as conn:
         existing = conn.scalar(select(Organisation.id).where(Organisation.level == rd.Level.CENTRAL))
         if existing is not None:
             return existing
+        ids = _lock(conn)
         data, now = staged.central.data, clock.now()
-        org_id = _Ids(conn, "organisation").take()
+        org_id = ids["organisation"].take()
         writer = _Writer(conn)
-        writer.add(Organisation.__table__, dict(
-            id=org_id, code=data.code, name=data.name, level=data.level, kind=data.kind, inn=data.inn, parent_id=None,
-            path=rd.child_path(None, org_id), region_code=None, added_on=data.added_on or clock.today(),
-            removed_on=None, removal_reason=None, migration_load_id=None))
-        writer.add(OrganisationParentHistory.__table__, dict(organisation_id=org_id, parent_id=None, valid_from=now,
-                                                              valid_to=None))
-        _audit(writer, now, "organisation", org_id, org_id, md.FILES[md.ORGANISATIONS].name, staged.central.row,
-               source_id=data.code)
+        writer.add(Organisation.__table__, (org_id, data.code, data.name, data.level, data.kind, data.inn, None,
+                                            rd.child_path(None, org_id), None, data.added_on or clock.today(), None))
+        writer.add(OrganisationParentHistory.__table__, (ids["organisation_parent_history"].take(), org_id, None, now))
+        writer.add(AuditEntry.__table__, (ids["audit_entry"].take(), now, ACTOR, ACTION, "organisation", str(org_id),
+                                          org_id, _details(md.FILES[md.ORGANISATIONS].name, staged.central.row,
+                                                           source_id=data.code)))
         writer.flush()
+        for source in ids.values():
+            source.close()
         return org_id
 
 
 def _load_region(conn: Connection, staged: Staged, region, central_id: int, source_name: str, counts,
                  own_prefix: str, progress, started: float) -> None:
     now, today = clock.now(), clock.today()
+    ids = _lock(conn)
     load_id = conn.execute(insert(MigrationLoad.__table__).values(
         region_org_code=region.data.code, region_code=region.data.region, organisation_id=0, source_name=source_name,
         source_sha256=staged.region_digest(region.data.code),
         source_counts=counts.as_json(), loaded_at=now, seconds=0)
         .returning(MigrationLoad.__table__.c.id)).scalar_one()
     writer = _Writer(conn)
+    add = writer.add
     files = {kind: spec.name for kind, spec in md.FILES.items()}
+    audit_ids = ids["audit_entry"]
+    audit_table = AuditEntry.__table__
+
+    def audit(object_type: str, object_id: int, organisation_id: int, details: str) -> None:
+        add(audit_table, (audit_ids.take(), now, ACTOR, ACTION, object_type, str(object_id), organisation_id, details))
+
     central_path = conn.scalar(select(Organisation.path).where(Organisation.id == central_id))
-    org_ids, orgs = _Ids(conn, "organisation"), {}
+    orgs = {}
     for org in staged.region_organisations(region.data.code):
         data = org.data
         parent_id, parent_path = orgs[data.parent_code] if data.parent_code in orgs else (central_id, central_path)
-        org_id = org_ids.take()
+        org_id = ids["organisation"].take()
         path = rd.child_path(parent_path, org_id)
         orgs[data.code] = (org_id, path)
-        writer.add(Organisation.__table__, dict(
-            id=org_id, code=data.code, name=data.name, level=data.level, kind=data.kind, inn=data.inn,
-            parent_id=parent_id, path=path, region_code=region.data.region, added_on=data.added_on or today,
-            removed_on=None, removal_reason=None, migration_load_id=load_id))
-        writer.add(OrganisationParentHistory.__table__, dict(organisation_id=org_id, parent_id=parent_id,
-                                                              valid_from=now, valid_to=None))
-        _audit(writer, now, "organisation", org_id, org_id, files[md.ORGANISATIONS], org.row, source_id=data.code)
+        add(Organisation.__table__, (org_id, data.code, data.name, data.level, data.kind, data.inn, parent_id, path,
+                                     region.data.region, data.added_on or today, load_id))
+        add(OrganisationParentHistory.__table__, (ids["organisation_parent_history"].take(), org_id, parent_id, now))
+        audit("organisation", org_id, org_id, _details(files[md.ORGANISATIONS], org.row, source_id=data.code))
     region_id = orgs[region.data.code][0]
     conn.execute(MigrationLoad.__table__.update().where(MigrationLoad.__table__.c.id == load_id)
                  .values(organisation_id=region_id))
@@ -247,21 +300,24 @@ def _load_region(conn: Connection, staged: Staged, region, central_id: int, sour
     scratch.execute("DROP TABLE IF EXISTS idmap")
     scratch.execute("CREATE TABLE idmap (member_id TEXT PRIMARY KEY, person_id INTEGER, membership_id INTEGER, "
                     "org_id INTEGER, org_path TEXT)")
-    person_ids, membership_ids = _Ids(conn, "person"), _Ids(conn, "membership")
+    person_ids, membership_ids = ids["person"], ids["membership"]
+    person_table, membership_table = Person.__table__, Membership.__table__
+    members_file, consents_file = files[md.MEMBERS], files[md.CONSENTS]
     mapping = []
     for (member_id, org_code, surname, given, patronymic, birth, sex, category, joined, phone, email, ikey,
-         row) in staged.region_members(region.data.code):
+         row, consent_rows) in staged.region_members(region.data.code, with_consent_rows=True):
         org_id, org_path = orgs[org_code]
         person_id, membership_id = person_ids.take(), membership_ids.take()
-        writer.add(Person.__table__, dict(
-            id=person_id, surname=surname, given_name=given, patronymic=patronymic,
-            birth_date=date.fromisoformat(birth), sex=sex, phone=phone, email=email, identity_key=ikey,
-            created_at=now))
-        writer.add(Membership.__table__, dict(
-            id=membership_id, person_id=person_id, organisation_id=org_id, org_path=org_path,
-            sort_name=rd.sort_name(surname, given, patronymic), category=category, join_date=date.fromisoformat(joined),
-            leave_date=None, leave_reason=None, is_active=True, migration_load_id=load_id))
-        _audit(writer, now, "member", membership_id, org_id, files[md.MEMBERS], row, source_id=member_id)
+        add(person_table, (person_id, surname, given, patronymic, date.fromisoformat(birth), sex, phone, email, ikey,
+                           now))
+        add(membership_table, (membership_id, person_id, org_id, org_path, rd.sort_name(surname, given, patronymic),
+                               category, date.fromisoformat(joined), True, load_id))
+        # One audit row for the member's row and the rows of their consents (each source row is
+        # named with its file and number, without a row of audit for each of 8 M consents).
+        consents = f', "consents": {{"file": "{consents_file}", "rows": [{consent_rows}]}}' if consent_rows else ""
+        audit("member", membership_id, org_id,
+              f'{{"file": "{members_file}", "row": {row}, "source_id": {json.dumps(member_id, ensure_ascii=False)}'
+              f'{consents}}}')
         mapping.append((member_id, person_id, membership_id, org_id, org_path))
         if len(mapping) >= BATCH:
             scratch.executemany("INSERT INTO idmap VALUES (?, ?, ?, ?, ?)", mapping)
@@ -272,54 +328,47 @@ def _load_region(conn: Connection, staged: Staged, region, central_id: int, sour
     if progress and mapping:
         progress(len(mapping))
 
-    for member_id, section, given_on, form, row, person_id, _, org_id, _ in _joined(scratch, "consent", (
+    consent_ids, consent_table = ids["consent"], Consent.__table__
+    for _member_id, section, given_on, form, _row, person_id, _, _org_id, _ in _joined(scratch, "consent", (
             "member_id", "section", "given_on", "form", "row")):
-        writer.add(Consent.__table__, dict(
-            person_id=person_id, section=section, given_on=date.fromisoformat(given_on), form=form, withdrawn_on=None,
-            recorded_at=now, recorded_by=None, migration_load_id=load_id))
-        _audit(writer, now, "consent", person_id, org_id, files[md.CONSENTS], row, source_id=member_id,
-               section=section)
+        add(consent_table, (consent_ids.take(), person_id, section, date.fromisoformat(given_on), form, now, load_id))
 
-    card_ids, serials = _Ids(conn, "card"), {}
+    serials = {}
+    card_ids, event_ids, revocation_ids = ids["card"], ids["card_event"], ids["revocation"]
     for number, member_id, kind, status, ordered_on, status_on, row, person_id, membership_id, org_id, org_path \
             in _joined(scratch, "card", ("number", "member_id", "kind", "status", "ordered_on", "status_on", "row")):
         card_id = card_ids.take()
         changed = datetime.combine(date.fromisoformat(status_on), NOON)
-        writer.add(Card.__table__, dict(
-            id=card_id, kind=kind, status=status, number=number, membership_id=membership_id, person_id=person_id,
-            organisation_id=org_id, org_path=org_path, region_code=region.data.region, ordered_by=None,
-            ordered_at=datetime.combine(date.fromisoformat(ordered_on), NOON), status_changed_at=changed,
-            status_reason=cd.REASON_MIGRATED, replaces_card_id=None, link_token_hash=None, credential=None,
-            chip_uid=None, chip_key=None, lock_version=1, migration_load_id=load_id))
-        writer.add(CardEvent.__table__, dict(card_id=card_id, from_status=None, to_status=status, at=changed,
-                                             user_id=None, actor=ACTOR, reason=cd.REASON_MIGRATED))
-        if cd.CardStatus(status) in cd.REVOKING:
+        add(Card.__table__, (card_id, kind, status, number, membership_id, person_id, org_id, org_path,
+                             region.data.region, datetime.combine(date.fromisoformat(ordered_on), NOON), changed,
+                             cd.REASON_MIGRATED, 1, load_id))
+        add(CardEvent.__table__, (event_ids.take(), card_id, status, changed, ACTOR, cd.REASON_MIGRATED))
+        if status in REVOKING:
             # Partners and desks read revocations as a feed: a card blocked in the old registry is
             # in it like one blocked here.
-            writer.add(Revocation.__table__, dict(card_id=card_id, number=number, status=status,
-                                                  reason=cd.REASON_MIGRATED, at=changed))
-        _audit(writer, now, "card", card_id, org_id, files[md.CARDS], row, number=number)
+            add(Revocation.__table__, (revocation_ids.take(), card_id, number, status, cd.REASON_MIGRATED, changed))
+        audit("card", card_id, org_id, _details(files[md.CARDS], row, number=number))
         if number.startswith(own_prefix):
             region_digits, serial = number[6:8], int(number[8:15])
-            serials[region_digits] = max(serials.get(region_digits, 0), serial)
+            if serial > serials.get(region_digits, 0):
+                serials[region_digits] = serial
 
-    position_ids = _Ids(conn, "activist_position")
     for org_code, member_id, kind, starts_on, ends_on, row, person_id, *_ in _joined(scratch, "position", (
             "org_code", "member_id", "kind", "starts_on", "ends_on", "row")):
         org_id = orgs[org_code][0] if org_code in orgs else None
         if org_id is None:
             continue  # an organisation of another region: staged as that region's problem
-        position_id = position_ids.take()
+        position_id = ids["activist_position"].take()
         starts, ends = date.fromisoformat(starts_on), date.fromisoformat(ends_on) if ends_on else None
-        writer.add(ActivistPosition.__table__, dict(
-            id=position_id, organisation_id=org_id, person_id=person_id, kind=kind, starts_on=starts, ends_on=ends,
-            elected_alternative=False, elected_first_time=False, is_paid=False, recorded_at=now,
-            migration_load_id=load_id))
+        add(ActivistPosition.__table__, (position_id, org_id, person_id, kind, starts, ends, False, False, False, now,
+                                         load_id))
         if kind == PositionKind.CHAIRPERSON and ends is not None:
-            writer.add(ChairpersonTerm.__table__, dict(organisation_id=org_id, person_id=person_id, starts_on=starts,
-                                                        ends_on=ends))
-        _audit(writer, now, "activist_position", position_id, org_id, files[md.POSITIONS], row, source_id=member_id)
+            add(ChairpersonTerm.__table__, (ids["chairperson_term"].take(), org_id, person_id, starts, ends))
+        audit("activist_position", position_id, org_id,
+              _details(files[md.POSITIONS], row, source_id=member_id))
     writer.flush()
+    for source in ids.values():
+        source.close()
     _raise_counters(conn, serials)
     conn.execute(MigrationLoad.__table__.update().where(MigrationLoad.__table__.c.id == load_id)
                  .values(seconds=int(time_module.monotonic() - started)))

@@ -132,10 +132,13 @@ class Staged:
         return sorted((o for o in self.organisations.values() if o.region == region),
                       key=lambda o: (o.depth, o.row))
 
-    def region_members(self, region: str):
-        return self.db.execute("SELECT member_id, org_code, surname, given_name, patronymic, birth_date, sex, "
-                               "category, joined, phone, email, ikey, row FROM member WHERE region = ? ORDER BY row",
-                               (region,))
+    def region_members(self, region: str, with_consent_rows: bool = False):
+        """The region's members in file order; with the row numbers of each one's consents."""
+        consent_rows = (", (SELECT group_concat(c.row, ', ') FROM consent c WHERE c.member_id = m.member_id)"
+                        if with_consent_rows else "")
+        return self.db.execute("SELECT m.member_id, m.org_code, m.surname, m.given_name, m.patronymic, m.birth_date, "
+                               "m.sex, m.category, m.joined, m.phone, m.email, m.ikey, m.row" + consent_rows +
+                               " FROM member m WHERE m.region = ? ORDER BY m.row", (region,))
 
     def region_consents(self, region: str):
         return self.db.execute("SELECT c.member_id, c.section, c.given_on, c.form, c.row FROM member m "
@@ -230,15 +233,18 @@ class _Reader:
                                                 code="row_width", cells=len(values), columns=len(spec.columns))]
                 continue
             bad = []
-            for column, value in cells.items():
-                if "\x00" in value:
-                    bad.append(md.Problem(N_("The cell holds a NUL character"), code="nul_character", column=column))
-                elif md.formula_like(value):
-                    bad.append(md.Problem(N_("The cell holds a formula (“%(value)s”): the data must be plain "
-                                             "values"), code="formula_cell", column=column, value=value[:40]))
-                elif len(value) > md.MAX_CELL:
-                    bad.append(md.Problem(N_("The cell is longer than %(limit)s characters"), code="cell_too_long",
-                                          column=column, limit=md.MAX_CELL))
+            # Most rows are clean: one look at the whole row before the cell-by-cell naming.
+            if "\x00" in "".join(values) or any(len(v) > md.MAX_CELL or md.formula_like(v) for v in values):
+                for column, value in cells.items():
+                    if "\x00" in value:
+                        bad.append(md.Problem(N_("The cell holds a NUL character"), code="nul_character",
+                                              column=column))
+                    elif md.formula_like(value):
+                        bad.append(md.Problem(N_("The cell holds a formula (“%(value)s”): the data must be plain "
+                                                 "values"), code="formula_cell", column=column, value=value[:40]))
+                    elif len(value) > md.MAX_CELL:
+                        bad.append(md.Problem(N_("The cell is longer than %(limit)s characters"),
+                                              code="cell_too_long", column=column, limit=md.MAX_CELL))
             yield number, ({k: v.strip() for k, v in cells.items()} if not bad else None), bad
         if self.progress:
             self.progress(spec.name, count % 100_000)

@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 from stdnum.exceptions import ValidationError as StdnumValidationError
 from stdnum.ru import inn as stdnum_inn
@@ -239,6 +240,18 @@ def clean_name(value: str | None) -> str:
     """Tidy a name as typed: NFC, one kind of hyphen, single spaces, trimmed."""
     if value is None:
         return ""
+    if isinstance(value, str) and len(value) <= 100:
+        return _clean_short_name(value)
+    return _clean(value)
+
+
+@lru_cache(maxsize=200_000)
+def _clean_short_name(value: str) -> str:
+    # Names repeat: a registry of millions has a few hundred thousand distinct ones.
+    return _clean(value)
+
+
+def _clean(value) -> str:
     value = unicodedata.normalize("NFC", str(value)).translate(_HYPHENS)
     value = _SPACES.sub(" ", value).strip()
     return re.sub(r"\s*-\s*", "-", value)
@@ -274,21 +287,35 @@ def validate_person_name(surname, given_name, patronymic) -> PersonName:
     if not given_name:
         raise ValidationError(N_("Given name is required"), code="given_name_required", field="given_name")
     for field_name, value in (("surname", surname), ("given_name", given_name), ("patronymic", patronymic)):
-        if value and (len(value) > 100 or not _NAME_PATTERN.match(value)
-                      or any(_script(c) not in ("LATIN", "CYRILLIC") for c in value if c.isalpha())):
+        problem = _name_problem(value) if value else None
+        if problem == "invalid":
             raise ValidationError(
                 N_("The name “%(value)s” may contain only letters, spaces, hyphens and apostrophes"),
                 code="name_invalid",
                 field=field_name,
                 value=value,
             )
-        for word in re.split(r"[ '\-]", value or ""):
-            odd = mixed_script_letters(word)
-            if odd:
-                raise ValidationError(
-                    N_("In “%(word)s” Russian and Latin letters are mixed (%(letters)s): type the word again "
-                       "in one alphabet"), code="name_mixed_script", field=field_name, word=word, letters=odd)
+        if problem is not None:
+            word, odd = problem
+            raise ValidationError(
+                N_("In “%(word)s” Russian and Latin letters are mixed (%(letters)s): type the word again "
+                   "in one alphabet"), code="name_mixed_script", field=field_name, word=word, letters=odd)
     return PersonName(surname, given_name, patronymic or None)
+
+
+@lru_cache(maxsize=100_000)
+def _name_problem(value: str):
+    """None for a good name part, "invalid", or (word, odd letters) for mixed scripts. Cached:
+    a registry of millions has a few hundred thousand distinct surnames, names and patronymics,
+    and the look-up of each letter's script is most of the cost of a member list's check."""
+    if len(value) > 100 or not _NAME_PATTERN.match(value) \
+            or any(_script(c) not in ("LATIN", "CYRILLIC") for c in value if c.isalpha()):
+        return "invalid"
+    for word in re.split(r"[ '\-]", value):
+        odd = mixed_script_letters(word)
+        if odd:
+            return word, odd
+    return None
 
 
 def validate_inn(value: str | None) -> str | None:
