@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -514,3 +515,52 @@ def test_a_load_killed_with_minus_9_resumes_with_exactly_one_copy_of_every_row(t
         assert conn.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "migration.row", AuditEntry.object_type == "member")) == members
     assert all(not item.differences for item in reconciler.reconcile(engine))
+
+
+# --- the documented pieces -------------------------------------------------------------------------
+
+def test_legacy_prefix_lists_parse_or_are_refused_with_a_code():
+    assert cardnumber.parse_prefixes("643100, 7000-7002;8") == ("643100", "7000", "7001", "7002", "8")
+    assert cardnumber.parse_prefixes("") == () and cardnumber.parse_prefixes(None) == ()
+    for bad in ("70a0", "7000-700", "7009-7000", "0-999", "1234567890123456", "١٢٣"):
+        with pytest.raises(cardnumber.InvalidPrefixList) as info:
+            cardnumber.parse_prefixes(bad)
+        assert info.value.code == "card_prefixes_invalid" and "префикс" in info.value.render()
+    shape = cardnumber.pattern((OWN, LEGACY))
+    assert re.match(shape, cardnumber.format(legacy_number(5))) and re.match(shape, own_number("23", 1))
+    assert not re.match(shape, "5555" + legacy_number(5)[4:])
+
+
+def test_the_documented_example_folder_checks_clean_and_loads(tmp_path, engine):
+    folder = Path(__file__).resolve().parent.parent / "docs" / "migration" / "example"
+    staged = staged_of(folder)
+    try:
+        assert staged.fatal is None and codes_of(staged) == {}
+        assert {k: v for k, v in staged.rows_read.items()} == {"organisations": 8, "members": 4, "consents": 7,
+                                                               "cards": 5, "positions": 2}
+    finally:
+        staged.close()
+    result, _ = load_folder(engine, folder)
+    assert result.count("loaded") == 2
+    # Every column the document lists is a column of the format, and the reverse.
+    text = (folder.parent.parent / "migration.md").read_text("utf-8")
+    for spec in md.FILES.values():
+        assert f"### {spec.name}" in text
+        section = text.split(f"### {spec.name}", 1)[1].split("###", 1)[0]
+        documented = re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)? \|", section, re.M)
+        names = {n for pair in documented for n in pair if n}
+        assert names == set(spec.columns), (spec.name, names ^ set(spec.columns))
+
+
+def test_every_refusal_code_of_the_move_is_in_the_document():
+    root = Path(__file__).resolve().parent.parent
+    source = "".join((root / "unioncard" / "migration" / name).read_text("utf-8")
+                     for name in ("domain.py", "source.py", "staging.py", "load.py"))
+    codes = set(re.findall(r'code="([a-z_0-9]+)"', source))
+    codes |= set(re.findall(r'"([a-z_0-9]+)", (?:"[a-z_]+"|None), (?:row|value)=0', source))
+    codes |= set(re.findall(r"'(conflict_[a-z_]+|central_mismatch)'", source))
+    codes |= set(re.findall(r'"([a-z_]+_unknown)"', source))
+    assert {"card_without_consent", "conflict_person", "zip_bomb", "person_duplicate"} <= codes
+    text = (root / "docs" / "migration.md").read_text("utf-8")
+    missing = sorted(code for code in codes if f"`{code}`" not in text)
+    assert not missing, missing
