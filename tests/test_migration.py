@@ -462,7 +462,9 @@ def test_the_desk_takes_a_legacy_number_as_a_typed_number(tmp_path, engine, make
     bundle = eb.check(data, root_public_key(stores), clock.now())
     assert bundle.event.card_prefixes == PREFIXES
     now = clock.now()
-    assert decide(Scan(Source.TYPED, text=legacy_number(123)), bundle, now).code == "admitted_number_only"
+    typed = decide(Scan(Source.TYPED, text=legacy_number(123)), bundle, now)
+    assert typed.code == "admitted_number_only" and typed.region_code is None  # its digits name no region
+    assert decide(Scan(Source.TYPED, text=own_number("23", 4100)), bundle, now).region_code == "23"
     assert decide(Scan(Source.WEDGE, text=legacy_number(123)), bundle, now).colour.value == "amber"
     assert decide(Scan(Source.TYPED, text=legacy_number(124)), bundle, now).code == "revoked"
     # A desk given only our own prefix refuses the legacy number as not the union's card.

@@ -753,6 +753,11 @@ def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
     from unioncard.issuer import credential as credentials
 
     listed = roster_numbers(session, event_id, [r["number"] for r in rows if r["kind"] == "checkin"])
+    # A card's region is the registry's (a legacy number's digits say nothing of it); a number
+    # the registry does not know keeps the region its digits name in our scheme.
+    regions = {}
+    for chunk in chunked(list({r["number"] for r in rows if r["kind"] in ("checkin", "session")})):
+        regions.update(session.execute(select(Card.number, Card.region_code).where(Card.number.in_(chunk))).all())
     trust_bundle = None
     if any(r.get("credential") for r in rows):
         trust_bundle = ceremony.checked(ceremony.latest_bundle(session), now)
@@ -762,9 +767,9 @@ def _identify(session, event_id: int, rows: list[dict], now: datetime) -> None:
         if row["kind"] not in ("checkin", "session"):
             continue
         # The counts by role and region are the server's own: the role from the roster, the
-        # region from the card number, whatever the desk wrote.
+        # region from the registry's card, whatever the desk wrote.
         row["role"] = listed.get(row["number"], "member")
-        row["region_code"] = cardnumber.region_of(row["number"])
+        row["region_code"] = regions.get(row["number"]) or cardnumber.region_of(row["number"])
         if row["number"] in listed:
             row["identified_by"] = "roster"
         elif presented and trust_bundle is not None:

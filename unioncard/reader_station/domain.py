@@ -233,7 +233,9 @@ def _decide(number: str, signed_name: str | None, bundle, now: datetime, previou
     entry = bundle.roster.get(number)
     name = entry.name if entry else signed_name
     role = entry.role if entry else "member"
-    region = entry.region_code if entry else cardnumber.region_of(number)
+    # Our own numbers name their region; a legacy number's digits do not.
+    own = number.startswith(bundle.event.card_prefixes[0])
+    region = entry.region_code if entry else (cardnumber.region_of(number) if own else None)
     if bundle.is_revoked(number):
         return Verdict(Colour.RED, "revoked", number, name, role, region)
     if bundle.event.admission == "roster" and entry is None:
