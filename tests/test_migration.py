@@ -566,3 +566,35 @@ def test_every_refusal_code_of_the_move_is_in_the_document():
     text = (root / "docs" / "migration.md").read_text("utf-8")
     missing = sorted(code for code in codes if f"`{code}`" not in text)
     assert not missing, missing
+
+
+def test_a_load_after_a_check_reuses_its_reading_and_a_changed_file_is_read_again(tmp_path, database_url):
+    folder = write_folder(tmp_path / "x")
+    instance = tmp_path / "i"
+    env = {"UNIONCARD_DATABASE_URL": database_url, "UNIONCARD_INSTANCE_DIR": str(instance),
+           "UNIONCARD_LEGACY_CARD_PREFIXES": LEGACY}
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate", "check", str(folder), "--report", str(tmp_path / "c.md")],
+                         env=env).exit_code == 0
+    kept = list((instance / "migration").glob("migration-*.sqlite"))
+    assert len(kept) == 1
+    staged = stage(folder, today=clock.today(), card_prefixes=PREFIXES, work_dir=instance / "migration", reuse=True)
+    assert staged.reused and staged.counts()["23"].members == 2 and staged.central.data.code == "0"
+    fresh = staged_of(folder)
+    assert [staged.region_digest(r) for r in ("23", "77")] == [fresh.region_digest(r) for r in ("23", "77")]
+    fresh.close()
+    staged.close(keep=True)
+    # Another day, other prefixes or other bytes are another reading.
+    assert not stage(folder, today=clock.today() + timedelta(days=1), card_prefixes=PREFIXES,
+                     work_dir=instance / "migration", reuse=True).reused
+    rows = base_rows()
+    rows["members"][0][3] = "Анастасия"
+    write_folder(folder, rows)
+    changed = stage(folder, today=clock.today(), card_prefixes=PREFIXES, work_dir=instance / "migration", reuse=True)
+    assert not changed.reused
+    changed.close(keep=True)
+    result = runner.invoke(main, ["migrate", "load", str(folder), "--report", str(tmp_path / "l.md")], env=env)
+    assert result.exit_code == 0, result.output
+    # Everything loaded: the scratch file of these files is gone.
+    assert not [p for p in (instance / "migration").glob("migration-*.sqlite")
+                if p.name == changed.path.name]

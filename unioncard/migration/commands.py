@@ -28,10 +28,13 @@ def _progress() -> Progress:
 
 
 def _stage(folder: Path, settings, progress: Progress):
+    """Read and check the folder, or reopen what an earlier check of the same files left in the
+    instance folder (``migrate load`` after ``migrate check``; a load resumed after a kill)."""
     task = progress.add_task(translate(N_("Reading the files")), total=None)
-    staged = stage(folder, today=clock.today(), card_prefixes=settings.card_prefixes,
-                   work_dir=settings.instance_dir if settings.instance_dir.is_dir() else None,
-                   progress=lambda name, n: progress.update(task, advance=n, description=name))
+    work_dir = settings.instance_dir / "migration"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    staged = stage(folder, today=clock.today(), card_prefixes=settings.card_prefixes, work_dir=work_dir,
+                   progress=lambda name, n: progress.update(task, advance=n, description=name), reuse=True)
     progress.update(task, description=translate(N_("Files read")), total=progress.tasks[task].completed)
     return staged
 
@@ -79,7 +82,8 @@ def check(folder: Path, report_path: Path, against_registry: bool) -> None:
             sys.exit(1)
         console.print("[green]" + translate(N_("No problems: the folder can be loaded")) + "[/green]")
     finally:
-        staged.close()
+        # Kept for the load of the same files (the instance folder is private to the installation).
+        staged.close(keep=True)
 
 
 @migrate_group.command("load", help=N_(
@@ -94,10 +98,10 @@ def load(folder: Path, report_path: Path) -> None:
     db.upgrade(settings.database_url)
     with _progress() as progress:
         staged = _stage(folder, settings, progress)
+        result = None
         try:
             total = staged.db.execute("SELECT count(*) FROM member").fetchone()[0]
             task = progress.add_task(translate(N_("Loading members")), total=total)
-            result = None
             if staged.fatal is None:
                 result = loader.load(engine, staged, source_name=folder.name, own_prefix=settings.card_issuer_prefix,
                                      progress=lambda n: progress.update(task, advance=n),
@@ -107,7 +111,10 @@ def load(folder: Path, report_path: Path) -> None:
             _write(report_path, reports.load_report(staged, str(folder), result, reconciliations))
             reports.write_problems_csv(staged, report_path.with_suffix(".csv"))
         finally:
-            staged.close()
+            # Kept until every region is in: a run after a failure starts from it.
+            done = result is not None and bool(result.regions) and all(
+                r.status in ("loaded", "unchanged") for r in result.regions)
+            staged.close(keep=not done)
     if staged.fatal is not None:
         console.print(f"[red]{staged.fatal.render()}[/red]")
         sys.exit(1)

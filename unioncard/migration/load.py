@@ -27,7 +27,7 @@ from unioncard.issuer import domain as cd
 from unioncard.issuer.models import Card, CardEvent, CardNumberCounter, Revocation
 from unioncard.migration import domain as md
 from unioncard.migration.models import MigrationLoad
-from unioncard.migration.staging import UNION_WIDE, Staged, find_conflicts
+from unioncard.migration.staging import UNION_WIDE, Staged, find_conflicts, forget_conflicts
 from unioncard.registry import domain as rd
 from unioncard.registry.models import (
     AuditEntry,
@@ -80,6 +80,7 @@ def compare_with_registry(engine: Engine, staged: Staged) -> dict[str, Migration
     """Add the conflicts with what the registry already holds to the staged problems, and the
     central organisation's match; gives the regions loaded before."""
     loaded = loaded_regions(engine)
+    forget_conflicts(staged)
     with engine.connect() as conn:
         codes = set(conn.scalars(select(Organisation.code)))
         central = conn.execute(select(Organisation.code).where(Organisation.level == rd.Level.CENTRAL)).first()
@@ -297,8 +298,9 @@ def _load_region(conn: Connection, staged: Staged, region, central_id: int, sour
 
     # Members: the id map goes to the scratch database, not to memory (a region has up to 600 k).
     scratch = staged.db
-    scratch.execute("DROP TABLE IF EXISTS idmap")
-    scratch.execute("CREATE TABLE idmap (member_id TEXT PRIMARY KEY, person_id INTEGER, membership_id INTEGER, "
+    # A temporary table (its own file): the scratch file itself is only read here.
+    scratch.execute("DROP TABLE IF EXISTS temp.idmap")
+    scratch.execute("CREATE TEMP TABLE idmap (member_id TEXT PRIMARY KEY, person_id INTEGER, membership_id INTEGER, "
                     "org_id INTEGER, org_path TEXT)")
     person_ids, membership_ids = ids["person"], ids["membership"]
     person_table, membership_table = Person.__table__, Membership.__table__
@@ -372,7 +374,7 @@ def _load_region(conn: Connection, staged: Staged, region, central_id: int, sour
     _raise_counters(conn, serials)
     conn.execute(MigrationLoad.__table__.update().where(MigrationLoad.__table__.c.id == load_id)
                  .values(seconds=int(time_module.monotonic() - started)))
-    scratch.execute("DROP TABLE idmap")
+    scratch.execute("DROP TABLE temp.idmap")
 
 
 def _joined(scratch, table: str, columns: tuple[str, ...]):

@@ -11,6 +11,8 @@ the load can refuse exactly the regions that have one.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import sqlite3
 import tempfile
 from collections import defaultdict
@@ -77,6 +79,7 @@ class Staged:
     central: Organisation | None = None
     rows_read: dict = field(default_factory=dict)      # file kind -> data rows
     fatal: SourceError | None = None                   # a file that could not be read at all
+    reused: bool = False                               # opened from an earlier check's scratch file
 
     @property
     def regions(self) -> list[Organisation]:
@@ -98,9 +101,13 @@ class Staged:
     def problem_codes(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT code, count(*) FROM problem GROUP BY code ORDER BY 2 DESC"))
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
+        """Close; ``keep`` leaves a complete scratch file for the next check or load to reuse."""
         self.db.close()
-        self.path.unlink(missing_ok=True)
+        if not keep or self.fatal is not None:
+            self.path.unlink(missing_ok=True)
+            for suffix in ("-journal", "-wal"):
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
 
     # --- per region ---------------------------------------------------------------------------
 
@@ -158,7 +165,10 @@ class Staged:
         """SHA-256 of the region's rows as read: a second load of the same folder finds the same."""
         digest = hashlib.sha256()
         for org in self.region_organisations(region):
-            digest.update(repr(tuple(getattr(org.data, f) for f in org.data.__slots__)).encode())
+            # As text: an organisation read from the files and one reopened from a kept scratch
+            # file give the same digest (enums and dates by their values).
+            digest.update("|".join("" if v is None else str(v) for v in
+                                   (getattr(org.data, f) for f in org.data.__slots__)).encode() + b"\n")
         for query in (self.region_members, self.region_consents, self.region_cards, self.region_positions):
             digest.update(query.__name__.encode())
             for row in query(region):
@@ -166,17 +176,40 @@ class Staged:
         return digest.hexdigest()
 
 
-def stage(source_path: Path, *, today: date, card_prefixes: tuple[str, ...], work_dir: Path | None = None,
-          progress: Callable[[str, int], None] | None = None) -> Staged:
-    """Read the folder and run every check; the caller closes the result."""
-    handle, name = tempfile.mkstemp(prefix="unioncard-migration-", suffix=".sqlite", dir=work_dir)
-    import os
+def fingerprint(source_path: Path, today: date, card_prefixes: tuple[str, ...]) -> str:
+    """SHA-256 of what a check's result depends on: the files' bytes, the day, the prefixes."""
+    digest = hashlib.sha256(f"{today.isoformat()}|{','.join(card_prefixes)}|".encode())
+    path = Path(source_path)
+    paths = [path] if path.is_file() else [path / spec.name for spec in md.FILES.values()]
+    for item in paths:
+        digest.update(item.name.encode() + b"\0")
+        if item.is_file():
+            with item.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    return digest.hexdigest()
 
-    os.close(handle)
-    db = sqlite3.connect(name)
+
+def stage(source_path: Path, *, today: date, card_prefixes: tuple[str, ...], work_dir: Path | None = None,
+          progress: Callable[[str, int], None] | None = None, reuse: bool = False) -> Staged:
+    """Read the folder and run every check; the caller closes the result. With ``reuse`` the
+    scratch file is kept in ``work_dir`` under the folder's fingerprint when closed with
+    ``keep=True``, and a later call with the same files, day and prefixes opens it instead of
+    reading again (``migrate load`` after ``migrate check``, or a load resumed after a kill)."""
+    if reuse and work_dir is not None:
+        path = Path(work_dir) / f"migration-{fingerprint(source_path, today, card_prefixes)[:24]}.sqlite"
+        reopened = _reopen(path, today)
+        if reopened is not None:
+            return reopened
+        path.unlink(missing_ok=True)
+    else:
+        handle, name = tempfile.mkstemp(prefix="unioncard-migration-", suffix=".sqlite", dir=work_dir)
+        os.close(handle)
+        path = Path(name)
+    db = sqlite3.connect(path)
     db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-200000;"
                      "PRAGMA temp_store=FILE;" + _SCHEMA)
-    staged = Staged(db, Path(name), today)
+    staged = Staged(db, path, today)
     try:
         source = Source(source_path)
     except SourceError as exc:
@@ -189,7 +222,51 @@ def stage(source_path: Path, *, today: date, card_prefixes: tuple[str, ...], wor
     finally:
         source.close()
     db.commit()
+    if staged.fatal is None:
+        _remember(staged)
     return staged
+
+
+def _remember(staged: Staged) -> None:
+    """Write the tree and the counts read into the scratch file, and mark it complete; from here
+    on it is written with a rollback journal, so a kill cannot damage what was read."""
+    db = staged.db
+    db.execute("CREATE TABLE org (code TEXT, parent_code TEXT, level TEXT, name TEXT, kind TEXT, region_digits TEXT, "
+               "inn TEXT, added_on TEXT, row INTEGER, region TEXT, depth INTEGER)")
+    db.executemany("INSERT INTO org VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        (o.data.code, o.data.parent_code, o.data.level, o.data.name, o.data.kind, o.data.region, o.data.inn,
+         o.data.added_on.isoformat() if o.data.added_on else None, o.row, o.region, o.depth)
+        for o in staged.organisations.values()])
+    db.execute("CREATE TABLE meta (rows_read TEXT, central TEXT)")
+    db.execute("INSERT INTO meta VALUES (?, ?)", (json.dumps(staged.rows_read),
+                                                  staged.central.data.code if staged.central else None))
+    db.commit()
+    db.execute("PRAGMA journal_mode=DELETE")
+    db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _reopen(path: Path, today: date) -> Staged | None:
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(path)
+        meta = db.execute("SELECT rows_read, central FROM meta").fetchone()
+        if meta is None:
+            db.close()
+            return None
+        db.execute("PRAGMA temp_store=FILE")
+        staged = Staged(db, path, today)
+        for code, parent, level, name, kind, region_digits, inn, added_on, row, region, depth in db.execute(
+                "SELECT * FROM org ORDER BY row"):
+            staged.organisations[code] = Organisation(row, md.OrganisationRow(
+                code, parent, level, name, kind, region_digits, inn,
+                date.fromisoformat(added_on) if added_on else None), region, depth)
+        staged.rows_read = json.loads(meta[0])
+        staged.central = staged.organisations.get(meta[1]) if meta[1] else None
+        staged.reused = True
+        return staged
+    except sqlite3.DatabaseError:  # a file left half-written: read the folder again
+        return None
 
 
 class _Reader:
@@ -459,6 +536,14 @@ class _Reader:
                    "problem.member_id AND m.region IS NOT NULL LIMIT 1), '') WHERE region IS NULL")
 
 
+CONFLICT_CODES = ("conflict_organisation", "conflict_person", "conflict_card_number", "central_mismatch")
+
+
+def forget_conflicts(staged: Staged) -> None:
+    """A scratch file reopened for a load: the registry is compared afresh."""
+    staged.db.execute(f"DELETE FROM problem WHERE code IN ({','.join('?' * len(CONFLICT_CODES))})", CONFLICT_CODES)
+
+
 def find_conflicts(staged: Staged, existing_codes: set[str], loaded_regions: set[str], people, numbers) -> None:
     """Name what the registry already holds: an organisation code of a region not loaded from
     here, a person already registered, a card number already in use. ``people`` and ``numbers``
@@ -472,6 +557,8 @@ def find_conflicts(staged: Staged, existing_codes: set[str], loaded_regions: set
                 N_("The organisation %(value)s is already in the registry: it was not loaded from this folder"),
                 value=org.data.code), org.region or UNION_WIDE, None))
     db.executemany("INSERT INTO problem VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("DROP TABLE IF EXISTS temp.known_person")
+    db.execute("DROP TABLE IF EXISTS temp.known_number")
     db.execute("CREATE TEMP TABLE known_person (ikey TEXT)")
     db.execute("CREATE TEMP TABLE known_number (number TEXT)")
     for table, values in (("known_person", people), ("known_number", numbers)):
