@@ -598,3 +598,19 @@ def test_a_load_after_a_check_reuses_its_reading_and_a_changed_file_is_read_agai
     # Everything loaded: the scratch file of these files is gone.
     assert not [p for p in (instance / "migration").glob("migration-*.sqlite")
                 if p.name == changed.path.name]
+
+
+def test_a_person_moved_in_with_one_region_is_a_conflict_in_another_regions_files(tmp_path, engine):
+    rows = base_rows()
+    only23 = {"organisations": [o for o in rows["organisations"] if not o[0].startswith("77")],
+              "members": rows["members"][:2], "consents": [c for c in rows["consents"] if c[0] != "B-1"],
+              "cards": rows["cards"][:3], "positions": rows["positions"]}
+    load_folder(engine, write_folder(tmp_path / "first", only23))
+    # A later export: region 77 now also lists Ёлкина (moved there), under a new member id.
+    rows["members"].append(["B-2", "77-0001", "Ёлкина", "Анна", "Петровна", "1980-02-03", "", "working",
+                            "2024-01-01", "", ""])
+    result, codes = load_folder(engine, write_folder(tmp_path / "second", rows))
+    assert {r.code: r.status for r in result.regions} == {"23": "unchanged", "77": "refused"}
+    assert codes.get("conflict_person") == 1
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Person).where(Person.surname == "Ёлкина")) == 1

@@ -78,6 +78,14 @@ class _Main(click.Group):
         _speak_russian(self)
         return super().main(*args, **kwargs)
 
+    def invoke(self, ctx):
+        # Any of our named errors a command did not handle (a setting that does not parse, a
+        # refusal deep in a service) is its message and exit code 2, never a traceback.
+        try:
+            return super().invoke(ctx)
+        except UnionCardError as exc:
+            _fail(exc)
+
 
 @click.group(cls=_Main, help=N_('UnionCard: registry, card issue, personalisation and check-in of union cards.'))
 def main() -> None:

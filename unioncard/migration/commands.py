@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import DBAPIError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -69,8 +70,15 @@ def check(folder: Path, report_path: Path, against_registry: bool) -> None:
     try:
         if against_registry and staged.fatal is None:
             engine = _engine(settings)
-            if db.current_revision(engine):
-                loader.compare_with_registry(engine, staged)
+            try:
+                if db.current_revision(engine):
+                    loader.compare_with_registry(engine, staged)
+            except DBAPIError:
+                # The check changes nothing, not even the schema: an older one is not compared.
+                console.print("[yellow]" + translate(N_(
+                    "The registry was not compared: its database schema is older (unioncard db upgrade)")) + "[/yellow]")
+            finally:
+                engine.dispose()
         _write(report_path, reports.check_report(staged, str(folder)))
         reports.write_problems_csv(staged, report_path.with_suffix(".csv"))
         total = staged.problem_count()

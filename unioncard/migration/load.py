@@ -98,10 +98,12 @@ def compare_with_registry(engine: Engine, staged: Staged) -> dict[str, Migration
         with engine.connect() as conn:
             yield from conn.execution_options(yield_per=50_000).scalars(statement)
 
+    # Everyone registered and every number in use, moved in earlier or not: a person moved in
+    # with one region and found again in another region's files is a conflict too.
     find_conflicts(staged, codes, set(loaded), stream(
         select(Person.identity_key).join(Membership, Membership.person_id == Person.id)
-        .where(Membership.is_active, Membership.migration_load_id.is_(None)), has_people),
-        stream(select(Card.number).where(Card.number.is_not(None), Card.migration_load_id.is_(None)), has_cards))
+        .where(Membership.is_active), has_people),
+        stream(select(Card.number).where(Card.number.is_not(None)), has_cards))
     return loaded
 
 
