@@ -269,6 +269,72 @@ def _reopen(path: Path, today: date) -> Staged | None:
         return None
 
 
+_SIDE = (md.CONSENTS, md.CARDS, md.POSITIONS)
+_SIDE_INDEXES = ("CREATE INDEX ix_consent_member ON consent (member_id, section);"
+                 "CREATE INDEX ix_card_member ON card (member_id, kind);"
+                 "CREATE INDEX ix_card_number ON card (number);"
+                 "CREATE INDEX ix_position_member ON position (member_id);")
+
+
+def _read_side(source_path: str, path: str, organisations: dict, today: date, prefixes: tuple[str, ...]):
+    """In the second process: consents, cards and positions into the scratch file ``path``.
+    Gives (rows read, None) or (rows read, the file error as (message, code, params))."""
+    db = sqlite3.connect(path)
+    db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+    staged = Staged(db, Path(path), today, organisations=organisations)
+    source = Source(Path(source_path))
+    try:
+        _Reader(staged, source, prefixes, None).read_files(_SIDE)
+        failure = None
+    except SourceError as exc:
+        failure = (exc.message, exc.code, exc.params)
+    finally:
+        source.close()
+        db.commit()
+        db.close()
+    return staged.rows_read, failure
+
+
+def _start_side(reader: "_Reader"):
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    handle, path = tempfile.mkstemp(prefix="unioncard-migration-side-", suffix=".sqlite",
+                                    dir=reader.staged.path.parent)
+    os.close(handle)
+    # spawn, not fork: the parent may have threads (the progress bar's) holding locks.
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    future = pool.submit(_read_side, str(reader.source.path), path, reader.staged.organisations, reader.staged.today,
+                         reader.prefixes)
+    return pool, future, Path(path)
+
+
+def _merge_side(reader: "_Reader", side) -> SourceError | None:
+    """Wait for the second process and copy its tables in; gives its file error, if any."""
+    pool, future, path = side
+    try:
+        try:
+            rows_read, failure = future.result()
+        except Exception:  # noqa: BLE001 - the second process could not run: read those files here
+            reader.read_files(_SIDE)
+            return None
+        if failure is not None:
+            message, code, params = failure
+            return SourceError(message, code=code, **params)
+        reader.staged.rows_read.update(rows_read)
+        db = reader.db
+        db.commit()
+        db.execute("ATTACH DATABASE ? AS side", (str(path),))
+        for table in ("consent", "card", "position", "problem"):
+            db.execute(f"INSERT INTO main.{table} SELECT * FROM side.{table}")
+        db.commit()
+        db.execute("DETACH DATABASE side")
+        return None
+    finally:
+        pool.shutdown()
+        path.unlink(missing_ok=True)
+
+
 class _Reader:
     def __init__(self, staged: Staged, source: Source, prefixes: tuple[str, ...], progress):
         self.staged, self.source, self.prefixes, self.progress = staged, source, prefixes, progress
@@ -284,8 +350,28 @@ class _Reader:
         self.db.executemany("INSERT INTO problem VALUES (?, ?, ?, ?, ?, ?, ?)", self.problems)
         self.problems = []
 
-    def run(self):
-        for kind in md.ORDER:
+    def run(self, parallel: bool = True):
+        """Read every file, then check across them. With two cores the members are read here
+        while another process reads consents, cards and positions into a scratch file of its
+        own, merged after (none of those needs the members to be read, only the tree)."""
+        self.read_files((md.ORGANISATIONS,))
+        side = _start_side(self) if parallel and (os.cpu_count() or 1) > 1 else None
+        failure = None
+        try:
+            self.read_files((md.MEMBERS,) if side else (md.MEMBERS, *_SIDE))
+        except SourceError as exc:
+            failure = exc
+        if side is not None:
+            side_failure = _merge_side(self, side)
+            failure = failure or side_failure   # the first file in order is named
+        if failure is not None:
+            raise failure
+        self.db.executescript(_SIDE_INDEXES)
+        self.cross_checks()
+        self.flush_problems()
+
+    def read_files(self, kinds) -> None:
+        for kind in kinds:
             stream = self.source.open(kind)
             spec = md.FILES[kind]
             if stream is None:
@@ -296,8 +382,6 @@ class _Reader:
             with stream:
                 getattr(self, "read_" + kind)(spec, self.rows(stream, spec))
             self.flush_problems()
-        self.cross_checks()
-        self.flush_problems()
 
     def rows(self, stream, spec: md.FileSpec):
         count = 0
@@ -453,15 +537,12 @@ class _Reader:
     def read_consents(self, spec, rows):
         self._rows_into("consent", spec, rows, lambda cells: md.parse_consent(cells, self.staged.today),
                         lambda r: (r.member_id, r.section, r.given_on.isoformat(), r.form))
-        self.db.execute("CREATE INDEX ix_consent_member ON consent (member_id, section)")
 
     def read_cards(self, spec, rows):
         self._rows_into("card", spec, rows,
                         lambda cells: md.parse_card(cells, self.staged.today, self.prefixes),
                         lambda r: (r.number, r.member_id, r.kind, r.status, r.ordered_on.isoformat(),
                                    r.status_on.isoformat()))
-        self.db.executescript("CREATE INDEX ix_card_member ON card (member_id, kind);"
-                              "CREATE INDEX ix_card_number ON card (number);")
 
     def read_positions(self, spec, rows):
         def parse(cells):
@@ -475,7 +556,6 @@ class _Reader:
         self._rows_into("position", spec, rows, parse, lambda r: (
             r.organisation_code, r.member_id, r.position, r.starts_on.isoformat(),
             r.ends_on.isoformat() if r.ends_on else None, self.staged.organisations[r.organisation_code].region))
-        self.db.execute("CREATE INDEX ix_position_member ON position (member_id)")
 
     # --- the checks across rows and files ----------------------------------------------------------
 
