@@ -86,37 +86,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=3.66, help="demo scale; 3.66 ≈ 4.0 M members")
     parser.add_argument("--keep-folder", type=Path, help="write the exchange folder here and keep it")
+    parser.add_argument("--folder", type=Path, help="measure an exchange folder written before (no generation)")
     add_database_arguments(parser)
     args = parser.parse_args()
-    folder = args.keep_folder or Path(tempfile.mkdtemp(prefix="unioncard-exchange-"))
+    folder = args.folder or args.keep_folder or Path(tempfile.mkdtemp(prefix="unioncard-exchange-"))
     try:
-        with scratch_database(args) as source_url:
-            engine = db.make_engine(source_url)
-            started = time.perf_counter()
-            made = demo.generate(engine, scale=args.scale)
-            report(f"demo union at scale {args.scale:g}: members / cards",
-                   f"{made.members:,} / {made.plastic_cards + made.virtual_cards:,}",
-                   f"{time.perf_counter() - started:.0f} s")
-            started = time.perf_counter()
-            written = exporter.export(engine, folder)
-            engine.dispose()
-            size = sum(p.stat().st_size for p in folder.iterdir()) / 1024 ** 2
-            report("exchange folder written (the generator)", f"{time.perf_counter() - started:.0f} s",
-                   f"{sum(written.rows.values()):,} rows, {size:,.0f} MiB")
+        if args.folder:
+            rows = {spec.name: sum(1 for _ in (folder / spec.name).open("rb")) - 1 for spec in md.FILES.values()}
+            report("exchange folder given: members / cards", f"{rows['members.csv']:,} / {rows['cards.csv']:,}", "")
+        else:
+            generate(args, folder)
+
         read_seconds, rows = bare_read(folder)
         report("peer: csv.reader over the five files", f"{read_seconds:.1f} s", f"{rows / read_seconds:,.0f} rows/s")
         with scratch_database(args) as target_url:
             env = {**os.environ, "UNIONCARD_DATABASE_URL": target_url,
                    "UNIONCARD_INSTANCE_DIR": str(Path(tempfile.mkdtemp(prefix="unioncard-migrate-")))}
             unioncard = [sys.executable, "-m", "unioncard", "migrate"]
-            seconds, peak, code = run_measured([*unioncard, "check", str(folder), "--report",
+            checked, peak, code = run_measured([*unioncard, "check", str(folder), "--report",
                                                 str(folder.parent / "bench-check.md")], env)
-            report("unioncard migrate check", f"{seconds:.0f} s", f"peak {peak:,.0f} MiB; goal ≤ 300 s; exit {code}")
-            report("  check / bare csv.reader (time ratio)", f"{seconds / read_seconds:.1f}×", "")
+            report("unioncard migrate check", f"{checked:.0f} s", f"peak {peak:,.0f} MiB; goal ≤ 300 s; exit {code}")
+            report("  check / bare csv.reader (time ratio)", f"{checked / read_seconds:.1f}×", "")
             seconds, peak, code = run_measured([*unioncard, "load", str(folder), "--report",
                                                 str(folder.parent / "bench-load.md")], env)
-            report("unioncard migrate load", f"{seconds:.0f} s",
+            report("unioncard migrate load (reopens the check's reading)", f"{seconds:.0f} s",
                    f"peak {peak:,.0f} MiB; goal ≤ 1200 s; exit {code}")
+            report("  check + load", f"{checked + seconds:.0f} s", "goal ≤ 1200 s for the load alone")
             if args.database == "postgresql":
                 copy_seconds = bare_copy(args.pg_url, folder)
                 report("peer: PostgreSQL COPY of the same files, bare tables", f"{copy_seconds:.1f} s", "")
@@ -127,8 +122,25 @@ def main() -> None:
                    f"{sum(1 for i in items if i.differences)}", "goal 0 differences")
             target.dispose()
     finally:
-        if not args.keep_folder:
+        if not (args.keep_folder or args.folder):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def generate(args, folder: Path) -> None:
+    """The demo union at the scale asked, on PostgreSQL, written out in the exchange format."""
+    with scratch_database(args) as source_url:
+        engine = db.make_engine(source_url)
+        started = time.perf_counter()
+        made = demo.generate(engine, scale=args.scale)
+        report(f"demo union at scale {args.scale:g}: members / cards",
+               f"{made.members:,} / {made.plastic_cards + made.virtual_cards:,}",
+               f"{time.perf_counter() - started:.0f} s")
+        started = time.perf_counter()
+        written = exporter.export(engine, folder)
+        engine.dispose()
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1024 ** 2
+        report("exchange folder written (the generator)", f"{time.perf_counter() - started:.0f} s",
+               f"{sum(written.rows.values()):,} rows, {size:,.0f} MiB")
 
 
 if __name__ == "__main__":
