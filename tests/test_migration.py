@@ -370,6 +370,7 @@ def test_round_trip_of_the_demo_union_gives_the_same_coverage_and_counts(tmp_pat
     source = db.make_engine(source_url)
     demo.generate(source, scale=0.002, seed=7)
     exported = exporter.export(source, tmp_path / "out")
+    assert all((tmp_path / "out" / name).stat().st_mode & 0o077 == 0 for name in exported.rows)  # personal data
     assert exported.rows["members.csv"] > 1500 and exported.rows["cards.csv"] > 1000
     result, codes = load_folder(engine, tmp_path / "out", (OWN,))
     assert codes == {} and result.count("loaded") == 37
@@ -610,7 +611,127 @@ def test_a_person_moved_in_with_one_region_is_a_conflict_in_another_regions_file
     rows["members"].append(["B-2", "77-0001", "Ёлкина", "Анна", "Петровна", "1980-02-03", "", "working",
                             "2024-01-01", "", ""])
     result, codes = load_folder(engine, write_folder(tmp_path / "second", rows))
-    assert {r.code: r.status for r in result.regions} == {"23": "unchanged", "77": "refused"}
-    assert codes.get("conflict_person") == 1
+    # Both rows of the person are held back: in the files she is in two regions at once.
+    assert {r.code: r.status for r in result.regions} == {"23": "refused", "77": "refused"}
+    assert codes.get("conflict_person") == 1 and codes.get("person_duplicate") == 2
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Person).where(Person.surname == "Ёлкина")) == 1
+
+
+# --- what the outsider found ----------------------------------------------------------------------------
+
+def test_a_bad_cell_holds_back_only_its_own_region(tmp_path, engine):
+    rows = base_rows()
+    rows["members"][2][10] = '=HYPERLINK("http://x")'   # B-1's e-mail, region 77
+    rows["organisations"][3][6] = "2320012346"           # a wrong INN of 23's primary organisation
+    staged = staged_of(write_folder(tmp_path / "x", rows))
+    try:
+        problems = {(file, code): region for file, _row, _col, code, _m, region in staged.problems()}
+        assert problems == {("members.csv", "formula_cell"): "77", ("organisations.csv", "inn_invalid"): "23"}
+    finally:
+        staged.close()
+    rows["organisations"][3][6] = ""
+    result, codes = load_folder(engine, write_folder(tmp_path / "y", rows))
+    # No follow-on «member_unknown» for B-1's consents and card: the member is there, refused.
+    assert codes == {"formula_cell": 1}
+    assert {r.code: r.status for r in result.regions} == {"23": "loaded", "77": "refused"}
+
+
+def test_union_wide_problems_hold_every_region_and_say_so(tmp_path, database_url):
+    rows = base_rows()
+    rows["consents"].append(["Z-9", "1", "2019-03-01", "paper"])
+    folder = write_folder(tmp_path / "x", rows)
+    env = {"UNIONCARD_DATABASE_URL": database_url, "UNIONCARD_INSTANCE_DIR": str(tmp_path / "i"),
+           "UNIONCARD_LEGACY_CARD_PREFIXES": LEGACY}
+    result = CliRunner().invoke(main, ["migrate", "load", str(folder), "--report", str(tmp_path / "l.md")], env=env)
+    assert result.exit_code == 1
+    assert "загружено сейчас: 0, загружено раньше: 0, не загружено: 2" in " ".join(result.output.split())
+    assert "задерживают все регионы" in (tmp_path / "l.md").read_text("utf-8")
+
+
+def test_the_check_names_a_region_changed_since_it_was_loaded(tmp_path, engine, database_url):
+    load_folder(engine, write_folder(tmp_path / "x"))
+    rows = base_rows()
+    rows["members"][1][3] = "Пётр"
+    env = {"UNIONCARD_DATABASE_URL": database_url, "UNIONCARD_INSTANCE_DIR": str(tmp_path / "i"),
+           "UNIONCARD_LEGACY_CARD_PREFIXES": LEGACY}
+    report = tmp_path / "c.md"
+    result = CliRunner().invoke(main, ["migrate", "check", str(write_folder(tmp_path / "y", rows)),
+                                       "--report", str(report)], env=env)
+    assert result.exit_code == 1
+    listed = list(csv.reader(report.with_suffix(".csv").open(encoding="utf-8")))
+    assert [(r[3], r[5]) for r in listed[1:]] == [("region_changed", "23")]
+    assert "слияние не выполняется" in listed[1][4]
+
+
+@pytest.mark.parametrize("content, code", [
+    ("code,parent_code,level,name\n0,,central,Профсоюз\n".encode("utf-16"), "encoding_not_utf8"),
+    ("code,parent_code,level,name\n0,,central,Профсоюз образования\n".encode("koi8-r"), "encoding_not_utf8"),
+])
+def test_other_encodings_are_not_called_windows_1251(tmp_path, content, code):
+    staged = staged_of(write_folder(tmp_path / "x", raw={"organisations": content}))
+    assert staged.fatal is not None and staged.fatal.code == code
+    staged.close()
+
+
+def test_archives_symlinks_and_missing_folders_are_named(tmp_path, database_url):
+    folder = write_folder(tmp_path / "x")
+    crowded = tmp_path / "crowded.zip"
+    with zipfile.ZipFile(crowded, "w") as zf:
+        for path in folder.iterdir():
+            zf.write(path, path.name)
+        for i in range(100):
+            zf.writestr(f"extra/{i}.txt", b"x")
+    staged = staged_of(crowded)
+    assert staged.fatal.code == "zip_too_many_entries" and "100" in staged.fatal.render()
+    staged.close()
+    linked = write_folder(tmp_path / "linked", skip=("members",))
+    (linked / "members.csv").symlink_to("/etc/passwd")
+    staged = staged_of(linked)
+    assert staged.fatal.code == "file_symlink"
+    staged.close()
+    env = {"UNIONCARD_DATABASE_URL": database_url, "UNIONCARD_INSTANCE_DIR": str(tmp_path / "i")}
+    runner = CliRunner()
+    result = runner.invoke(main, ["migrate", "check", str(tmp_path / "nowhere"), "--report", str(tmp_path / "c.md")],
+                           env=env)
+    assert result.exit_code == 1 and "Нет папки или файла" in result.output
+    assert "source_missing" in (tmp_path / "c.md").read_text("utf-8")
+    result = runner.invoke(main, ["migrate", "load", str(folder), "--report", str(tmp_path / "no" / "l.md")], env=env)
+    assert result.exit_code == 2 and "Нет папки" in result.output and "Traceback" not in result.output
+    empty = {"UNIONCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "UNIONCARD_INSTANCE_DIR": str(tmp_path)}
+    for argv in (["migrate", "reconcile"], ["migrate", "export", str(tmp_path / "out")]):
+        result = runner.invoke(main, argv, env=empty)
+        assert result.exit_code == 2 and "db upgrade" in result.output, argv
+
+
+def test_required_cells_long_codes_region_digits_and_dates_before_birth(tmp_path):
+    rows = base_rows()
+    rows["consents"].append(["A-2", "2", "", "paper"])
+    rows["organisations"].append(["23-" + "9" * 30, "23-001", "primary", "ППО с длинным кодом", "", "", "", ""])
+    rows["organisations"].append(["78", "0", "regional", "Ещё одна «23»", "", "23", "", ""])
+    rows["cards"].append([legacy_number(300), "B-1", "virtual", "Выдан", "1990-01-01", "2020-01-01"])
+    rows["members"].append(["A-9", "23-001-0001", "Полякова", "Анна", "", "1980-02-30", "", "working", "2000-01-01",
+                            "", ""])
+    staged = staged_of(write_folder(tmp_path / "x", rows))
+    try:
+        found = {code: (column, message) for _f, _r, column, code, message, _reg in staged.problems()}
+        assert found["cell_required"][0] == "given_on" and "«given_on»" in found["cell_required"][1]
+        assert found["code_invalid"][0] == "code" and "32" in found["code_invalid"][1]
+        assert "region_code_duplicate" in found and "date_before_birth" in found
+        assert found["date_impossible"][0] == "birth_date" and "Такого дня нет" in found["date_impossible"][1]
+    finally:
+        staged.close()
+
+
+def test_legacy_prefixes_may_not_overlap_ours_and_export_never_overwrites(tmp_path, engine, database_url):
+    with pytest.raises(cardnumber.OverlappingPrefix):
+        cardnumber.legacy_prefixes("0-9")
+    assert cardnumber.legacy_prefixes("7000;643100") == ("7000", "643100")
+    result = CliRunner().invoke(main, ["migrate", "check", str(tmp_path)], env={
+        "UNIONCARD_LEGACY_CARD_PREFIXES": "9643", "UNIONCARD_INSTANCE_DIR": str(tmp_path / "i")})
+    assert result.exit_code == 2 and "пересекается" in result.output
+    load_folder(engine, write_folder(tmp_path / "x"))
+    with pytest.raises(Exception) as info:
+        exporter.export(engine, tmp_path / "x")
+    assert getattr(info.value, "code", None) == "export_folder_not_empty"
+    assert (tmp_path / "x" / "members.csv").read_text("utf-8").count("\nA-") == 2   # the source is untouched

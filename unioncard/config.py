@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from unioncard.files import read_or_create_secret
-from unioncard.issuer.cardnumber import parse_prefixes
+from unioncard.issuer.cardnumber import legacy_prefixes
 
 
 def _env_int(name: str, default: int) -> int:
@@ -112,7 +112,8 @@ def load_settings(**overrides) -> Settings:
         root_keystore_url=os.environ.get("UNIONCARD_ROOT_KEYSTORE") or f"software:{instance_dir / 'root-key'}",
         trust_bundle_days=_env_int("UNIONCARD_TRUST_BUNDLE_DAYS", 30),
         card_issuer_prefix=os.environ.get("UNIONCARD_CARD_ISSUER_PREFIX", "964301"),
-        legacy_card_prefixes=parse_prefixes(os.environ.get("UNIONCARD_LEGACY_CARD_PREFIXES")),
+        legacy_card_prefixes=legacy_prefixes(os.environ.get("UNIONCARD_LEGACY_CARD_PREFIXES"),
+                                             os.environ.get("UNIONCARD_CARD_ISSUER_PREFIX", "964301")),
         bureau_printer=os.environ.get("UNIONCARD_BUREAU_PRINTER") or f"file:{instance_dir / 'printed'}",
         bureau_reader=os.environ.get("UNIONCARD_BUREAU_READER", "sim:"),
         bureau_layout=os.environ.get("UNIONCARD_BUREAU_LAYOUT", "union"),

@@ -78,12 +78,29 @@ MAX_PREFIXES = 100
 class InvalidPrefixList(_BaseValidationError):
     code = "card_prefixes_invalid"
     message = N_("The list of card number prefixes “%(value)s” is not valid: write prefixes of 1 to 15 digits "
-                 "or ranges of equal length such as 643100-643109, separated by commas")
+                 "or ranges of equal length such as 643100-643109, separated by commas, at most 100 in all")
+
+
+class OverlappingPrefix(_BaseValidationError):
+    code = "card_prefixes_overlap"
+    message = N_("The legacy card number prefix %(prefix)s overlaps the union's own prefix %(own)s: the earlier "
+                 "registry's numbers must be told apart from ours")
+
+
+def legacy_prefixes(text: str | None, own: str = DEFAULT_ISSUER_PREFIX) -> tuple[str, ...]:
+    """The legacy prefixes of a setting, none of them overlapping our own (or a number could be
+    both ours and the earlier registry's)."""
+    prefixes = parse_prefixes(text)
+    for prefix in prefixes:
+        if prefix.startswith(own) or own.startswith(prefix):
+            raise OverlappingPrefix(prefix=prefix, own=own)
+    return prefixes
 
 
 def parse_prefixes(text: str | None) -> tuple[str, ...]:
     """«643100, 7000-7009» → ('643100', '7000', '7001', …, '7009'): the legacy system's issuer
-    prefixes, each a prefix of digits or an inclusive range of equally long prefixes."""
+    prefixes, each a prefix of digits or an inclusive range of equally long prefixes, separated
+    by commas (or semicolons); at most ``MAX_PREFIXES`` in all."""
     prefixes: list[str] = []
     for part in (text or "").replace(";", ",").split(","):
         part = part.strip()

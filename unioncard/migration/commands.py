@@ -13,6 +13,7 @@ from rich.table import Table
 
 from unioncard import clock, db
 from unioncard.config import load_settings
+from unioncard.errors import ValidationError
 from unioncard.i18n import N_, translate
 from unioncard.migration import export as exporter
 from unioncard.migration import load as loader
@@ -50,6 +51,28 @@ def _engine(settings):
     return engine
 
 
+def _report_path(path: Path) -> Path:
+    """Where a report goes: its folder must exist (found out before an hour of loading)."""
+    if not path.parent.is_dir():
+        raise ValidationError(N_("There is no folder %(path)s for the report"), code="report_folder_missing",
+                              path=str(path.parent))
+    return path
+
+
+def _schema_engine(settings):
+    """The registry's engine, once it is known to have UnionCard's schema."""
+    engine = _engine(settings)
+    try:
+        revision = db.current_revision(engine)
+    except DBAPIError:
+        revision = None
+    if not revision:
+        engine.dispose()
+        raise ValidationError(N_("The database has no UnionCard schema yet: run unioncard db upgrade first"),
+                              code="schema_missing")
+    return engine
+
+
 @click.group("migrate", help=N_("Move the union in from its earlier registry (docs/migration.md)."))
 def migrate_group() -> None:
     pass
@@ -58,13 +81,14 @@ def migrate_group() -> None:
 @migrate_group.command("check", help=N_(
     "Read an exchange folder (or a .zip of it) and write a report of every problem by file, row and column, with "
     "counts per region. Changes nothing. Exits with 1 if there are problems."))
-@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("migration-check.md"), show_default=True)
 @click.option("--against-registry/--files-only", default=True, show_default=True,
               help=N_("Also name conflicts with what the registry already holds."))
 def check(folder: Path, report_path: Path, against_registry: bool) -> None:
     settings = load_settings()
+    report_path = _report_path(report_path)
     with _progress() as progress:
         staged = _stage(folder, settings, progress)
     try:
@@ -97,11 +121,12 @@ def check(folder: Path, report_path: Path, against_registry: bool) -> None:
 @migrate_group.command("load", help=N_(
     "Load an exchange folder region by region, each region whole or not at all. Run it again after a failure: "
     "loaded regions are skipped. Exits with 1 if a region was not loaded."))
-@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("migration-load.md"), show_default=True)
 def load(folder: Path, report_path: Path) -> None:
     settings = load_settings()
+    report_path = _report_path(report_path)
     engine = _engine(settings)
     db.upgrade(settings.database_url)
     with _progress() as progress:
@@ -127,25 +152,26 @@ def load(folder: Path, report_path: Path) -> None:
         console.print(f"[red]{staged.fatal.render()}[/red]")
         sys.exit(1)
     loaded = result.count("loaded") if result else 0
+    before = result.count("unchanged") if result else 0
+    refused = len(result.regions) - loaded - before if result else 0
     console.print(translate(N_("Regions loaded now: %(loaded)s, loaded before: %(before)s, not loaded: %(refused)s"),
-                            loaded=loaded, before=result.count("unchanged") if result else 0,
-                            refused=(result.count("refused") + result.count("changed")) if result else 0))
-    if not result or not result.regions or result.count("refused") or result.count("changed"):
+                            loaded=loaded, before=before, refused=refused))
+    if not result or not result.regions or refused:
         sys.exit(1)
 
 
 @migrate_group.command("reconcile", help=N_(
-    "For each region loaded: the files' counts against the registry's (members, cards by status, consents by "
-    "section). Exits with 1 on any difference."))
+    "For each region loaded: the files' counts against the registry's (organisations, members, consents by "
+    "section, cards by status, positions). Exits with 1 on any difference."))
 def reconcile_command() -> None:
     settings = load_settings()
-    items = reconciler.reconcile(_engine(settings))
+    items = reconciler.reconcile(_schema_engine(settings))
     table = Table(translate(N_("Region")), translate(N_("Members")), translate(N_("Cards")),
                   translate(N_("Differences")))
     for item in items:
         table.add_row(f"{item.region_org_code} {item.name}", str(item.loaded["members"]),
                       str(sum(item.loaded["cards"].values())),
-                      "; ".join(f"{w}: {a} → {b}" for w, a, b in item.differences) or "0")
+                      "; ".join(f"{reconciler.label(w)}: {a} → {b}" for w, a, b in item.differences) or "0")
     console.print(table)
     if not items:
         console.print(translate(N_("No region has been loaded yet")))
@@ -159,9 +185,10 @@ def reconcile_command() -> None:
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def export_command(folder: Path) -> None:
     settings = load_settings()
+    engine = _schema_engine(settings)
     with _progress() as progress:
         task = progress.add_task(translate(N_("Writing the files")), total=None)
-        result = exporter.export(_engine(settings), folder,
+        result = exporter.export(engine, folder,
                                  progress=lambda name, n: progress.update(task, advance=n, description=name))
     for name, count in result.rows.items():
         console.print(f"{name}: {count}")

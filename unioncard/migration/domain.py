@@ -50,11 +50,13 @@ FILES: dict[str, FileSpec] = {spec.kind: spec for spec in (
 ORDER = (ORGANISATIONS, MEMBERS, CONSENTS, CARDS, POSITIONS)
 
 MAX_CELL = 300          # characters in one cell (the longest column, an organisation's name)
-MAX_ID_LENGTH = 64      # a member id or an organisation code of the earlier registry
+MAX_ID_LENGTH = 64      # a member id of the earlier registry
+MAX_CODE_LENGTH = 32    # an organisation code (the registry's column)
 EARLIEST = date(1900, 1, 1)
 
 CODE_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._/\-]*$")
 REGION_PATTERN = re.compile(r"^[0-9]{2}$")
+DATE_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 # Words the earlier registry may write, besides our own codes (case and ё/е do not matter).
 LEVEL_WORDS = {"центральная": rd.Level.CENTRAL, "региональная": rd.Level.REGIONAL,
@@ -82,10 +84,15 @@ STATUS_WORDS = {"заказан": CardStatus.ORDERED, "одобрен": CardStat
 POSITION_WORDS = {"председатель": PositionKind.CHAIRPERSON}
 
 
+CELL_REQUIRED = N_("The column “%(column)s” must be filled in")
+
+
 class Problem(UnionCardError):
     """One defect of one row (or one file): a stable code, a Russian message, the column."""
 
     def __init__(self, message: str, *, code: str, column: str | None = None, **params):
+        if column is not None:
+            params.setdefault("column", column)
         super().__init__(message, code=code, **params)
         self.column = column
 
@@ -110,26 +117,31 @@ def _word(value: str, words: dict, enum_type, column: str, message: str, code: s
 def _date(value: str, column: str, today: date, *, required: bool = True) -> date | None:
     if not value:
         if required:
-            raise Problem(N_("The column “%(column)s” must be filled in"), code="cell_required", column=column)
+            raise Problem(CELL_REQUIRED, code="cell_required", column=column)
         return None
-    try:
-        parsed = date.fromisoformat(value) if len(value) == 10 else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
+    if not DATE_PATTERN.match(value):
         raise Problem(N_("“%(value)s” is not a date: write it as YYYY-MM-DD"), code="date_invalid", column=column,
                       value=value)
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise Problem(N_("There is no such day as %(value)s"), code="date_impossible", column=column,
+                      value=value) from None
     if parsed < EARLIEST or parsed > today:
         raise Problem(N_("The date %(value)s is impossible (before 1900 or after today)"), code="date_impossible",
                       column=column, value=value)
     return parsed
 
 
-def _identifier(value: str, column: str) -> str:
-    if len(value) > MAX_ID_LENGTH or not CODE_PATTERN.match(value):
-        raise Problem(N_("“%(value)s” is not a code: letters, digits, dots, slashes and hyphens, up to 64"),
-                      code="code_invalid", column=column, value=value[:80])
+def _identifier(value: str, column: str, limit: int = MAX_ID_LENGTH) -> str:
+    if len(value) > limit or not CODE_PATTERN.match(value):
+        raise Problem(N_("“%(value)s” is not a code: Latin letters, digits, dots, underscores, slashes and hyphens, "
+                         "up to %(limit)s"), code="code_invalid", column=column, value=value[:80], limit=limit)
     return value
+
+
+def _org_code(value: str, column: str) -> str:
+    return _identifier(value, column, MAX_CODE_LENGTH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +222,8 @@ def _collect(parsers) -> tuple[dict, list[Problem]]:
 
 def parse_organisation(cells: dict[str, str], today: date) -> tuple[OrganisationRow | None, list[Problem]]:
     values, problems = _collect([
-        ("code", lambda: _identifier(cells["code"], "code")),
-        ("parent_code", lambda: _identifier(cells["parent_code"], "parent_code") if cells["parent_code"] else None),
+        ("code", lambda: _org_code(cells["code"], "code")),
+        ("parent_code", lambda: _org_code(cells["parent_code"], "parent_code") if cells["parent_code"] else None),
         ("level", lambda: _word(cells["level"], LEVEL_WORDS, rd.Level, "level", N_(
             "Unknown level “%(value)s”: central, regional, territorial, primary or subdivision"),
             "level_unknown")),
@@ -238,9 +250,27 @@ def parse_organisation(cells: dict[str, str], today: date) -> tuple[Organisation
     return (None, problems) if problems else (row, [])
 
 
+def placeholder_organisation(cells: dict[str, str]) -> OrganisationRow | None:
+    """For a refused row: what can be told of its place in the tree (its code, its parent, its
+    level and region when those cells are right), or None when even its code is not one."""
+    def safe(parse):
+        try:
+            return parse()
+        except UnionCardError:
+            return None
+
+    code = safe(lambda: _org_code(cells.get("code", ""), "code"))
+    if code is None:
+        return None
+    return OrganisationRow(
+        code, safe(lambda: _org_code(cells.get("parent_code", ""), "parent_code")),
+        safe(lambda: _word(cells.get("level", ""), LEVEL_WORDS, rd.Level, "level", "", "")) or "",
+        cells.get("name", ""), None, safe(lambda: _region(cells.get("region", ""))), None, None)
+
+
 def _text(value: str, column: str) -> str:
     if not value:
-        raise Problem(N_("The column “%(column)s” must be filled in"), code="cell_required", column=column)
+        raise Problem(CELL_REQUIRED, code="cell_required", column=column)
     return value
 
 
@@ -257,7 +287,7 @@ def parse_member(cells: dict[str, str], today: date) -> tuple[MemberRow | None, 
     try:  # the common case, straight through; any problem and the row is read again to name them all
         name = rd.validate_person_name(cells["surname"], cells["given_name"], cells["patronymic"])
         row = MemberRow(
-            _identifier(cells["member_id"], "member_id"), _identifier(cells["organisation_code"], "organisation_code"),
+            _identifier(cells["member_id"], "member_id"), _org_code(cells["organisation_code"], "organisation_code"),
             name.surname, name.given_name, name.patronymic, _date(cells["birth_date"], "birth_date", today),
             _word(cells["sex"], SEX_WORDS, rd.Sex, "sex", "", "sex_unknown") if cells["sex"] else None,
             _word(cells["category"], CATEGORY_WORDS, rd.Category, "category", "", "category_unknown"),
@@ -269,7 +299,7 @@ def parse_member(cells: dict[str, str], today: date) -> tuple[MemberRow | None, 
         pass
     values, problems = _collect([
         ("member_id", lambda: _identifier(cells["member_id"], "member_id")),
-        ("organisation_code", lambda: _identifier(cells["organisation_code"], "organisation_code")),
+        ("organisation_code", lambda: _org_code(cells["organisation_code"], "organisation_code")),
         ("name", lambda: rd.validate_person_name(cells["surname"], cells["given_name"], cells["patronymic"])),
         ("birth_date", lambda: _date(cells["birth_date"], "birth_date", today)),
         ("sex", lambda: _word(cells["sex"], SEX_WORDS, rd.Sex, "sex", N_("Unknown sex “%(value)s”: male or female"),
@@ -345,7 +375,7 @@ def parse_card(cells: dict[str, str], today: date, prefixes: tuple[str, ...]) ->
 
 def parse_position(cells: dict[str, str], today: date) -> tuple[PositionRow | None, list[Problem]]:
     values, problems = _collect([
-        ("organisation_code", lambda: _identifier(cells["organisation_code"], "organisation_code")),
+        ("organisation_code", lambda: _org_code(cells["organisation_code"], "organisation_code")),
         ("member_id", lambda: _identifier(cells["member_id"], "member_id")),
         ("position", lambda: _word(cells["position"], POSITION_WORDS, PositionKind, "position", N_(
             "Unknown position “%(value)s” (for example chairperson)"), "position_unknown")),
@@ -368,4 +398,4 @@ def formula_like(value: str) -> bool:
     first = value[0]
     if first in "=@\t\r":
         return True
-    return first in "+-" and not value[1:2].isdigit()
+    return first in "+-" and len(value) > 1 and not value[1:2].isdigit()

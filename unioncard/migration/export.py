@@ -9,12 +9,15 @@ every card that has a number; positions the activists' positions and the chairpe
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
+from unioncard.errors import ValidationError
+from unioncard.i18n import N_
 from unioncard.issuer.models import Card
 from unioncard.migration import domain as md
 from unioncard.registry.models import ChairpersonTerm, Consent, Membership, Organisation, Person
@@ -34,13 +37,22 @@ def _iso(value) -> str:
 
 
 def export(engine: Engine, folder: Path, progress=None) -> ExportResult:
-    folder.mkdir(parents=True, exist_ok=True)
+    existing = [spec.name for spec in md.FILES.values() if (folder / spec.name).exists()]
+    if existing:
+        # Never over another export (the earlier registry's own, waiting to be loaded).
+        raise ValidationError(N_("The folder %(path)s already holds %(files)s: give an empty or new folder"),
+                              code="export_folder_not_empty", path=str(folder), files=", ".join(existing))
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     result = ExportResult()
 
     def write(kind: str, rows) -> None:
         spec = md.FILES[kind]
         count = 0
-        with (folder / spec.name).open("w", encoding="utf-8", newline="") as handle:
+        path = folder / spec.name
+        # The members' personal data: readable by this account only, whatever the umask.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.chmod(path, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(spec.columns)
             for row in rows:

@@ -19,6 +19,7 @@ from typing import Callable
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from unioncard import clock
 from unioncard.i18n import N_, translate
@@ -57,9 +58,10 @@ ORDER = (Organisation.__table__, OrganisationParentHistory.__table__, Person.__t
 class RegionOutcome:
     code: str                 # the regional organisation's code in the exchange files
     name: str
-    status: str               # loaded / unchanged / refused / changed
+    status: str               # loaded / unchanged / refused / changed / held / failed
     problems: int = 0
     seconds: float = 0.0
+    error: str | None = None  # the database's refusal of a region that failed to load
 
 
 @dataclass
@@ -100,6 +102,13 @@ def compare_with_registry(engine: Engine, staged: Staged) -> dict[str, Migration
 
     # Everyone registered and every number in use, moved in earlier or not: a person moved in
     # with one region and found again in another region's files is a conflict too.
+    # A region loaded before from other rows is refused, never merged: said by the check already.
+    changed = [(region, loaded[region.data.code]) for region in staged.regions if region.data.code in loaded
+               and loaded[region.data.code].source_sha256 != staged.region_digest(region.data.code)]
+    staged.db.executemany("INSERT INTO problem VALUES (?, ?, 'code', 'region_changed', ?, ?, NULL)", [
+        (md.FILES[md.ORGANISATIONS].name, region.row, translate(N_(
+            "The region was loaded on %(date)s from other data: it is not loaded again and never merged"),
+            date=record.loaded_at.strftime("%d.%m.%Y")), region.data.code) for region, record in changed])
     find_conflicts(staged, codes, set(loaded), stream(
         select(Person.identity_key).join(Membership, Membership.person_id == Person.id)
         .where(Membership.is_active), has_people),
@@ -206,21 +215,33 @@ def load(engine: Engine, staged: Staged, *, source_name: str, own_prefix: str = 
     loaded = compare_with_registry(engine, staged)
     by_region = staged.problems_by_region()
     result.union_wide_problems = by_region.get(UNION_WIDE, 0)
-    if staged.fatal is not None or result.union_wide_problems or staged.central is None:
+    if staged.fatal is not None:
         return result
-    central_id = _central(engine, staged)
+    held = bool(result.union_wide_problems) or staged.central is None
+    central_id = None if held else _central(engine, staged)
     counts = staged.counts()
     for region in staged.regions:
         code = region.data.code
         outcome = RegionOutcome(code, region.data.name, "refused", by_region.get(code, 0))
-        if code in loaded:
-            outcome.status = "unchanged" if loaded[code].source_sha256 == staged.region_digest(code) else "changed"
-        elif not outcome.problems:
+        if held:
+            outcome.status = "held"   # problems of the whole union hold every region back
+        elif outcome.problems:
+            outcome.status = "changed" if any(True for _ in staged.db.execute(
+                "SELECT 1 FROM problem WHERE region = ? AND code = 'region_changed' LIMIT 1", (code,))) \
+                and outcome.problems == 1 else "refused"
+        elif code in loaded:
+            outcome.status = "unchanged"
+        else:
             started = time_module.monotonic()
-            with engine.begin() as conn:
-                _load_region(conn, staged, region, central_id, source_name, counts[code], own_prefix, progress,
-                             started)
-            outcome.status, outcome.seconds = "loaded", time_module.monotonic() - started
+            try:
+                with engine.begin() as conn:
+                    _load_region(conn, staged, region, central_id, source_name, counts[code], own_prefix, progress,
+                                 started)
+                outcome.status, outcome.seconds = "loaded", time_module.monotonic() - started
+            except DBAPIError as exc:
+                # The region's transaction is rolled back whole; the others go on. The database's
+                # own words are kept for the operator (a rule the check does not know of).
+                outcome.status, outcome.error = "failed", str(exc.orig).splitlines()[0][:300]
         result.regions.append(outcome)
         if on_region:
             on_region(outcome)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from unioncard.i18n import N_, translate
+from unioncard.issuer import domain as cd
 from unioncard.issuer.models import Card
 from unioncard.migration.models import MigrationLoad
+from unioncard.registry import domain as rd
 from unioncard.registry.models import Consent, Membership, Organisation
 from unioncard.statistics.models import ActivistPosition
 
@@ -23,6 +26,17 @@ class Reconciliation:
     source: dict
     loaded: dict
     differences: list[tuple[str, int, int]] = field(default_factory=list)   # (what, in the files, loaded)
+
+
+def label(key: str) -> str:
+    """A reconciliation figure's name in the reader's language: «cards.issued» → «билеты: выдан»."""
+    group, _, item = key.partition(".")
+    if group == "cards":
+        return translate(N_("cards")) + ": " + translate(cd.STATUS_LABELS[cd.CardStatus(item)])
+    if group == "consents":
+        return translate(N_("consent")) + " " + translate(rd.CONSENT_SECTION_LABELS[rd.ConsentSection(item)])
+    return translate({"organisations": N_("organisations"), "members": N_("members"),
+                      "positions": N_("positions")}[group])
 
 
 def _flat(counts: dict) -> dict[str, int]:

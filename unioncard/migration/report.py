@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from unioncard.i18n import N_, translate
 from unioncard.migration import domain as md
+from unioncard.migration.reconcile import label as reconciler_label
 from unioncard.migration.staging import UNION_WIDE, Staged
 
 # Headings and labels (module constants: message extraction does not look inside f-strings).
@@ -38,15 +39,25 @@ LISTED = 1000
 
 STATUS_TEXT = {"loaded": N_("loaded"), "unchanged": N_("already loaded, unchanged"),
                "refused": N_("not loaded: has problems"),
-               "changed": N_("not loaded: loaded earlier from other data, never merged")}
+               "changed": N_("not loaded: already loaded from another export; nothing is merged"),
+               "held": N_("not loaded: the whole union's problems hold every region back"),
+               "failed": N_("not loaded: the database refused it (the region was rolled back)")}
+
+
+def _cell(text: str) -> str:
+    """Text in a Markdown table cell, shown as it is (a bar escaped, a line break a space)."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def _t(message: str, **params) -> str:
     return translate(message, **params)
 
 
-def check_report(staged: Staged, source: str) -> str:
-    lines = [f"# {_t(T_CHECK_OF_THE_EXCHANGE_FOLDER_SOURCE_S, source=source)}", ""]
+T_LOAD_OF = N_("Load of the exchange folder %(source)s")
+
+
+def check_report(staged: Staged, source: str, title: str = T_CHECK_OF_THE_EXCHANGE_FOLDER_SOURCE_S) -> str:
+    lines = [f"# {_t(title, source=source)}", ""]
     if staged.fatal is not None:
         row = f" ({_t(T_LINE_ROW_S, row=staged.fatal.row)})" if staged.fatal.row else ""
         lines += [f"**{_t(T_THE_FOLDER_CANNOT_BE_READ)}**{row}: {staged.fatal.render()} "
@@ -64,7 +75,7 @@ def check_report(staged: Staged, source: str) -> str:
                       f"{_t(T_WHAT_IS_WRONG)} |", "|---|---:|---|---|---|"]
         for file, row, column, code, message, region in staged.problems(LISTED):
             lines.append(f"| {file} | {row} | {column or '—'} | {region or _t(T_WHOLE_UNION)} | "
-                         f"{message.replace('|', '/')} (`{code}`) |")
+                         f"{_cell(message)} (`{code}`) |")
         if total > LISTED:
             lines += ["", _t(N_("The first %(listed)s of %(total)s problems are listed; all are in the CSV file."),
                              listed=LISTED, total=total)]
@@ -90,18 +101,19 @@ def check_report(staged: Staged, source: str) -> str:
 
 
 def load_report(staged: Staged, source: str, result, reconciliations) -> str:
-    lines = [check_report(staged, source).rstrip("\n"), "", f"## {_t(T_LOAD)}", ""]
+    lines = [check_report(staged, source, T_LOAD_OF).rstrip("\n"), "", f"## {_t(T_LOAD)}", ""]
     if result is None or not result.regions:
         lines.append(_t(N_("Nothing was loaded: the folder has problems that concern the whole union.")))
         return "\n".join(lines) + "\n"
     lines += [f"| {_t(T_REGION)} | {_t(T_RESULT)} | {_t(T_SECONDS)} |", "|---|---|---:|"]
-    lines += [f"| {r.code} {r.name} | {_t(STATUS_TEXT[r.status])} | {r.seconds:.1f} |" for r in result.regions]
+    lines += [f"| {r.code} {r.name} | {_t(STATUS_TEXT[r.status])}{': ' + _cell(r.error) if r.error else ''} | "
+              f"{r.seconds:.1f} |" for r in result.regions]
     lines += ["", f"## {_t(T_RECONCILIATION)}", ""]
     for item in reconciliations:
         if not item.differences:
             lines.append(f"- {item.region_org_code} {item.name}: {_t(T_NO_DIFFERENCES)}")
         for what, source_count, loaded in item.differences:
-            lines.append(f"- {item.region_org_code} {item.name}: {what} — "
+            lines.append(f"- {item.region_org_code} {item.name}: {reconciler_label(what)} — "
                          f"{_t(T_IN_THE_FILES_SOURCE_S_IN_THE_REGISTRY_LO, source=source_count, loaded=loaded)}")
     return "\n".join(lines) + "\n"
 

@@ -70,9 +70,12 @@ class Source:
         except (zipfile.BadZipFile, OSError, ValueError):
             raise SourceError(N_("%(path)s is neither a folder nor a zip archive that can be read"),
                               code="zip_damaged", path=self.path.name) from None
-        if len(entries) > MAX_ENTRIES or sum(e.file_size for e in entries) > MAX_UNPACKED_BYTES:
-            raise SourceError(N_("The archive unpacks to more than it may (%(limit)s GB): it is damaged or a "
-                                 "zip bomb"), code="zip_bomb", limit=MAX_UNPACKED_BYTES // 1024 ** 3)
+        if len(entries) > MAX_ENTRIES:
+            raise SourceError(N_("The archive holds more than %(limit)s files: give only the exchange files"),
+                              code="zip_too_many_entries", limit=MAX_ENTRIES)
+        if sum(e.file_size for e in entries) > MAX_UNPACKED_BYTES:
+            raise SourceError(N_("The archive unpacks to more than %(limit)s GB: it is damaged or a zip bomb"),
+                              code="zip_bomb", limit=MAX_UNPACKED_BYTES // 1024 ** 3)
         names = {spec.name for spec in md.FILES.values()}
         for entry in entries:
             if entry.is_dir():
@@ -80,8 +83,8 @@ class Source:
             if entry.flag_bits & 0x1:
                 raise SourceError(N_("The archive is encrypted: give it without a password"), code="zip_damaged")
             if entry.file_size > 1024 * 1024 and entry.file_size > MAX_RATIO * max(entry.compress_size, 1):
-                raise SourceError(N_("The archive unpacks to more than it may (%(limit)s GB): it is damaged or a "
-                                     "zip bomb"), code="zip_bomb", limit=MAX_UNPACKED_BYTES // 1024 ** 3)
+                raise SourceError(N_("%(file)s in the archive inflates more than %(ratio)s times: a zip bomb, not "
+                                     "a table"), code="zip_bomb", file=entry.filename[:100], ratio=MAX_RATIO)
             base = entry.filename.rsplit("/", 1)[-1]
             if base in names and entry.filename.count("/") <= 1:
                 if base in self._entries:
@@ -93,6 +96,10 @@ class Source:
         name = md.FILES[kind].name
         if self._zip is None:
             path = self.path / name
+            if path.is_symlink():
+                # Read what the folder holds, not what a link points at (/etc/passwd…).
+                raise SourceError(N_("%(file)s is a symbolic link: put the file itself in the folder"),
+                                  code="file_symlink", file=name)
             return path.open("rb") if path.is_file() else None
         entry = self._entries.get(name)
         return _BoundedEntry(self._zip.open(entry), name) if entry else None
@@ -129,6 +136,8 @@ class _BoundedEntry(io.RawIOBase):
 def _sniff_encoding(head: bytes, name: str) -> None:
     """Refuse a file that is not UTF-8, naming Windows-1251 (what Excel on Russian Windows
     writes) when that is what it is."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head[:200]:
+        raise SourceError(N_("%(file)s is not in UTF-8: save it again as UTF-8"), code="encoding_not_utf8", file=name)
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         return
@@ -138,9 +147,11 @@ def _sniff_encoding(head: bytes, name: str) -> None:
         text = head.decode("cp1251")
     except UnicodeDecodeError:
         text = ""
-    # What is not ASCII is nearly all Cyrillic letters when the file is Windows-1251 Russian.
+    # What is not ASCII is nearly all Cyrillic letters when the file is Windows-1251 Russian, and
+    # mostly small ones (KOI8-R read as Windows-1251 is mostly capitals).
     others = [c for c in text if not c.isascii()]
-    if others and sum("а" <= c.lower() <= "я" or c in "ёЁ" for c in others) > 0.8 * len(others):
+    cyrillic = [c for c in others if "а" <= c.lower() <= "я" or c in "ёЁ"]
+    if others and len(cyrillic) > 0.8 * len(others) and sum(c.islower() for c in cyrillic) > len(cyrillic) / 2:
         raise SourceError(N_("%(file)s is in Windows-1251, not UTF-8: save it again as UTF-8"),
                           code="encoding_cp1251", file=name)
     raise SourceError(N_("%(file)s is not in UTF-8: save it again as UTF-8"), code="encoding_not_utf8", file=name)
@@ -177,10 +188,12 @@ def read_rows(stream: BinaryIO, spec: md.FileSpec) -> Iterator[tuple[int, dict[s
         columns = [h.strip().lower() for h in header]
         unknown = [c for c in columns if c not in spec.columns]
         missing = [c for c in spec.required if c not in columns]
-        if unknown or missing or len(set(columns)) != len(columns):
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if unknown or missing or repeated:
             raise SourceError(N_("The header of %(file)s is wrong (unknown: %(unknown)s; missing: %(missing)s; "
-                                 "columns may not repeat). Expected: %(expected)s"), code="header_invalid",
-                              file=spec.name, unknown=", ".join(unknown) or "—", missing=", ".join(missing) or "—",
+                                 "repeated: %(repeated)s). Expected: %(expected)s"), code="header_invalid",
+                              file=spec.name, unknown=", ".join(unknown)[:200] or "—",
+                              missing=", ".join(missing) or "—", repeated=", ".join(repeated)[:200] or "—",
                               expected=",".join(spec.columns))
         absent = [c for c in spec.columns if c not in columns]
         count = 0

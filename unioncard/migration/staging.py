@@ -52,6 +52,7 @@ class Organisation:
     data: md.OrganisationRow
     region: str | None = None      # the code of its regional organisation (itself for a region)
     depth: int = 0
+    bad: bool = False              # its row was refused: placed in the tree only to find its region
 
 
 @dataclass
@@ -201,7 +202,9 @@ def stage(source_path: Path, *, today: date, card_prefixes: tuple[str, ...], wor
         reopened = _reopen(path, today)
         if reopened is not None:
             return reopened
-        path.unlink(missing_ok=True)
+        # One reading is kept at a time (each is as large as the folder): an older one goes.
+        for old in Path(work_dir).glob("migration-*.sqlite*"):
+            old.unlink(missing_ok=True)
     else:
         handle, name = tempfile.mkstemp(prefix="unioncard-migration-", suffix=".sqlite", dir=work_dir)
         os.close(handle)
@@ -406,7 +409,12 @@ class _Reader:
                     elif len(value) > md.MAX_CELL:
                         bad.append(md.Problem(N_("The cell is longer than %(limit)s characters"),
                                               code="cell_too_long", column=column, limit=md.MAX_CELL))
-            yield number, ({k: v.strip() for k, v in cells.items()} if not bad else None), bad
+            cells = {k: v.strip() for k, v in cells.items()}
+            bad.extend(md.Problem(md.CELL_REQUIRED, code="cell_required", column=column)
+                       for column in spec.required if not cells[column] and not any(p.column == column for p in bad))
+            # The cells go on even with problems: the row's member or organisation still says
+            # which region the problem is of.
+            yield number, cells, bad
         if self.progress:
             self.progress(spec.name, count % 100_000)
         self.staged.rows_read[spec.kind] = count
@@ -415,18 +423,22 @@ class _Reader:
 
     def read_organisations(self, spec, rows):
         orgs = self.staged.organisations
+        pending = []
         for number, cells, problems in rows:
             row = None
-            if cells is not None:
+            if cells is not None and not problems:
                 row, problems = md.parse_organisation(cells, self.staged.today)
+            if row is None and cells is not None:
+                # A refused row still takes its place in the tree, so that its problem (and its
+                # members') is its region's, not the whole union's.
+                row = md.placeholder_organisation(cells)
             if row is not None and row.code in orgs:
                 problems = [md.Problem(N_("The code %(value)s is already in row %(row)s"), code="code_duplicate",
                                        column="code", value=row.code, row=orgs[row.code].row)]
                 row = None
-            for problem in problems:
-                self.problem(spec.name, number, problem, None)
             if row is not None:
-                orgs[row.code] = Organisation(number, row)
+                orgs[row.code] = Organisation(number, row, bad=bool(problems))
+            pending.extend((number, problem, row.code if row is not None else None) for problem in problems)
         centrals = [o for o in orgs.values() if o.data.level == rd.Level.CENTRAL]
         if len(centrals) != 1:
             self.problem(spec.name, centrals[1].row if centrals[1:] else 1, md.Problem(
@@ -435,6 +447,18 @@ class _Reader:
         self.staged.central = centrals[0] if centrals else None
         for org in list(orgs.values()):
             self.place(org)
+        for number, problem, code in pending:
+            region = orgs[code].region if code in orgs else None
+            self.problem(spec.name, number, problem, region or UNION_WIDE)
+        first_of_digits = {}
+        for region in sorted((o for o in orgs.values() if o.data.level == rd.Level.REGIONAL), key=lambda o: o.row):
+            digits = region.data.region
+            if digits and digits in first_of_digits:
+                self.problem(spec.name, region.row, md.Problem(
+                    N_("The region code %(value)s is already the code of %(other)s (row %(row)s)"),
+                    code="region_code_duplicate", column="region", value=digits,
+                    other=first_of_digits[digits].data.code, row=first_of_digits[digits].row), region.data.code)
+            first_of_digits.setdefault(digits, region)
 
     def place(self, org: Organisation) -> None:
         """Find the organisation's region and depth; name an orphan, a loop, a wrong level."""
@@ -455,13 +479,14 @@ class _Reader:
         elif current.data.parent_code or (org.data.level != rd.Level.CENTRAL and current.data.level != rd.Level.CENTRAL):
             problem = md.Problem(N_("The organisation does not lead up to the central one (a loop or an orphan)"),
                                  code="tree_broken", column="parent_code")
-        elif parent is not None:
+        elif parent is not None and not (org.bad or parent.bad):
             try:
                 rd.check_parent_level(rd.Level(org.data.level), rd.Level(parent.data.level))
             except Exception:  # noqa: BLE001 - a ValidationError: named below with both levels
                 problem = md.Problem(N_("A %(level)s organisation cannot be under a %(parent)s one"),
-                                     code="parent_level_invalid", column="parent_code", level=org.data.level,
-                                     parent=parent.data.level)
+                                     code="parent_level_invalid", column="parent_code",
+                                     level=translate(rd.LEVEL_LABELS[rd.Level(org.data.level)]).lower(),
+                                     parent=translate(rd.LEVEL_LABELS[rd.Level(parent.data.level)]).lower())
         if problem is None and region is not None and org.data.region and org.data.region != region.data.region:
             problem = md.Problem(N_("The region code %(value)s differs from its regional organisation's %(region)s"),
                                  code="region_mismatch", column="region", value=org.data.region,
@@ -482,13 +507,13 @@ class _Reader:
         for number, cells, problems in rows:
             row = None
             org = self.member_org(cells["organisation_code"]) if cells else None
-            if cells is not None:
+            if cells is not None and not problems:
                 row, problems = md.parse_member(cells, self.staged.today)
             if row is not None and org is None:
                 problems = [md.Problem(N_("The organisation %(value)s is not in organisations.csv"),
                                        code="organisation_unknown", column="organisation_code",
                                        value=row.organisation_code)]
-            elif row is not None and org.data.level not in MEMBER_LEVELS:
+            elif row is not None and org.data.level not in MEMBER_LEVELS and not org.bad:
                 problems = [md.Problem(N_("Members are registered in primary organisations and their "
                                           "subdivisions, not in %(value)s"), code="member_org_level",
                                        column="organisation_code", value=org.data.code)]
@@ -519,7 +544,7 @@ class _Reader:
         width = None
         for number, cells, problems in rows:
             row = None
-            if cells is not None:
+            if cells is not None and not problems:
                 row, problems = parse(cells)
             for problem in problems:
                 self.problem(spec.name, number, problem, None, cells.get("member_id") if cells else None)
@@ -573,11 +598,14 @@ class _Reader:
               "FROM member GROUP BY member_id HAVING count(*) > 1) f ON f.member_id = m.member_id "
               "WHERE m.row > f.first", N_("The member id is already in row %(row)s"), "member_id_duplicate",
               "member_id", row=0)
+        # Every row of one person is named (a person in two regions holds both back, not only the
+        # second), each pointing at another of them.
         named(names[md.MEMBERS],
-              "SELECT m.row, m.region, m.member_id, f.first, f.org FROM member m JOIN (SELECT ikey, min(row) AS first, "
-              "min(org_code) AS org FROM member WHERE ikey IS NOT NULL GROUP BY ikey HAVING count(*) > 1) f "
-              "ON f.ikey = m.ikey WHERE m.row > f.first",
-              N_("The same person (name and birth date) is already in row %(row)s, organisation %(org)s: one "
+              "SELECT m.row, m.region, m.member_id, o.row, o.org_code FROM member m JOIN (SELECT ikey FROM member "
+              "WHERE ikey IS NOT NULL GROUP BY ikey HAVING count(*) > 1) d ON d.ikey = m.ikey "
+              "JOIN member o ON o.ikey = m.ikey AND o.row = (SELECT min(x.row) FROM member x WHERE x.ikey = m.ikey "
+              "AND x.row <> m.row)",
+              N_("The same person (name and birth date) is also in row %(row)s, organisation %(org)s: one "
                  "person is registered once"), "person_duplicate", None, row=0, org=0)
         for table in ("consent", "card", "position"):
             named(names[{"consent": md.CONSENTS, "card": md.CARDS, "position": md.POSITIONS}[table]],
@@ -605,6 +633,12 @@ class _Reader:
               f"consent s WHERE s.member_id = c.member_id AND s.section = '{rd.ConsentSection.PROCESSING}')",
               N_("The member %(value)s holds a card without consent to processing (section 1)"),
               "card_without_consent", "member_id", value=0)
+        for table, column, file in (("consent", "given_on", md.CONSENTS), ("card", "ordered_on", md.CARDS),
+                                    ("position", "starts_on", md.POSITIONS)):
+            named(names[file],
+                  f"SELECT t.row, m.region, t.member_id, t.{column} FROM {table} t JOIN member m ON m.member_id = "
+                  f"t.member_id WHERE m.birth_date IS NOT NULL AND t.{column} < m.birth_date",
+                  N_("The date %(value)s is before the member's birth"), "date_before_birth", column, value=0)
         named(names[md.POSITIONS],
               "SELECT p.row, p.region, p.member_id, p.member_id FROM position p JOIN member m ON m.member_id = "
               "p.member_id WHERE m.region IS NOT p.region AND m.ikey IS NOT NULL",

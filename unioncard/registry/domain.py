@@ -288,6 +288,9 @@ def validate_person_name(surname, given_name, patronymic) -> PersonName:
         raise ValidationError(N_("Given name is required"), code="given_name_required", field="given_name")
     for field_name, value in (("surname", surname), ("given_name", given_name), ("patronymic", patronymic)):
         problem = _name_problem(value) if value else None
+        if problem == "too_long":
+            raise ValidationError(N_("The name “%(value)s” is longer than 100 characters"), code="name_too_long",
+                                  field=field_name, value=value[:40] + "…")
         if problem == "invalid":
             raise ValidationError(
                 N_("The name “%(value)s” may contain only letters, spaces, hyphens and apostrophes"),
@@ -308,8 +311,9 @@ def _name_problem(value: str):
     """None for a good name part, "invalid", or (word, odd letters) for mixed scripts. Cached:
     a registry of millions has a few hundred thousand distinct surnames, names and patronymics,
     and the look-up of each letter's script is most of the cost of a member list's check."""
-    if len(value) > 100 or not _NAME_PATTERN.match(value) \
-            or any(_script(c) not in ("LATIN", "CYRILLIC") for c in value if c.isalpha()):
+    if len(value) > 100:
+        return "too_long"
+    if not _NAME_PATTERN.match(value) or any(_script(c) not in ("LATIN", "CYRILLIC") for c in value if c.isalpha()):
         return "invalid"
     for word in re.split(r"[ '\-]", value):
         odd = mixed_script_letters(word)
@@ -392,7 +396,7 @@ def validate_phone(value: str | None) -> str | None:
     digits = re.sub(r"[\s()\-]", "", raw)
     if digits.startswith("+"):
         digits = digits[1:]
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):  # "١٢٣" and full-width digits are digits to Python
         raise ValidationError(N_("Phone “%(value)s” is not valid"), code="phone_invalid", field="phone", value=raw)
     if len(digits) == 10:
         digits = "7" + digits
