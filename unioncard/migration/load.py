@@ -12,9 +12,11 @@ on SQLite; ids come from the tables' sequences, so the load may run beside a wor
 from __future__ import annotations
 
 import json
+import os
 import time as time_module
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import func, insert, select, text
@@ -175,15 +177,25 @@ class _Writer:
         self.pending = 0
 
 
+class ReservationExceeded(Exception):
+    """More rows than the region's counts said: a bug, the region is rolled back."""
+
+
 class _Ids:
     """New ids for a table, after the largest in use or handed out by its sequence. The region's
     transaction holds the tables' write lock (PostgreSQL: LOCK TABLE … SHARE ROW EXCLUSIVE;
     SQLite: the database's one write lock), so nobody else takes an id meanwhile; the sequence is
     moved past the ids used when the region is done."""
 
-    def __init__(self, conn: Connection, table: str):
+    def __init__(self, conn: Connection, table: str, reserved: tuple[int, int] | None = None):
         self.conn, self.table = conn, table
         self.is_pg = conn.dialect.name == "postgresql"
+        self.limit = None
+        if reserved is not None:
+            # A block taken beforehand (_reserve): nothing to look up, nothing to move after.
+            self.first = self.next = reserved[0]
+            self.limit, self.is_pg = reserved[0] + reserved[1], False
+            return
         highest = conn.scalar(text(f"SELECT max(id) FROM {table}")) or 0
         if self.is_pg:
             sequence = conn.scalar(text(f"SELECT pg_get_serial_sequence('{table}', 'id')"))
@@ -194,6 +206,8 @@ class _Ids:
 
     def take(self) -> int:
         self.next += 1
+        if self.limit is not None and self.next > self.limit:
+            raise ReservationExceeded(self.table)
         return self.next - 1
 
     def close(self) -> None:
@@ -209,8 +223,10 @@ def _details(file: str, row: int, **more) -> str:
 
 def load(engine: Engine, staged: Staged, *, source_name: str, own_prefix: str = cardnumber.DEFAULT_ISSUER_PREFIX,
          progress: Callable[[int], None] | None = None,
-         on_region: Callable[[RegionOutcome], None] | None = None) -> LoadResult:
-    """Load every region without problems that is not loaded yet; see the module's text."""
+         on_region: Callable[[RegionOutcome], None] | None = None, workers: int | None = None) -> LoadResult:
+    """Load every region without problems that is not loaded yet; see the module's text. On
+    PostgreSQL ``workers`` processes (one per core unless said) load regions side by side, each
+    region still in one transaction of its own."""
     result = LoadResult()
     loaded = compare_with_registry(engine, staged)
     by_region = staged.problems_by_region()
@@ -220,6 +236,7 @@ def load(engine: Engine, staged: Staged, *, source_name: str, own_prefix: str = 
     held = bool(result.union_wide_problems) or staged.central is None
     central_id = None if held else _central(engine, staged)
     counts = staged.counts()
+    pending = []
     for region in staged.regions:
         code = region.data.code
         outcome = RegionOutcome(code, region.data.name, "refused", by_region.get(code, 0))
@@ -232,36 +249,141 @@ def load(engine: Engine, staged: Staged, *, source_name: str, own_prefix: str = 
         elif code in loaded:
             outcome.status = "unchanged"
         else:
-            started = time_module.monotonic()
-            try:
-                with engine.begin() as conn:
-                    _load_region(conn, staged, region, central_id, source_name, counts[code], own_prefix, progress,
-                                 started)
-                outcome.status, outcome.seconds = "loaded", time_module.monotonic() - started
-            except DBAPIError as exc:
-                # The region's transaction is rolled back whole; the others go on. The database's
-                # own words are kept for the operator (a rule the check does not know of).
-                outcome.status, outcome.error = "failed", str(exc.orig).splitlines()[0][:300]
+            pending.append((region, outcome))
+            continue
         result.regions.append(outcome)
         if on_region:
             on_region(outcome)
+    workers = min(workers or os.cpu_count() or 1, len(pending)) if engine.dialect.name == "postgresql" else 1
+    if workers > 1:
+        _load_side_by_side(engine, staged, pending, central_id, source_name, counts, own_prefix, workers,
+                           progress, on_region, result)
+    else:
+        for region, outcome in pending:
+            _load_one(engine, staged, region, outcome, central_id, source_name, counts[region.data.code], own_prefix,
+                      progress)
+            result.regions.append(outcome)
+            if on_region:
+                on_region(outcome)
+    order = {region.data.code: i for i, region in enumerate(staged.regions)}
+    result.regions.sort(key=lambda r: order[r.code])
     if engine.dialect.name == "postgresql" and result.count("loaded"):
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     return result
 
 
+def _load_one(engine: Engine, staged: Staged, region, outcome: RegionOutcome, central_id: int, source_name: str,
+              counts, own_prefix: str, progress) -> RegionOutcome:
+    started = time_module.monotonic()
+    try:
+        reserved = _reserve(engine, _needs(counts)) if engine.dialect.name == "postgresql" else None
+        with engine.begin() as conn:
+            _load_region(conn, staged, region, central_id, source_name, counts, own_prefix, progress, started,
+                         reserved)
+        outcome.status, outcome.seconds = "loaded", time_module.monotonic() - started
+    except DBAPIError as exc:
+        # The region's transaction is rolled back whole; the others go on. The database's own
+        # words are kept for the operator (a rule the check does not know of).
+        outcome.status, outcome.error = "failed", str(exc.orig).splitlines()[0][:300]
+    except ReservationExceeded as exc:
+        outcome.status, outcome.error = "failed", f"more rows than counted: {exc}"
+    return outcome
+
+
+# --- regions side by side (PostgreSQL): one process per core, each with its own connection -----------
+
+_WORKER: dict = {}
+
+
+def _worker_start(scratch: str, today: date, url: str) -> None:
+    try:  # die with the parent (a load killed with -9 must not leave loaders behind)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    from unioncard import db as database
+    from unioncard.migration.staging import reopen
+
+    _WORKER["staged"] = reopen(Path(scratch), today)
+    _WORKER["engine"] = database.make_engine(url)
+
+
+def _worker_load(code: str, name: str, central_id: int, source_name: str, counts, own_prefix: str):
+    staged = _WORKER["staged"]
+    region = staged.organisations[code]
+    outcome = _load_one(_WORKER["engine"], staged, region, RegionOutcome(code, name, "refused"), central_id,
+                        source_name, counts, own_prefix, None)
+    return outcome
+
+
+def _load_side_by_side(engine, staged, pending, central_id, source_name, counts, own_prefix, workers, progress,
+                       on_region, result) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    staged.db.commit()
+    url = engine.url.render_as_string(hide_password=False)
+    # The largest regions first, so that the two cores finish together.
+    pending = sorted(pending, key=lambda item: -counts[item[0].data.code].members)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_start,
+                             initargs=(str(staged.path), staged.today, url)) as pool:
+        futures = {pool.submit(_worker_load, region.data.code, region.data.name, central_id, source_name,
+                               counts[region.data.code], own_prefix): outcome for region, outcome in pending}
+        for future in as_completed(futures):
+            outcome = futures[future]
+            done = future.result()
+            outcome.status, outcome.seconds, outcome.error = done.status, done.seconds, done.error
+            if progress:
+                progress(counts[outcome.code].members)
+            result.regions.append(outcome)
+            if on_region:
+                on_region(outcome)
+
+
 WRITTEN = tuple(table.name for table in ORDER)
 
 
-def _lock(conn: Connection) -> dict[str, _Ids]:
-    """The written tables' write lock (readers go on), and an id source for each."""
+def _lock(conn: Connection, reserved: dict | None = None) -> dict[str, _Ids]:
+    """An id source for each written table: from blocks reserved beforehand (PostgreSQL, where
+    regions load side by side), or under the tables' write lock (SQLite's one writer; readers
+    go on)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(f"LOCK TABLE {', '.join(WRITTEN)} IN SHARE ROW EXCLUSIVE MODE"))
         # A region is one transaction: losing its commit in a crash loses the whole region,
         # which the next run loads again; nothing half-written can remain.
         conn.execute(text("SET LOCAL synchronous_commit = off"))
-    return {name: _Ids(conn, name) for name in WRITTEN}
+        if reserved is None:
+            conn.execute(text(f"LOCK TABLE {', '.join(WRITTEN)} IN SHARE ROW EXCLUSIVE MODE"))
+    return {name: _Ids(conn, name, reserved.get(name) if reserved else None) for name in WRITTEN}
+
+
+def _needs(counts) -> dict[str, int]:
+    """How many ids of each table a region takes, from its counts (an upper bound)."""
+    cards = sum(counts.cards.values())
+    revoking = sum(n for status, n in counts.cards.items() if status in REVOKING)
+    return {"organisation": counts.organisations, "organisation_parent_history": counts.organisations,
+            "person": counts.members, "membership": counts.members, "consent": sum(counts.consents.values()),
+            "card": cards, "card_event": cards, "revocation": revoking, "chairperson_term": counts.positions,
+            "activist_position": counts.positions,
+            "audit_entry": counts.organisations + counts.members + cards + counts.positions}
+
+
+def _reserve(engine: Engine, needs: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Blocks of ids for one region, taken in a short transaction of their own: the tables' write
+    lock for a moment, each sequence moved past its block. Ids of a region that then fails are
+    never used (gaps are harmless)."""
+    blocks = {}
+    with engine.begin() as conn:
+        conn.execute(text(f"LOCK TABLE {', '.join(WRITTEN)} IN SHARE ROW EXCLUSIVE MODE"))
+        for table in WRITTEN:
+            ids = _Ids(conn, table)
+            count = needs.get(table, 0)
+            blocks[table] = (ids.first, count)
+            if count:
+                conn.execute(text(f"SELECT setval('{ids.sequence}', {ids.first + count - 1})"))
+    return blocks
 
 
 def _central(engine: Engine, staged: Staged) -> int:
@@ -286,9 +408,9 @@ def _central(engine: Engine, staged: Staged) -> int:
 
 
 def _load_region(conn: Connection, staged: Staged, region, central_id: int, source_name: str, counts,
-                 own_prefix: str, progress, started: float) -> None:
+                 own_prefix: str, progress, started: float, reserved: dict | None = None) -> None:
     now, today = clock.now(), clock.today()
-    ids = _lock(conn)
+    ids = _lock(conn, reserved)
     load_id = conn.execute(insert(MigrationLoad.__table__).values(
         region_org_code=region.data.code, region_code=region.data.region, organisation_id=0, source_name=source_name,
         source_sha256=staged.region_digest(region.data.code),

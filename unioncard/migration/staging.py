@@ -199,7 +199,7 @@ def stage(source_path: Path, *, today: date, card_prefixes: tuple[str, ...], wor
     reading again (``migrate load`` after ``migrate check``, or a load resumed after a kill)."""
     if reuse and work_dir is not None:
         path = Path(work_dir) / f"migration-{fingerprint(source_path, today, card_prefixes)[:24]}.sqlite"
-        reopened = _reopen(path, today)
+        reopened = reopen(path, today)
         if reopened is not None:
             return reopened
         # One reading is kept at a time (each is as large as the folder): an older one goes.
@@ -248,7 +248,7 @@ def _remember(staged: Staged) -> None:
     db.execute("PRAGMA synchronous=NORMAL")
 
 
-def _reopen(path: Path, today: date) -> Staged | None:
+def reopen(path: Path, today: date) -> Staged | None:
     if not path.exists():
         return None
     try:
