@@ -17,6 +17,9 @@ from typing import Protocol
 from unioncard.hardware.errors import (CardCommunicationError, CardRemoved, DeviceConfigError, NoCard,
                                        NoReader)
 
+# How long a failed exchange waits for pcscd to report the card gone before calling it a fault.
+REMOVAL_NOTICE_SECONDS = 0.5
+
 POLL_SECONDS = 0.05
 
 
@@ -127,10 +130,17 @@ class PcscSession:
             data, sw1, sw2 = self.connection.transmit(list(apdu))
         except CardConnectionException as exc:
             # A failed exchange with a card that is gone is a removal; pcscd invalidates the
-            # handle, so asking for its status tells the two apart.
-            if not self._still_there():
-                raise CardRemoved() from None
-            raise CardCommunicationError(detail=str(exc)[:120]) from None
+            # handle, so asking for its status tells the two apart. pcscd notices a removal a
+            # moment after the exchange fails, so it is asked for a little while.
+            import time
+
+            deadline = time.monotonic() + REMOVAL_NOTICE_SECONDS
+            while True:
+                if not self._still_there():
+                    raise CardRemoved() from None
+                if time.monotonic() >= deadline:
+                    raise CardCommunicationError(detail=str(exc)[:120]) from None
+                time.sleep(0.05)
         return bytes(data), (sw1 << 8) | sw2
 
     def _still_there(self) -> bool:
