@@ -17,7 +17,7 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from benchkit import report
@@ -62,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         stores = keys(Path(folder))
         entries = roster(args.roster, rng)
-        info = eb.EventInfo(1, "BENCH", "XI съезд Профсоюза", date.today(), date.today() + timedelta(days=2),
+        info = eb.EventInfo(1, "BENCH", "XI съезд Профсоюза", clock.today(), clock.today() + timedelta(days=2),
                             "Москва", "roster")
         now = clock.now()
         data = eb.build(stores.operational, info, version=1, issued_at=now, expires_at=now + timedelta(days=3),

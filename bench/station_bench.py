@@ -69,7 +69,7 @@ def bench_bundle(stores, cards: int) -> bytes:
     revoked = union_numbers(cards)
     roster = [eb.RosterEntry(cardnumber.build(cardnumber.DEFAULT_ISSUER_PREFIX, "23", 500_000 + i),
                              f"Делегатова Анна Сергеевна {i}", "delegate", "23") for i in range(3000)]
-    info = eb.EventInfo(1, "BENCH", "XI съезд", date.today(), date.today(), "Москва", "roster")
+    info = eb.EventInfo(1, "BENCH", "XI съезд", clock.today(), clock.today(), "Москва", "roster")
     now = clock.now()
     started = time.perf_counter()
     data = eb.build(stores.operational, info, version=1, issued_at=now, expires_at=now + timedelta(days=1),
@@ -200,7 +200,7 @@ def bench_sync(args, stores, desks: int = 8, per_desk: int = 1000) -> None:
         with db.UnitOfWork(sessions) as uow:
             ceremony.export_trust(uow, system, stores, timedelta(days=30))
             event = checkin.create_event(uow, system, code="BENCH", name="Съезд", kind="congress",
-                                         organisation_id=central.id, starts_on=date.today(), ends_on=date.today(),
+                                         organisation_id=central.id, starts_on=clock.today(), ends_on=clock.today(),
                                          venue="Москва", admission="members")
             tokens = [checkin.enrol_station(uow, system, event.id, f"Стол {i + 1}")[1] for i in range(desks)]
             uow.commit()

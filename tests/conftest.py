@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from datetime import date
 
 import pytest
 from sqlalchemy import text
 
 from unioncard import db
+from unioncard.clock import today as union_today
 from unioncard.models import metadata
 from unioncard.registry.actor import Actor
 
@@ -111,7 +111,7 @@ def tree(make_uow, system):
 
 @pytest.fixture
 def today():
-    return date.today()
+    return union_today()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
+from unioncard.clock import today as union_today
 
 from sqlalchemy import select
 
@@ -73,8 +74,8 @@ def make_event(make_uow, tree, stores, *, admission: str = "roster", roster: lis
     actor = Actor.system("test")
     with make_uow() as uow:
         event = checkin.create_event(uow, actor, code=code, name="XI съезд Профсоюза", kind="congress",
-                                     organisation_id=tree.central, starts_on=date.today(),
-                                     ends_on=date.today() + timedelta(days=1), venue="Москва, Ленинский пр., 42",
+                                     organisation_id=tree.central, starts_on=union_today(),
+                                     ends_on=union_today() + timedelta(days=1), venue="Москва, Ленинский пр., 42",
                                      admission=admission)
         if roster:
             result = checkin.import_roster(uow, actor, event.id, [(i, n, role) for i, n in enumerate(roster, 2)])

@@ -3,6 +3,7 @@ other organisation's and member's id: all must answer 404, exactly as for ids th
 and nothing may change. Own objects must work, so the sweep cannot pass by accident."""
 
 from datetime import date
+from unioncard.clock import today as union_today
 
 from sqlalchemy import func, select
 
@@ -53,7 +54,7 @@ def test_chairperson_cannot_reach_other_organisations_or_members(web, tree, sess
     card_ids = _cards(tree, make_uow, system)
     web.login("chair_a")
     own = {"organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": card_ids["ivanov"],
-           "year": date.today().year, "position_id": 1}
+           "year": union_today().year, "position_id": 1}
     foreign_orgs = [tree.central, tree.region_a, tree.territorial_a, tree.primary_a2, tree.region_b, tree.primary_b,
                     987654]
     foreign_members = [tree.members["petrov"], tree.members["sidorova"], 987654]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
+from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import func, select
@@ -263,7 +264,7 @@ def test_consent_withdrawal_cancels_orders_and_revokes_cards(consenting, make_uo
     plastic = order(make_uow, chair, tree.members["ivanov"]).ordered[0]
     produce(make_uow, tree, plastic.id)
     virtual = order(make_uow, chair, tree.members["ivanov"], kind=CardKind.VIRTUAL).ordered[0]
-    run(make_uow, registry.withdraw_consent, system, tree.members["ivanov"], "processing", date.today())
+    run(make_uow, registry.withdraw_consent, system, tree.members["ivanov"], "processing", union_today())
     assert status(session_factory, plastic.id) == "revoked"
     assert status(session_factory, virtual.id) == "cancelled"
     assert order(make_uow, chair, tree.members["ivanov"]).refused[0].code == "consent_missing"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 from datetime import date, datetime, timedelta, timezone
+from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import select
@@ -68,12 +69,12 @@ def test_an_unparsable_quorum_rule_is_refused_when_the_event_is_saved(make_uow, 
     with make_uow() as uow:
         with pytest.raises(ValidationError) as refused:
             checkin.create_event(uow, Actor.system("test"), code="Q1", name="Съезд", kind="congress",
-                                 organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                 organisation_id=tree.central, starts_on=union_today(), ends_on=union_today(),
                                  venue="Москва", admission="roster", quorum_rule="две трети")
         assert refused.value.code == "quorum_rule_invalid" and "две трети" in refused.value.render()
         with pytest.raises(ValidationError):
             checkin.create_event(uow, Actor.system("test"), code="Q2", name="Съезд", kind="congress",
-                                 organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                 organisation_id=tree.central, starts_on=union_today(), ends_on=union_today(),
                                  venue="Москва", admission="roster", badge_modes={"delegate": "sometimes"})
 
 
@@ -130,7 +131,7 @@ def test_a_delegate_of_day_one_is_green_on_day_two(make_uow, tree, union, tmp_pa
     station.accept_bundle(publish(make_uow, event_id, union), root_public_key(union))
     offset = timedelta(minutes=station.bundle.event.utc_offset)
     assert station.bundle.event.utc_offset == 180  # the organiser (central) is in Moscow time
-    today_noon = datetime.combine(date.today(), datetime.min.time(), tzinfo=timezone.utc).replace(hour=12) - offset
+    today_noon = datetime.combine(union_today(), datetime.min.time(), tzinfo=timezone.utc).replace(hour=12) - offset
     clock.at = today_noon
     assert station.scan(Scan(Source.WEDGE, text=held[0].credential))["code"] == "admitted"
     clock.at = today_noon + timedelta(hours=5)
@@ -138,7 +139,7 @@ def test_a_delegate_of_day_one_is_green_on_day_two(make_uow, tree, union, tmp_pa
     clock.at = today_noon + timedelta(days=1)  # noon of day 2 at the venue
     assert station.scan(Scan(Source.WEDGE, text=held[0].credential))["colour"] == "green"
     # Just before and just after the venue's midnight.
-    midnight = datetime.combine(date.today() + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) - offset
+    midnight = datetime.combine(union_today() + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) - offset
     clock.at = midnight - timedelta(minutes=1)
     assert station.scan(Scan(Source.WEDGE, text=held[1].credential))["code"] == "admitted"
     clock.at = midnight + timedelta(minutes=1)
@@ -177,11 +178,11 @@ def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_j
     by_document = [r for r in rows if r.source == "document"]
     assert len(by_document) == 2 and sorted(r.duplicate for r in by_document) == [False, True]
     assert {r.operator for r in by_document} == {"Оператор Стол 1", "Оператор Стол 2"}
-    assert all(r.event_day == date.today() for r in rows)
+    assert all(r.event_day == union_today() for r in rows)
     # The quorum: four of six elected delegates present (the guest is not counted), 2/3 of 6 = 4.
     with session_factory() as s:
         event = s.get(Event, event_id)
-        status = checkin.quorum_status(s, event, day=date.today())
+        status = checkin.quorum_status(s, event, day=union_today())
         from_journal = len({r.number for r in rows if not r.duplicate and r.number in {c.number for c in held}})
     assert (status.elected, status.present, status.needed, status.reached) == (6, from_journal, 4, True)
     assert from_journal == 4
@@ -199,15 +200,15 @@ def test_two_desks_by_name_offline_give_one_check_in_and_the_quorum_counts_the_j
     with make_uow() as uow:
         checkin.record_absence(uow, Actor.system("test"), event_id, absent.person_id, "болезнь")
         uow.commit()
-    pdf = web.client.get(f"/events/{event_id}/committee.pdf?day={date.today().isoformat()}")
+    pdf = web.client.get(f"/events/{event_id}/committee.pdf?day={union_today().isoformat()}")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
     text = _pdf_text(pdf.data, tmp_path / "committee.pdf")
     assert "мандатной комиссии" in text and "болезнь" in text and "Ёлкина" in text
     assert "Избрано делегатов" in text or "Избранных делегатов" in text
     with session_factory() as s:
-        early = checkin.committee_report(s, Actor.system("test"), event_id, day=date.today(),
+        early = checkin.committee_report(s, Actor.system("test"), event_id, day=union_today(),
                                          at=datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=3))
-        now_report = checkin.committee_report(s, Actor.system("test"), event_id, day=date.today())
+        now_report = checkin.committee_report(s, Actor.system("test"), event_id, day=union_today())
     assert early.quorum.present == 0 and len(early.absent) == 6
     assert now_report.quorum.present == 4 and {d.person_id for d in now_report.absent} >= {absent.person_id}
     assert sum(e for _c, _n, e, _r in now_report.by_region) == 6
@@ -412,11 +413,11 @@ def test_desk_finds_a_delegate_by_name_checks_her_in_by_document_and_prints_her_
         assert (entry["source"], entry["verdict"]) == ("document", "admitted_by_document")
         # The same desk becomes the plenary's entrance (the session came with newer desk data).
         with make_uow() as uow:
-            checkin.add_session(uow, Actor.system("test"), event_id, day=date.today(), name="Пленарное заседание")
+            checkin.add_session(uow, Actor.system("test"), event_id, day=union_today(), name="Пленарное заседание")
             uow.commit()
         station.accept_bundle(publish(make_uow, event_id, union))
         page.reload()
-        page.select_option("#mode", label=f"{date.today():%d.%m} · Пленарное заседание")
+        page.select_option("#mode", label=f"{union_today():%d.%m} · Пленарное заседание")
         page.click("#modeform button")
         expect(page.locator("#modeinfo")).to_contain_text("Пленарное заседание")
         page.fill("#scan", held[0].credential)
@@ -481,13 +482,13 @@ def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, se
     other_id = make_event(make_uow, tree, stores, code="OTHER")
     system = Actor.system("test")
     with make_uow() as uow:
-        plenary = checkin.add_session(uow, system, event_id, day=date.today(), name="Пленарное заседание",
+        plenary = checkin.add_session(uow, system, event_id, day=union_today(), name="Пленарное заседание",
                                       room="Большой зал").id
-        section = checkin.add_session(uow, system, event_id, day=date.today() + timedelta(days=1),
+        section = checkin.add_session(uow, system, event_id, day=union_today() + timedelta(days=1),
                                       name="Секция «Молодёжь»").id
-        foreign = checkin.add_session(uow, system, other_id, day=date.today(), name="Чужое заседание").id
+        foreign = checkin.add_session(uow, system, other_id, day=union_today(), name="Чужое заседание").id
         with pytest.raises(ValidationError) as refused:
-            checkin.add_session(uow, system, event_id, day=date.today() + timedelta(days=5), name="Потом")
+            checkin.add_session(uow, system, event_id, day=union_today() + timedelta(days=5), name="Потом")
         assert refused.value.code == "session_day"
         uow.commit()
     block(make_uow, [held[2].id])
@@ -531,7 +532,7 @@ def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, se
     # A session removed while a desk still has it: the desk's scans there are taken, not refused,
     # and its later uploads go on (the session no longer counts).
     with make_uow() as uow:
-        evening = checkin.add_session(uow, system, event_id, day=date.today(), name="Вечернее").id
+        evening = checkin.add_session(uow, system, event_id, day=union_today(), name="Вечернее").id
         uow.commit()
     entrance.accept_bundle(publish(make_uow, event_id, stores))
     entrance.set_mode(evening, "in")
@@ -559,7 +560,7 @@ def test_session_doors_record_who_comes_in_and_leaves(served, make_uow, tree, se
         rows = {r.nonce: r for r in s.scalars(select(CheckIn).where(CheckIn.event_id == event_id))}
         assert rows[mine.nonce].undone is False
         assert rows["c" * 32].effective_at <= datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=5)
-        assert rows["c" * 32].event_day == date.today()
+        assert rows["c" * 32].event_day == union_today()
     # An upload naming another event's session is refused whole.
     with make_uow() as uow:
         station_row = checkin.stations(uow.session, event_id)[0]

@@ -127,12 +127,13 @@ _EVENTS: dict = {}
 
 def _event(make_uow, tree):
     from datetime import date
+    from unioncard.clock import today as union_today
 
     key = id(tree)
     if key not in _EVENTS:
         with make_uow() as uow:
             event = checkin.create_event(uow, tree.actors["admin"], code=f"F{key}", name="Фаззинг", kind="seminar",
-                                         organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                         organisation_id=tree.central, starts_on=union_today(), ends_on=union_today(),
                                          venue="—", admission="roster")
             uow.commit()
             _EVENTS[key] = event.id

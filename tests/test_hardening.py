@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import timedelta
+from unioncard.clock import today as union_today
 
 import pytest
 from click.testing import CliRunner
@@ -647,7 +648,7 @@ def test_a_desk_sends_the_credential_it_verified_and_the_staff_see_only_its_name
     scanned, typed = issued_cards(make_uow, tree, 2, stores.operational, organisation="primary_b", prefix="Чужакова")
     with make_uow() as uow:
         event = checkin.create_event(uow, tree.actors["admin"], code="OPEN", name="Открытый семинар", kind="seminar",
-                                     organisation_id=tree.central, starts_on=date.today(), ends_on=date.today(),
+                                     organisation_id=tree.central, starts_on=union_today(), ends_on=union_today(),
                                      venue="Москва", admission="members")
         uow.commit()
         event_id = event.id

@@ -13,6 +13,7 @@ import sys
 import time
 import zipfile
 from datetime import date, timedelta
+from unioncard.clock import today as union_today
 from pathlib import Path
 
 import pytest
@@ -455,8 +456,8 @@ def test_the_desk_takes_a_legacy_number_as_a_typed_number(tmp_path, engine, make
     with make_uow() as uow:
         central = uow.session.scalar(select(Organisation.id).where(Organisation.code == "0"))
         event = checkin.create_event(uow, Actor.system("test"), code="K1", name="Конференция", kind="conference",
-                                     organisation_id=central, starts_on=date.today(),
-                                     ends_on=date.today() + timedelta(days=1), venue="Сочи", admission="members")
+                                     organisation_id=central, starts_on=union_today(),
+                                     ends_on=union_today() + timedelta(days=1), venue="Сочи", admission="members")
         uow.commit()
         event_id = event.id
     data = publish(make_uow, event_id, stores, card_prefixes=PREFIXES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
+from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import func, select
@@ -177,7 +178,7 @@ def test_cards_that_are_not_valid_now(client, issued, make_uow, tree, system):
     assert ask(client, key, number, "Иванов").get_json()["valid"] is False
     other = issued["shchyolokova"][1]
     with make_uow() as uow:
-        registry.deregister_member(uow, system, tree.members["shchyolokova"], date.today(), "own_wish")
+        registry.deregister_member(uow, system, tree.members["shchyolokova"], union_today(), "own_wish")
         uow.commit()
     assert ask(client, key, other, "Щёлокова").get_json()["valid"] is False
 
@@ -189,11 +190,11 @@ def test_a_bonus_programme_partner_needs_consent_section_2(client, issued, make_
     assert ask(client, bonus, number, "Иванов").get_json()["valid"] is False
     assert ask(client, general, number, "Иванов").get_json()["valid"] is True
     with make_uow() as uow:
-        registry.give_consent(uow, system, tree.members["ivanov"], "partner_transfer", date.today(), "electronic")
+        registry.give_consent(uow, system, tree.members["ivanov"], "partner_transfer", union_today(), "electronic")
         uow.commit()
     assert ask(client, bonus, number, "Иванов").get_json()["valid"] is True
     with make_uow() as uow:
-        registry.withdraw_consent(uow, system, tree.members["ivanov"], "partner_transfer", date.today())
+        registry.withdraw_consent(uow, system, tree.members["ivanov"], "partner_transfer", union_today())
         uow.commit()
     assert ask(client, bonus, number, "Иванов").get_json()["valid"] is False
     assert ask(client, general, number, "Иванов").get_json()["valid"] is True
@@ -304,7 +305,7 @@ def test_verify_a_card_by_its_qr_code(client, issued, make_uow, tree, tmp_path):
     assert client.post(VERIFY_QR, json={"credential": "UC1:ABC"}, headers=headers).status_code == 422
     stores = union_keys(tmp_path)
     number = issued["ivanov"][1]
-    signed = credential.issue(stores.operational, number, "Иванов", "Иван", "Иванович", "23", date.today(), "virtual")
+    signed = credential.issue(stores.operational, number, "Иванов", "Иван", "Иванович", "23", union_today(), "virtual")
     no_trust = client.post(VERIFY_QR, json={"credential": signed.qr_text}, headers=headers)
     assert no_trust.status_code == 503 and no_trust.get_json()["error"]["code"] == "trust_bundle_missing"
     with make_uow() as uow:

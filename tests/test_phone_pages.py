@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from datetime import date
+from unioncard.clock import today as union_today
 
 import pytest
 
@@ -73,7 +74,7 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
     from unioncard.registry.models import Membership
     from unioncard.statistics import services as stats
 
-    year = date.today().year
+    year = union_today().year
     with make_uow() as uow:
         stats.open_campaign(uow, tree.actors["admin"], year, date(year + 1, 2, 1))
         stats.save_passport(uow, tree.actors["chair_a"], tree.primary_a, {

@@ -4,7 +4,7 @@ writes into a card's history."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from unioncard.clock import today as union_today
 
 from click.testing import CliRunner
 
@@ -38,7 +38,7 @@ def test_the_card_history_says_in_russian_why_the_system_revoked_it(web, tree, m
     card = issued_cards(make_uow, tree, 1, stores.operational)[0]
     with make_uow() as uow:
         membership_id = registry.active_membership(uow.session, card.person_id).id
-        registry.withdraw_consent(uow, system, membership_id, "processing", date.today())
+        registry.withdraw_consent(uow, system, membership_id, "processing", union_today())
         uow.commit()
     web.login("chair_a")
     page = web.get(f"/cards/{card.id}").get_data(as_text=True)

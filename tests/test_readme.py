@@ -161,6 +161,7 @@ def _prepare(instance: Instance, argv: list[str]) -> tuple[list[str], str]:
 
 def _desk_token(instance: Instance) -> str:
     from datetime import date
+    from unioncard.clock import today as union_today
 
     from unioncard import db
     from unioncard.checkin import services as checkin
@@ -171,8 +172,8 @@ def _desk_token(instance: Instance) -> str:
         with db.UnitOfWork(db.make_session_factory(engine)) as uow:
             central = uow.session.execute(db_text("SELECT id FROM organisation WHERE level = 'central'")).scalar()
             event = checkin.create_event(uow, Actor.system("readme"), code="README-1", name="Съезд из README",
-                                         kind="congress", organisation_id=central, starts_on=date.today(),
-                                         ends_on=date.today(), venue="Москва", admission="members")
+                                         kind="congress", organisation_id=central, starts_on=union_today(),
+                                         ends_on=union_today(), venue="Москва", admission="members")
             _station, token = checkin.enrol_station(uow, Actor.system("readme"), event.id, "Стол 1")
             uow.commit()
             instance.values["EVENT_ID"] = str(event.id)

@@ -1,4 +1,5 @@
 from datetime import date, timedelta
+from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import func, select, text
@@ -98,8 +99,8 @@ def test_future_birth_date_and_bad_dates_refused(tree, make_uow, session_factory
     before = count(session_factory, Person)
     with make_uow() as uow, pytest.raises(ValidationError) as info:
         services.register_member(uow, tree.actors["chair_a"], tree.primary_a,
-                                 person("Новиков", birth=date.today() + timedelta(days=1)), category="working",
-                                 join_date=date.today())
+                                 person("Новиков", birth=union_today() + timedelta(days=1)), category="working",
+                                 join_date=union_today())
     assert info.value.code == "birth_date_future"
     with make_uow() as uow, pytest.raises(ValidationError) as info:
         services.deregister_member(uow, tree.actors["chair_a"], tree.members["ivanov"], date(2010, 1, 1), "own_wish")
@@ -189,11 +190,11 @@ def test_login_blocked_when_term_ends(tree, make_uow, session_factory):
             pass
         m = uow.session.get(Membership, tree.members["ivanov"])
         term = services.appoint_chairperson(uow, admin, tree.primary_a, m.person_id, date(2020, 1, 1),
-                                            date.today() + timedelta(days=1))
+                                            union_today() + timedelta(days=1))
         services.create_user(uow, admin, login="old_chair", password="correct horse battery", full_name="x",
                              role="chairperson", organisation_id=tree.primary_a, chairperson_term_id=term.id)
         # Time passes: the term ended yesterday (a login cannot be made for an ended term at all).
-        term.ends_on = date.today() - timedelta(days=1)
+        term.ends_on = union_today() - timedelta(days=1)
         uow.commit()
     with make_uow() as uow, pytest.raises(services.LoginRefused) as info:
         services.authenticate(uow, "old_chair", "correct horse battery", lockout_threshold=5, lockout_minutes=15)
@@ -228,7 +229,7 @@ def test_guessing_spread_over_many_addresses_locks_the_login_everywhere(tree, ma
 
 def test_remove_organisation_with_members_refused(tree, make_uow):
     with make_uow() as uow, pytest.raises(Conflict) as info:
-        services.remove_organisation(uow, tree.actors["admin"], tree.primary_a, date.today(), "ликвидация")
+        services.remove_organisation(uow, tree.actors["admin"], tree.primary_a, union_today(), "ликвидация")
     assert info.value.code == "org_has_members"
 
 

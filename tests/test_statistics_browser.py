@@ -4,7 +4,7 @@ a figure with its reason and sends it again, the region accepts it; nothing spil
 
 from __future__ import annotations
 
-from datetime import date
+from unioncard.clock import today as union_today
 
 import pytest
 
@@ -18,7 +18,7 @@ def _fits(page) -> None:
 
 
 def test_a_campaign_from_opening_to_acceptance_on_a_phone(browser, live_server, tree):
-    year = date.today().year
+    year = union_today().year
     admin, page = _signed_in(browser, live_server, "admin")
     page.click("header >> text=Статистика")
     page.fill("#year", str(year))

@@ -1,6 +1,7 @@
 import io
 import re
 from datetime import date, timedelta
+from unioncard.clock import today as union_today
 from urllib.parse import unquote
 
 from sqlalchemy import func, select
@@ -76,7 +77,7 @@ def test_expired_term_logs_out_an_open_session(web, tree, session_factory):
     web.login("chair_a")
     assert web.get(f"/registry/org/{tree.primary_a}").status_code == 200
     with session_factory() as s:
-        s.get(UserAccount, tree.users["chair_a"]).valid_until = date.today() - timedelta(days=1)
+        s.get(UserAccount, tree.users["chair_a"]).valid_until = union_today() - timedelta(days=1)
         s.commit()
     assert web.get(f"/registry/org/{tree.primary_a}").status_code == 302
 
@@ -103,10 +104,10 @@ def test_member_search_treats_yo_and_e_alike(web, tree):
 def test_register_member_with_bad_dates_shows_russian_error_and_saves_nothing(web, tree, session_factory):
     web.login("chair_a")
     form = f"/registry/org/{tree.primary_a}/members/new"
-    future = (date.today() + timedelta(days=3)).isoformat()
+    future = (union_today() + timedelta(days=3)).isoformat()
     page = web.post(form, token_from=form, data={
         "surname": "Новикова", "given_name": "Нина", "birth_date": future, "category": "working",
-        "join_date": date.today().isoformat()})
+        "join_date": union_today().isoformat()})
     assert page.status_code == 200 and "в будущем" in text_of(page)
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Membership)) == 4
@@ -116,7 +117,7 @@ def test_register_member_registered_elsewhere_refused_then_transferred(web, tree
     web.login("admin")
     form = f"/registry/org/{tree.primary_a}/members/new"
     data = {"surname": "Сидорова", "given_name": "Мария", "patronymic": "Олеговна", "birth_date": "2003-09-10",
-            "category": "student", "join_date": date.today().isoformat()}
+            "category": "student", "join_date": union_today().isoformat()}
     page = web.post(form, token_from=form, data=data)
     assert "уже состоит на учёте в другой первичной организации" in text_of(page)
     page = web.post(form, token_from=form, data={**data, "transfer": "y"})

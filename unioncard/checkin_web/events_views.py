@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required
 
+from unioncard import clock
 from unioncard.checkin import services as checkin
 from unioncard.checkin_web.input_guard import bounded_id, page_number
 from unioncard.checkin_web.scope import search_text
@@ -74,7 +75,7 @@ def index():
     with _rt().session_factory() as session:
         events = checkin.list_events(session, _actor())
     return render_template("events/index.html", events=events, kinds=checkin.KIND_LABELS,
-                           today=date.today().isoformat())
+                           today=clock.today().isoformat())
 
 
 @bp.route("/", methods=["POST"])
@@ -447,7 +448,6 @@ def _report_moment(session, event):
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
-    from unioncard import clock
     from unioncard.checkin_web.formatting import viewer_zone
 
     day_text = request.args.get("day", "")[:10]

@@ -6,7 +6,6 @@ outside the user's subtree answers 404, exactly like something that does not exi
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, session, url_for
@@ -416,7 +415,7 @@ def export_members(organisation_id: int):
             abort(404)
         uow.commit()
     return send_file(io.BytesIO(content), as_attachment=True,
-                     download_name=f"members-{org.code}-{date.today():%Y%m%d}.xlsx",
+                     download_name=f"members-{org.code}-{clock.today():%Y%m%d}.xlsx",
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
