@@ -724,6 +724,10 @@ from unioncard.migration.commands import migrate_group  # noqa: E402 - the move 
 
 main.add_command(migrate_group)
 
+from unioncard.messaging.commands import messages_group  # noqa: E402 - messages to members
+
+main.add_command(messages_group)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -51,6 +51,15 @@ class Settings:
     rate_limit_storage: str = "memory://"
     login_failures_per_address: str = "20 per 10 minutes"
     api_key_failures_per_address: str = "10 per 10 minutes"
+    # Members asking for sign-in codes from one address (each contact has its own limit too).
+    member_codes_per_address: str = "10 per 10 minutes"
+    # Where messages to members go (unioncard.messaging): e-mail by smtp://user:pass@host:port
+    # (?starttls=1&from=…) or file:DIR (.eml files, the demo); SMS by sms+http(s)://gateway/path
+    # or file:DIR. And how many each channel may send a second.
+    mail_channel: str = ""
+    sms_channel: str = ""
+    mail_per_second: float = 20.0
+    sms_per_second: float = 5.0
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none).
     proxy_hops: int = 0
     extra: dict = field(default_factory=dict)
@@ -121,5 +130,10 @@ def load_settings(**overrides) -> Settings:
         login_failures_per_address=os.environ.get("UNIONCARD_LOGIN_FAILURES_PER_ADDRESS", "20 per 10 minutes"),
         api_key_failures_per_address=os.environ.get("UNIONCARD_API_KEY_FAILURES_PER_ADDRESS", "10 per 10 minutes"),
         proxy_hops=_env_int("UNIONCARD_PROXY_HOPS", 0),
+        member_codes_per_address=os.environ.get("UNIONCARD_MEMBER_CODES_PER_ADDRESS", "10 per 10 minutes"),
+        mail_channel=os.environ.get("UNIONCARD_MAIL") or f"file:{instance_dir / 'outbox'}",
+        sms_channel=os.environ.get("UNIONCARD_SMS") or f"file:{instance_dir / 'outbox'}",
+        mail_per_second=float(os.environ.get("UNIONCARD_MAIL_PER_SECOND") or 20),
+        sms_per_second=float(os.environ.get("UNIONCARD_SMS_PER_SECOND") or 5),
     )
     return settings.with_overrides(**overrides) if overrides else settings

@@ -52,3 +52,9 @@ class PermissionDenied(UnionCardError):
     code = "forbidden"
     message = "You do not have the right to do this"
     http_status = 403
+
+
+class RateLimited(UnionCardError):
+    code = "rate_limited"
+    message = "Too many requests: try again later"
+    http_status = 429

@@ -4,6 +4,8 @@ from unioncard.orm import Base
 from unioncard.checkin import models as checkin_models  # noqa: F401
 from unioncard.hsm import models as hsm_models  # noqa: F401
 from unioncard.issuer import models as issuer_models  # noqa: F401
+from unioncard.members import models as members_models  # noqa: F401
+from unioncard.messaging import models as messaging_models  # noqa: F401
 from unioncard.migration import models as migration_models  # noqa: F401
 from unioncard.partner import models as partner_models  # noqa: F401
 from unioncard.personalization import models as personalization_models  # noqa: F401

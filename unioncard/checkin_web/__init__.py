@@ -121,9 +121,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["csrf"].exempt(station_api.bp)
     app.register_blueprint(station_api.bp)
 
-    from unioncard.checkin_web import partner_api, partners_views, users_views
+    from unioncard.checkin_web import member_views, partner_api, partners_views, users_views
 
     app.register_blueprint(users_views.bp)
+    app.register_blueprint(member_views.bp)
 
     limiter = partner_api.init_app(app, settings, csrf)
     app.register_blueprint(partners_views.bp)
@@ -131,6 +132,14 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.view_functions["auth.login"] = limiter.limit(
         settings.login_failures_per_address, key_func=partner_api.client_address, methods=["POST"],
         scope="login-failures", deduct_when=lambda response: response.status_code == 401)(auth.login)
+    # Members' codes: asking for one is limited per address here and per contact in the service;
+    # guessing one is limited per address here and per code (five tries) in the service.
+    app.view_functions["member.sign_in"] = limiter.limit(
+        settings.member_codes_per_address, key_func=partner_api.client_address, methods=["POST"],
+        scope="member-codes")(member_views.sign_in)
+    app.view_functions["member.code"] = limiter.limit(
+        settings.login_failures_per_address, key_func=partner_api.client_address, methods=["POST"],
+        scope="member-code-failures", deduct_when=lambda response: response.status_code == 401)(member_views.code)
 
     from unioncard.checkin_web import formatting
 

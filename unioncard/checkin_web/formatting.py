@@ -21,11 +21,13 @@ def percent(value) -> str:
 
 def viewer_zone() -> str:
     """The time zone of the person looking at the page (their region's), Moscow when unknown."""
+    from flask import g
     from flask_login import current_user
 
     from unioncard.registry.timezones import MOSCOW
 
-    return getattr(current_user, "time_zone", None) or MOSCOW
+    # A member on their own page is not a logged-in user: their view sets the zone of their region.
+    return g.get("viewer_zone") or getattr(current_user, "time_zone", None) or MOSCOW
 
 
 def day(value) -> str:

@@ -187,7 +187,7 @@ def verify_number(conn: Connection, partner: Partner, number: str, name: NameQue
     """``number`` must already be a valid card number (check digit and issuer checked by the
     caller, without the database). Logs the query; the caller commits."""
     now = (now or clock.now()).replace(microsecond=0)
-    card_id, facts = card_facts(conn, number, partner.kind, now.date())
+    card_id, facts = card_facts(conn, number, partner.kind, clock.today(now))
     outcome = judge(facts, partner.kind, name)
     # An unknown number and a wrong name leave the same trace as far as the partner can see; the
     # log keeps the card only when the name matched, so it does not record who was guessed at.
@@ -205,5 +205,5 @@ def verify_credential(conn: Connection, partner: Partner, credential: credential
         credentials.check_signature(credential, trust)
     except credentials.CredentialError:
         return _log(conn, partner, "credential", Outcome.FORGED_CREDENTIAL, None, client_ip, now)
-    card_id, facts = card_facts(conn, credential.number, partner.kind, now.date())
+    card_id, facts = card_facts(conn, credential.number, partner.kind, clock.today(now))
     return _log(conn, partner, "credential", judge(facts, partner.kind, None), card_id, client_ip, now)

@@ -19,6 +19,12 @@ class Actor:
     def system(cls, name: str = "system") -> "Actor":
         return cls(user_id=None, login=name, role=Role.ADMIN, scope_path="/")
 
+    @classmethod
+    def member(cls, person_id: int) -> "Actor":
+        """A member acting on their own data from their page: no role, no organisation in scope
+        (the member services check that the data is theirs)."""
+        return cls(user_id=None, login=f"member:{person_id}", role="member", scope_path="/member/")
+
     def can(self, permission: Permission) -> bool:
         return has_permission(self.role, permission)
 

@@ -192,7 +192,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 
 def has_permission(role: str, permission: Permission) -> bool:
-    return permission in ROLE_PERMISSIONS.get(Role(role), frozenset())
+    """A member acting from their own page has no staff role, and so no permission."""
+    try:
+        role = Role(role)
+    except ValueError:
+        return False
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())
 
 
 # --- scope -------------------------------------------------------------------------------

@@ -606,6 +606,21 @@ def withdraw_consent(uow: UnitOfWork, actor: Actor, membership_id: int, section:
     session = uow.session
     membership = get_membership(session, actor, membership_id)
     _member_org(session, actor, membership.organisation_id)
+    return _withdraw(uow, actor, membership, section, withdrawn_on)
+
+
+def withdraw_own_consent(uow: UnitOfWork, person_id: int, section: str, *, channel: str) -> Consent:
+    """A member withdraws a consent from their own page, with effect today (152-FZ art. 9 §2).
+    ``channel`` names how they proved who they are (the confirmed e-mail or phone)."""
+    membership = active_membership(uow.session, person_id)
+    if membership is None:
+        raise NotFound(N_("Member not found"), code="member_not_found")
+    return _withdraw(uow, Actor.member(person_id), membership, section, clock.today(), channel=channel)
+
+
+def _withdraw(uow: UnitOfWork, actor: Actor, membership: Membership, section: str, withdrawn_on: date,
+              **details) -> Consent:
+    session = uow.session
     section = d.ConsentSection(section)
     consent = current_consents(session, membership.person_id).get(section)
     if consent is None:
@@ -615,7 +630,7 @@ def withdraw_consent(uow: UnitOfWork, actor: Actor, membership_id: int, section:
                               code="consent_withdrawal_date_invalid", field="withdrawn_on")
     consent.withdrawn_on = withdrawn_on
     audit.record(session, actor, "consent.withdraw", "consent", consent.id, membership.organisation_id,
-                 person_id=membership.person_id, section=section, withdrawn_on=withdrawn_on)
+                 person_id=membership.person_id, section=section, withdrawn_on=withdrawn_on, **details)
     uow.announce(ConsentWithdrawn(membership.person_id, section))
     return consent
 

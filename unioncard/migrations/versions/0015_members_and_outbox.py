@@ -1,0 +1,69 @@
+"""Members' own door: one-time sign-in codes; the outbox of messages and refused addresses
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-06 21:05:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0015'
+down_revision = '0014'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'member_sign_in_code',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('contact', sa.String(length=200), nullable=False),
+        sa.Column('code_hash', sa.String(length=64), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('expires_at', sa.DateTime(), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('used_at', sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_sign_in_code_contact', 'member_sign_in_code', ['contact', 'created_at'])
+    op.create_table(
+        'outbox_message',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('channel', sa.String(length=8), nullable=False),
+        sa.Column('address', sa.String(length=200), nullable=False),
+        sa.Column('kind', sa.String(length=24), nullable=False),
+        sa.Column('subject', sa.String(length=300), nullable=False),
+        sa.Column('body', sa.Text(), nullable=False),
+        sa.Column('person_id', sa.Integer(), nullable=True),
+        sa.Column('status', sa.String(length=12), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+        sa.Column('last_error', sa.String(length=300), nullable=True),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('sent_at', sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['person_id'], ['person.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_outbox_message_person_id', 'outbox_message', ['person_id'])
+    op.create_index('ix_outbox_due', 'outbox_message', ['status', 'channel', 'next_attempt_at'])
+    op.create_table(
+        'undeliverable_address',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('channel', sa.String(length=8), nullable=False),
+        sa.Column('address', sa.String(length=200), nullable=False),
+        sa.Column('reason', sa.String(length=300), nullable=False),
+        sa.Column('recorded_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ux_undeliverable', 'undeliverable_address', ['channel', 'address'], unique=True)
+
+
+def downgrade() -> None:
+    op.drop_index('ux_undeliverable', 'undeliverable_address')
+    op.drop_table('undeliverable_address')
+    op.drop_index('ix_outbox_due', 'outbox_message')
+    op.drop_index('ix_outbox_message_person_id', 'outbox_message')
+    op.drop_table('outbox_message')
+    op.drop_index('ix_sign_in_code_contact', 'member_sign_in_code')
+    op.drop_table('member_sign_in_code')
