@@ -157,7 +157,53 @@ def _create_demo_users(engine) -> list[tuple[str, str]]:
         uow.commit()
     _demo_orders(session_factory)
     _demo_statistics(session_factory)
+    _demo_member_contact(session_factory)
     return created
+
+
+DEMO_MEMBER_EMAIL = "chlen.profsoyuza@example.org"
+
+
+def _demo_member_contact(session_factory) -> None:
+    """The demo chairperson's member with an issued virtual card gets an e-mail address, so the
+    members' own page (/me) can be tried at once: the code lands in the instance's outbox folder."""
+    from sqlalchemy import select
+
+    from unioncard.issuer.models import Card
+    from unioncard.registry.models import Person, UserAccount
+
+    with db.UnitOfWork(session_factory) as uow:
+        chair = uow.session.scalar(select(UserAccount).where(UserAccount.login == "chair"))
+        if chair is None:
+            return
+        person_id = uow.session.scalar(select(Card.person_id).where(
+            Card.organisation_id == chair.organisation_id, Card.kind == "virtual", Card.status == "issued")
+            .order_by(Card.id).limit(1))
+        if person_id is not None:
+            uow.session.get(Person, person_id).email = DEMO_MEMBER_EMAIL
+            uow.commit()
+
+
+def _start_demo_sender(settings) -> None:
+    """The demo sends what the outbox holds every two seconds from a thread of its own (a real
+    installation runs `unioncard messages deliver --watch` as a service)."""
+    import threading
+    import time
+
+    from unioncard.messaging import services as outbox
+    from unioncard.messaging.commands import links_of, senders_of
+
+    factory = db.make_session_factory(db.make_engine(settings.database_url))
+
+    def loop() -> None:
+        while True:
+            try:
+                outbox.deliver_due(lambda: db.UnitOfWork(factory), senders_of(settings), link_for=links_of(settings))
+            except Exception:  # noqa: BLE001 - the demo's sender must outlive a bad moment
+                pass
+            time.sleep(2)
+
+    threading.Thread(target=loop, name="demo-sender", daemon=True).start()
 
 
 def _demo_statistics(session_factory, neighbours: int = 8) -> None:
@@ -355,8 +401,13 @@ def demo_command(host: str, port: int, scale: float) -> None:
     console.print("  chair  — председатель первичной организации")
     console.print("  bureau — оператор бюро изготовления карт")
     console.print("  events — организатор мероприятий")
+    console.print(f"Член Профсоюза: http://{host}:{port}/me/ — почта [bold]{DEMO_MEMBER_EMAIL}[/bold]; "
+                  f"код для входа придёт файлом .eml в {settings.mail_channel.removeprefix('file:')}")
     console.print(f"База данных: {settings.database_url}\n")
+    if not os.environ.get("UNIONCARD_PUBLIC_URL"):
+        settings = settings.with_overrides(public_url=f"http://{host}:{port}")
     app = create_app(settings)
+    _start_demo_sender(settings)
     app.run(host=host, port=port, threaded=True)
 
 

@@ -58,6 +58,8 @@ class Settings:
     # or file:DIR. And how many each channel may send a second.
     mail_channel: str = ""
     sms_channel: str = ""
+    # Where members reach the web app: the unsubscribe links in mailings point there.
+    public_url: str = "http://127.0.0.1:5000"
     mail_per_second: float = 20.0
     sms_per_second: float = 5.0
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none).
@@ -133,6 +135,7 @@ def load_settings(**overrides) -> Settings:
         member_codes_per_address=os.environ.get("UNIONCARD_MEMBER_CODES_PER_ADDRESS", "10 per 10 minutes"),
         mail_channel=os.environ.get("UNIONCARD_MAIL") or f"file:{instance_dir / 'outbox'}",
         sms_channel=os.environ.get("UNIONCARD_SMS") or f"file:{instance_dir / 'outbox'}",
+        public_url=(os.environ.get("UNIONCARD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         mail_per_second=float(os.environ.get("UNIONCARD_MAIL_PER_SECOND") or 20),
         sms_per_second=float(os.environ.get("UNIONCARD_SMS_PER_SECOND") or 5),
     )

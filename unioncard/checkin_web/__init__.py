@@ -125,6 +125,12 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
     app.register_blueprint(users_views.bp)
     app.register_blueprint(member_views.bp)
+    from unioncard.checkin_web import mailings_views
+
+    app.register_blueprint(mailings_views.bp)
+    # Mail programs post to the unsubscribe link by themselves (RFC 8058): no CSRF token to carry;
+    # the link's own signature is what guards it.
+    csrf.exempt(mailings_views.unsubscribe)
 
     limiter = partner_api.init_app(app, settings, csrf)
     app.register_blueprint(partners_views.bp)

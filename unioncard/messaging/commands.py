@@ -22,6 +22,11 @@ def senders_of(settings) -> dict:
             d.Channel.SMS: lambda: open_sender(settings.sms_channel)}
 
 
+def links_of(settings):
+    """A mailing's unsubscribe link for a consent: the public address of the page /u/<token>."""
+    return lambda consent_id: f"{settings.public_url}/u/{d.unsubscribe_token(settings.secret_key, consent_id)}"
+
+
 @click.group("messages", help=N_("Messages to members: the outbox and its sender."))
 def messages_group() -> None:
     pass
@@ -44,7 +49,8 @@ def deliver(watch: bool, every: float) -> None:
     rates = {d.Channel.EMAIL: settings.mail_per_second, d.Channel.SMS: settings.sms_per_second}
     try:
         while True:
-            run = outbox.deliver_due(lambda: db.UnitOfWork(factory), senders_of(settings), per_second=rates)
+            run = outbox.deliver_due(lambda: db.UnitOfWork(factory), senders_of(settings), per_second=rates,
+                                     link_for=links_of(settings))
             if run.handled or not watch:
                 console.print(translate(N_("Sent %(sent)s, to retry %(retried)s, failed %(failed)s, "
                                            "not sent (consent withdrawn) %(skipped)s"),

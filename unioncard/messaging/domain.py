@@ -119,3 +119,30 @@ def normalise_contact(text: str) -> tuple[Channel, str] | None:
         return Channel.SMS, rd.validate_phone(text)
     except ValidationError:
         return None
+
+
+# --- unsubscribe links ----------------------------------------------------------------------
+# A link names the section-3 consent the message went out under, signed with the installation's
+# secret: a changed digit is refused, and once that consent is withdrawn the link has nothing left
+# to do (a consent given again later is a new consent, which an old link cannot touch).
+
+def unsubscribe_token(secret: str, consent_id: int) -> str:
+    import hashlib
+    import hmac
+
+    mac = hmac.new(secret.encode(), f"unsubscribe:{consent_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{consent_id}-{mac}"
+
+
+def consent_of_token(secret: str, token: str) -> int | None:
+    import hmac
+
+    head, _, _mac = (token or "").partition("-")
+    if not head.isascii() or not head.isdigit() or len(head) > 12:
+        return None
+    consent_id = int(head)
+    return consent_id if hmac.compare_digest(unsubscribe_token(secret, consent_id), token) else None
+
+
+MAILING_SUBJECT_MAX = 200
+MAILING_BODY_MAX = 5000

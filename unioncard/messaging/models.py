@@ -20,6 +20,10 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    # A mailing's messages keep their text once, on the mailing, and the section-3 consent they
+    # were sent under: the unsubscribe link names it, and a withdrawn one stops the message.
+    mailing_id: Mapped[int | None] = mapped_column(ForeignKey("mailing.id"), index=True)
+    consent_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -29,6 +33,23 @@ class OutboxMessage(Base):
 
     # The sender picks what is due, per channel, oldest first.
     __table_args__ = (Index("ix_outbox_due", "status", "channel", "next_attempt_at"),)
+
+
+class Mailing(Base):
+    """News to the members of a subtree who agreed to messages (consent section 3)."""
+
+    __tablename__ = "mailing"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    org_path: Mapped[str] = mapped_column(String(255))
+    category: Mapped[str | None] = mapped_column(String(16))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class UndeliverableAddress(Base):

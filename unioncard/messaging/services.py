@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from unioncard import clock
 from unioncard.messaging import domain as d
-from unioncard.messaging.models import OutboxMessage, UndeliverableAddress
+from unioncard.i18n import N_, translate
+from unioncard.messaging.models import Mailing, OutboxMessage, UndeliverableAddress
 from unioncard.messaging.senders import (ChannelDown, Outgoing, PermanentFailure, Sender, TemporaryFailure)
 
 log = logging.getLogger(__name__)
+
+UNSUBSCRIBE_LINE = N_("You get this because you agreed to the union's messages. To stop them: %(link)s")
 
 # A claimed message not recorded as sent or failed by then is free to be tried again.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -55,7 +58,7 @@ class DeliveryRun:
         return self.sent + self.retried + self.failed + self.skipped
 
 
-def _claim(uow_factory, channel: d.Channel, now: datetime, batch: int) -> list[Outgoing]:
+def _claim(uow_factory, channel: d.Channel, now: datetime, batch: int, link_for=None) -> list[Outgoing]:
     with uow_factory() as uow:
         session = uow.session
         query = (select(OutboxMessage)
@@ -68,18 +71,33 @@ def _claim(uow_factory, channel: d.Channel, now: datetime, batch: int) -> list[O
         rows = list(session.scalars(query))
         for row in rows:
             row.next_attempt_at = now + CLAIM_LEASE
-        claimed = [Outgoing(r.id, r.channel, r.address, r.subject, r.body) for r in rows]
+        mailings = {m.id: m for m in session.scalars(select(Mailing).where(
+            Mailing.id.in_({r.mailing_id for r in rows if r.mailing_id})))}
+        claimed = []
+        for r in rows:
+            if r.mailing_id in mailings:
+                # The mailing's text, and a link that withdraws consent 3 without signing in.
+                mailing = mailings[r.mailing_id]
+                link = link_for(r.consent_id) if link_for and r.consent_id else None
+                body = mailing.body + (f"\n\n—\n{translate(UNSUBSCRIBE_LINE, 'ru', link=link)}" if link else "")
+                claimed.append(Outgoing(r.id, r.channel, r.address, mailing.subject, body, link))
+            else:
+                claimed.append(Outgoing(r.id, r.channel, r.address, r.subject, r.body))
         uow.commit()
         return claimed
 
 
 def _still_wanted(session: Session, message_id: int) -> bool:
     """A mailing goes only while its member keeps section 3 (withdrawn: it stops at once)."""
+    from unioncard.registry.models import Consent
     from unioncard.registry.services import has_consent
 
     row = session.get(OutboxMessage, message_id)
     if row is None or row.status != d.Status.QUEUED:
         return False
+    if row.consent_id is not None:
+        consent = session.get(Consent, row.consent_id)
+        return consent is not None and consent.withdrawn_on is None
     if row.kind == d.Kind.MAILING and row.person_id is not None:
         return has_consent(session, row.person_id, "messaging")
     return True
@@ -120,8 +138,10 @@ def _release(uow_factory, messages: list[Outgoing], now: datetime) -> None:
 
 def deliver_due(uow_factory, senders: dict[str, Callable[[], Sender]], *, batch: int = 200,
                 per_second: dict[str, float] | None = None, now: Callable[[], datetime] = clock.now,
-                sleep: Callable[[float], None] = time.sleep, limit: int | None = None) -> DeliveryRun:
-    """Send every message due now, channel by channel, until none is left (or ``limit``)."""
+                sleep: Callable[[float], None] = time.sleep, limit: int | None = None,
+                link_for: Callable[[int], str] | None = None) -> DeliveryRun:
+    """Send every message due now, channel by channel, until none is left (or ``limit``).
+    ``link_for(consent_id)`` gives a mailing's unsubscribe link (the public address of /u/…)."""
     run = DeliveryRun()
     for channel, open_sender in senders.items():
         channel = d.Channel(channel)
@@ -130,7 +150,7 @@ def deliver_due(uow_factory, senders: dict[str, Callable[[], Sender]], *, batch:
         sender: Sender | None = None
         try:
             while limit is None or run.handled < limit:
-                claimed = _claim(uow_factory, channel, now(), batch)
+                claimed = _claim(uow_factory, channel, now(), batch, link_for)
                 if not claimed:
                     break
                 for index, message in enumerate(claimed):

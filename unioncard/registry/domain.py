@@ -173,17 +173,18 @@ class Permission(StrEnum):
     FILL_REPORTS = "fill_reports"        # the organisation's own statistical form and passport
     REVIEW_REPORTS = "review_reports"    # accept or return the forms of the organisations below
     OPEN_CAMPAIGNS = "open_campaigns"    # open a reporting year
+    SEND_MAILINGS = "send_mailings"      # news to the members of the subtree who agreed (section 3)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CHAIRPERSON: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.ORDER_CARDS,
-                                 Permission.HAND_OUT_CARDS, Permission.FILL_REPORTS}),
+                                 Permission.HAND_OUT_CARDS, Permission.FILL_REPORTS, Permission.SEND_MAILINGS}),
     Role.REGISTRAR: frozenset({Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.ORDER_CARDS,
                                Permission.HAND_OUT_CARDS, Permission.FILL_REPORTS}),
     Role.REGIONAL_STAFF: frozenset(
         {Permission.VIEW_MEMBERS, Permission.EDIT_MEMBERS, Permission.EDIT_ORGANISATIONS, Permission.ORDER_CARDS,
          Permission.APPROVE_CARDS, Permission.HAND_OUT_CARDS, Permission.MANAGE_EVENTS, Permission.FILL_REPORTS,
-         Permission.REVIEW_REPORTS}
+         Permission.REVIEW_REPORTS, Permission.SEND_MAILINGS}
     ),
     Role.BUREAU_OPERATOR: frozenset({Permission.PRODUCE_CARDS}),
     Role.EVENT_STAFF: frozenset({Permission.MANAGE_EVENTS}),

@@ -1,4 +1,4 @@
-"""Members' own door: one-time sign-in codes; the outbox of messages and refused addresses
+"""Members' own door: one-time sign-in codes; mailings, the outbox of messages and refused addresses
 
 Revision ID: 0015
 Revises: 0014
@@ -28,6 +28,23 @@ def upgrade() -> None:
     )
     op.create_index('ix_sign_in_code_contact', 'member_sign_in_code', ['contact', 'created_at'])
     op.create_table(
+        'mailing',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
+        sa.Column('org_path', sa.String(length=255), nullable=False),
+        sa.Column('category', sa.String(length=16), nullable=True),
+        sa.Column('event_id', sa.Integer(), nullable=True),
+        sa.Column('subject', sa.String(length=300), nullable=False),
+        sa.Column('body', sa.Text(), nullable=False),
+        sa.Column('recipients', sa.Integer(), nullable=False),
+        sa.Column('created_by', sa.Integer(), nullable=True),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id']),
+        sa.ForeignKeyConstraint(['event_id'], ['event.id']),
+        sa.ForeignKeyConstraint(['created_by'], ['user_account.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_table(
         'outbox_message',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('channel', sa.String(length=8), nullable=False),
@@ -36,6 +53,8 @@ def upgrade() -> None:
         sa.Column('subject', sa.String(length=300), nullable=False),
         sa.Column('body', sa.Text(), nullable=False),
         sa.Column('person_id', sa.Integer(), nullable=True),
+        sa.Column('mailing_id', sa.Integer(), nullable=True),
+        sa.Column('consent_id', sa.Integer(), nullable=True),
         sa.Column('status', sa.String(length=12), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
@@ -43,9 +62,11 @@ def upgrade() -> None:
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.Column('sent_at', sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(['person_id'], ['person.id']),
+        sa.ForeignKeyConstraint(['mailing_id'], ['mailing.id']),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_outbox_message_person_id', 'outbox_message', ['person_id'])
+    op.create_index('ix_outbox_message_mailing_id', 'outbox_message', ['mailing_id'])
     op.create_index('ix_outbox_due', 'outbox_message', ['status', 'channel', 'next_attempt_at'])
     op.create_table(
         'undeliverable_address',
@@ -63,7 +84,9 @@ def downgrade() -> None:
     op.drop_index('ux_undeliverable', 'undeliverable_address')
     op.drop_table('undeliverable_address')
     op.drop_index('ix_outbox_due', 'outbox_message')
+    op.drop_index('ix_outbox_message_mailing_id', 'outbox_message')
     op.drop_index('ix_outbox_message_person_id', 'outbox_message')
     op.drop_table('outbox_message')
+    op.drop_table('mailing')
     op.drop_index('ix_sign_in_code_contact', 'member_sign_in_code')
     op.drop_table('member_sign_in_code')
