@@ -317,3 +317,41 @@ def test_a_member_signs_in_with_the_code_from_the_mailbox_and_withdraws_section_
     page.get_by_role("link", name="Кто видел мои данные").click()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     page.close()
+
+
+def test_a_card_ready_for_pickup_and_a_blocked_card_tell_the_member(make_uow, session_factory, tree, system,
+                                                                    contacts):
+    from tests.support import approved_cards
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.domain import CardStatus as S
+    from unioncard.issuer.models import Card
+
+    card_ids = approved_cards(make_uow, tree, 2)
+    with make_uow() as uow:
+        person_ids = [uow.session.get(Card, i).person_id for i in card_ids]
+        uow.session.get(Person, person_ids[0]).email = "ready@school1.example"
+        uow.session.get(Person, person_ids[1]).phone = "+79180000002"
+        uow.commit()
+    with make_uow() as uow:
+        loaded = [uow.session.get(Card, i) for i in card_ids]
+        for step in (S.IN_PRODUCTION, S.PRODUCED, S.SHIPPED, S.DELIVERED):
+            cards.transition_many(uow, system, loaded, step, system=True)
+        uow.commit()
+    with make_uow() as uow:
+        cards.transition_many(uow, tree.actors["chair_a"], [uow.session.get(Card, i) for i in card_ids], S.ISSUED)
+        uow.commit()
+    # A change rolled back queues nothing.
+    with make_uow() as uow:
+        cards.report_loss(uow, tree.actors["chair_a"], card_ids[0], S.STOLEN, "проверка")
+        uow.rollback()
+    with make_uow() as uow:
+        cards.report_loss(uow, tree.actors["chair_a"], card_ids[1], S.LOST, "утерян в дороге")
+        uow.commit()
+    with SmtpServer() as smtp, SmsGateway() as gateway:
+        run = deliver(session_factory, mail=smtp.url, sms=gateway.url)
+        assert run.sent == 3
+        ready = smtp.mailbox.to("ready@school1.example")
+        assert len(ready) == 1 and "готов" in ready[0]["Subject"]
+        assert "ППО школы № 1 г. Сочи" in ready[0].get_body(("plain",)).get_content()
+        texts = [r["text"] for r in gateway.received if r["to"] == "+79180000002"]
+        assert len(texts) == 2 and "готов" in texts[0] and "заблокирован" in texts[1]

@@ -14,3 +14,4 @@ from unioncard.statistics import models as statistics_models  # noqa: F401
 
 metadata = Base.metadata
 from unioncard.issuer import handlers as issuer_handlers  # noqa: F401,E402
+from unioncard.messaging import handlers as messaging_handlers  # noqa: F401,E402
