@@ -125,7 +125,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
     app.register_blueprint(users_views.bp)
     app.register_blueprint(member_views.bp)
-    from unioncard.checkin_web import mailings_views
+    from unioncard.checkin_web import joining_views, mailings_views
+
+    app.register_blueprint(joining_views.bp)
 
     app.register_blueprint(mailings_views.bp)
     # Mail programs post to the unsubscribe link by themselves (RFC 8058): no CSRF token to carry;
@@ -143,6 +145,13 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.view_functions["member.sign_in"] = limiter.limit(
         settings.member_codes_per_address, key_func=partner_api.client_address, methods=["POST"],
         scope="member-codes")(member_views.sign_in)
+    app.view_functions["joining.form"] = limiter.limit(
+        settings.member_codes_per_address, key_func=partner_api.client_address, methods=["POST"],
+        scope="applications")(joining_views.form)
+    app.view_functions["joining.confirm"] = limiter.limit(
+        settings.login_failures_per_address, key_func=partner_api.client_address, methods=["POST"],
+        scope="application-code-failures", deduct_when=lambda response: response.status_code == 401)(
+        joining_views.confirm)
     app.view_functions["member.code"] = limiter.limit(
         settings.login_failures_per_address, key_func=partner_api.client_address, methods=["POST"],
         scope="member-code-failures", deduct_when=lambda response: response.status_code == 401)(member_views.code)

@@ -44,17 +44,21 @@ def index():
              "organisation_id": form.get("organisation_id") or "", "category": form.get("category") or "",
              "event_id": form.get("event_id") or ""}
     count = None
+    if request.method == "POST" and request.form.get("confirm") == "send":
+        try:
+            with _rt().uow() as uow:
+                mailing = mailings.create_mailing(uow, _actor(), _audience(request.form), draft["subject"],
+                                                  draft["body"])
+        except UnionCardError as refused:
+            flash(refused.render(), "error")
+        else:
+            flash(ngettext("The mailing is queued for %(num)s member", "The mailing is queued for %(num)s members",
+                           mailing.recipients), "info")
+            return redirect(url_for("mailings.mailing", mailing_id=mailing.id))
     with _rt().session_factory() as session:
-        if request.method == "POST":
+        if request.method == "POST" and request.form.get("confirm") != "send":
             try:
-                audience = _audience(request.form)
-                if request.form.get("confirm") == "send":
-                    with _rt().uow() as uow:
-                        mailing = mailings.create_mailing(uow, _actor(), audience, draft["subject"], draft["body"])
-                    flash(ngettext("The mailing is queued for %(num)s member", "The mailing is queued for %(num)s members",
-                                   mailing.recipients), "info")
-                    return redirect(url_for("mailings.mailing", mailing_id=mailing.id))
-                count = mailings.count_audience(session, _actor(), audience)
+                count = mailings.count_audience(session, _actor(), _audience(request.form))
             except UnionCardError as refused:
                 flash(refused.render(), "error")
         sent = mailings.list_mailings(session, _actor())
@@ -65,8 +69,8 @@ def index():
 
         own = registry.get_organisation(session, _actor(), _actor().organisation_id)
         organisations = [own, *registry.children(session, _actor(), own.id)]
-        return render_template("mailings/index.html", mailings=sent, draft=draft, count=count, events=events,
-                               categories=d.CATEGORY_LABELS, organisations=organisations)
+    return render_template("mailings/index.html", mailings=sent, draft=draft, count=count, events=events,
+                           categories=d.CATEGORY_LABELS, organisations=organisations)
 
 
 @bp.route("/mailings/<int:mailing_id>")
@@ -79,8 +83,8 @@ def mailing(mailing_id: int):
             counts = mailings.progress(session, _actor(), mailing_id)
         except NotFound:
             abort(404)
-        return render_template("mailings/mailing.html", mailing=found, counts=counts,
-                               done=found.recipients - counts["queued"])
+    return render_template("mailings/mailing.html", mailing=found, counts=counts,
+                           done=found.recipients - counts["queued"])
 
 
 @bp.route("/u/<token>", methods=["GET", "POST"])

@@ -112,7 +112,7 @@ def choose():
                 _keep(chosen)
                 return redirect(url_for("member.page"))
         people = members.people_of(db_session, principal)
-        return render_template("member/choose.html", people=people)
+    return render_template("member/choose.html", people=people)
 
 
 @bp.route("/card")
@@ -187,8 +187,8 @@ def seen():
         mine = members.my_page(db_session, principal)
         _set_zone(db_session, mine)
         readings = members.who_saw_my_data(db_session, principal)
-        return render_template("member/seen.html", readings=readings,
-                               read_labels={k: _(v) for k, v in md.READ_ACTIONS.items()})
+    return render_template("member/seen.html", readings=readings,
+                           read_labels={k: _(v) for k, v in md.READ_ACTIONS.items()})
 
 
 @bp.route("/my-data.json")

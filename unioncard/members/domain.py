@@ -41,3 +41,16 @@ READ_ACTIONS = {
     "member.view": N_("opened your registry card"),
     "member.export": N_("downloaded a member list with you in it"),
 }
+
+
+# --- online joining ---------------------------------------------------------------------------
+
+class ApplicationStatus:
+    UNCONFIRMED = "unconfirmed"  # the code sent to the contact not yet entered
+    WAITING = "waiting"          # in the chairperson's queue
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+# Applications one contact may start in a day (each sends a code).
+APPLICATIONS_PER_CONTACT_PER_DAY = 3

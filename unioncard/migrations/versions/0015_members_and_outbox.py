@@ -1,4 +1,4 @@
-"""Members' own door: one-time sign-in codes; mailings, the outbox of messages and refused addresses
+"""Members' own door: one-time sign-in codes, online applications; mailings, the outbox of messages and refused addresses
 
 Revision ID: 0015
 Revises: 0014
@@ -27,6 +27,40 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_sign_in_code_contact', 'member_sign_in_code', ['contact', 'created_at'])
+    op.create_table(
+        'membership_application',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
+        sa.Column('org_path', sa.String(length=255), nullable=False),
+        sa.Column('surname', sa.String(length=100), nullable=False),
+        sa.Column('given_name', sa.String(length=100), nullable=False),
+        sa.Column('patronymic', sa.String(length=100), nullable=True),
+        sa.Column('birth_date', sa.Date(), nullable=False),
+        sa.Column('sex', sa.String(length=8), nullable=True),
+        sa.Column('category', sa.String(length=16), nullable=False),
+        sa.Column('channel', sa.String(length=8), nullable=False),
+        sa.Column('contact', sa.String(length=200), nullable=False),
+        sa.Column('consent_version', sa.String(length=16), nullable=False),
+        sa.Column('partner_transfer', sa.Boolean(), nullable=False),
+        sa.Column('messaging', sa.Boolean(), nullable=False),
+        sa.Column('status', sa.String(length=12), nullable=False),
+        sa.Column('code_hash', sa.String(length=64), nullable=True),
+        sa.Column('code_expires_at', sa.DateTime(), nullable=True),
+        sa.Column('code_attempts', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('confirmed_at', sa.DateTime(), nullable=True),
+        sa.Column('existing_membership_id', sa.Integer(), nullable=True),
+        sa.Column('decided_at', sa.DateTime(), nullable=True),
+        sa.Column('decided_by', sa.Integer(), nullable=True),
+        sa.Column('refusal_reason', sa.String(length=300), nullable=True),
+        sa.Column('membership_id', sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id']),
+        sa.ForeignKeyConstraint(['existing_membership_id'], ['membership.id']),
+        sa.ForeignKeyConstraint(['decided_by'], ['user_account.id']),
+        sa.ForeignKeyConstraint(['membership_id'], ['membership.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_membership_application_organisation_id', 'membership_application', ['organisation_id'])
     op.create_table(
         'mailing',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -88,5 +122,7 @@ def downgrade() -> None:
     op.drop_index('ix_outbox_message_person_id', 'outbox_message')
     op.drop_table('outbox_message')
     op.drop_table('mailing')
+    op.drop_index('ix_membership_application_organisation_id', 'membership_application')
+    op.drop_table('membership_application')
     op.drop_index('ix_sign_in_code_contact', 'member_sign_in_code')
     op.drop_table('member_sign_in_code')
