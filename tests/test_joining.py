@@ -180,3 +180,58 @@ def test_joining_by_web_then_the_chairperson_decides(app, web, make_uow, session
     assert web.get(f"/registry/org/{tree.primary_a}/applications").status_code == 404
     assert web.post(f"/applications/{application_id}/refuse", data={"reason": "x"},
                     token_from="/").status_code == 404
+
+
+@pytest.mark.browser
+def test_an_applicant_joins_on_a_phone_and_the_chairperson_accepts(app, live_server, browser, make_uow,
+                                                                   session_factory, tree):
+    from tests.support import PASSWORD
+
+    phone = {"width": 390, "height": 844}
+    fits = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
+    with SmtpServer() as smtp:
+        context = browser.new_context(viewport=phone, is_mobile=True, locale="ru-RU")
+        page = context.new_page()
+        page.goto(f"{live_server}/login")
+        page.get_by_role("link", name="Вступить в Профсоюз").click()
+        page.select_option("#region", label="Краснодарская краевая организация")
+        page.fill("#q", "школы № 1")
+        page.get_by_role("button", name="Найти").click()
+        assert page.evaluate(fits)
+        page.get_by_role("link", name="ППО школы № 1 г. Сочи").click()
+        page.fill("#surname", "Новикова")
+        page.fill("#given_name", "Ольга")
+        page.fill("#birth_date", "1994-04-12")
+        page.select_option("#category", "working")
+        page.fill("#contact", "novikova@school1.example")
+        page.check("#consent-processing input[type=checkbox]")
+        page.check("#consent-messaging input[type=checkbox]")
+        assert page.evaluate(fits)
+        page.get_by_role("button", name="Отправить заявление").click()
+        assert page.url.endswith("/join/confirm")
+        deliver(session_factory, smtp)
+        page.fill("#code", smtp.mailbox.code_for("novikova@school1.example"))
+        page.get_by_role("button", name="Подтвердить").click()
+        assert "ППО школы № 1 г. Сочи" in page.locator("main").inner_text() and page.evaluate(fits)
+        context.close()
+        # The chairperson, on her phone, finds the application and accepts it.
+        context = browser.new_context(viewport=phone, is_mobile=True, locale="ru-RU")
+        page = context.new_page()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{live_server}/login")
+        page.fill("#login", "chair_a")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit].primary")
+        page.goto(f"{live_server}/registry/org/{tree.primary_a}")
+        page.get_by_role("link", name="Заявления о вступлении").click()
+        card = page.locator("section.card", has_text="Новикова Ольга")
+        assert "1, 3" in card.inner_text() and page.evaluate(fits)
+        card.get_by_role("button", name="Принять").click()
+        assert "на учёте" in page.locator(".flash").first.inner_text()
+        context.close()
+        deliver(session_factory, smtp)
+        assert "Добро пожаловать" in smtp.mailbox.to("novikova@school1.example")[-1].get_body(("plain",)).get_content()
+    with session_factory() as s:
+        person = s.scalars(select(Person).where(Person.surname == "Новикова")).one()
+        assert registry.has_consent(s, person.id, "messaging") and not registry.has_consent(s, person.id,
+                                                                                             "partner_transfer")

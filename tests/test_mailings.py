@@ -166,3 +166,32 @@ def test_a_mailing_is_not_reachable_from_another_region_or_by_unknown_ids(web, m
             response = web.get(path)
             assert response.status_code == 404, (login, path)
             assert "краевой слёт" not in response.get_data(as_text=True)
+
+
+@pytest.mark.browser
+def test_a_mailing_composed_on_a_phone_reaches_exactly_the_consenting_members(app, live_server, browser,
+                                                                              session_factory, tree, audience):
+    from tests.support import PASSWORD
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="ru-RU")
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{live_server}/login")
+    page.fill("#login", "region_a")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit].primary")
+    page.get_by_role("link", name="Рассылки").click()
+    page.fill("#subject", "Слёт молодых педагогов")
+    page.fill("#body", "Приглашаем на краевой слёт 12 декабря.")
+    page.get_by_role("button", name="Посчитать получателей").click()
+    assert "получат 2 члена Профсоюза" in page.locator("#audience").inner_text()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.get_by_role("button", name="Отправить").click()
+    assert page.locator("#queued").inner_text() == "2"
+    with SmtpServer() as smtp, SmsGateway() as gateway:
+        deliver(session_factory, smtp, gateway)
+        assert [m["To"] for m in smtp.mailbox.messages] == ["ivanov@school1.example"]
+        assert [r["to"] for r in gateway.received] == ["+79181234567"]
+    page.reload()
+    assert page.locator("#sent").inner_text() == "2" and page.locator("#queued").inner_text() == "0"
+    context.close()
