@@ -355,3 +355,44 @@ def test_a_card_ready_for_pickup_and_a_blocked_card_tell_the_member(make_uow, se
         assert "ППО школы № 1 г. Сочи" in ready[0].get_body(("plain",)).get_content()
         texts = [r["text"] for r in gateway.received if r["to"] == "+79180000002"]
         assert len(texts) == 2 and "готов" in texts[0] and "заблокирован" in texts[1]
+
+
+def test_a_member_orders_their_own_virtual_card_and_downloads_their_data_as_pdf(app, make_uow, session_factory,
+                                                                                 tree, system, contacts):
+    from tests.test_partner_api import issue_virtual  # noqa: F401 - the same tree helpers
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.models import Card
+    from unioncard.registry.actor import Actor
+
+    with make_uow() as uow:
+        registry.give_consent(uow, system, tree.members["ivanov"], "processing", clock.today(), "paper")
+        uow.commit()
+    with session_factory() as s:
+        person_id = s.get(Membership, tree.members["ivanov"]).person_id
+        other_id = s.get(Membership, tree.members["sidorova"]).person_id
+    principal = members.MemberPrincipal("email", EMAIL, person_id)
+    with make_uow() as uow:
+        result = members.order_virtual_card(uow, principal, "964301")
+    assert len(result.ordered) == 1 and result.ordered[0].kind == "virtual"
+    with make_uow() as uow:
+        again = members.order_virtual_card(uow, principal, "964301")
+    assert again.refused[0].code == "card_already_active"
+    # The member's own actor orders nothing else: no plastic card, no other member's card.
+    with make_uow() as uow, pytest.raises(Exception) as plastic:
+        cards.order_cards(uow, Actor.member(person_id), [tree.members["ivanov"]], "plastic")
+    assert getattr(plastic.value, "code", "") == "forbidden"
+    with make_uow() as uow:
+        foreign = cards.order_cards(uow, Actor.member(person_id), [tree.members["sidorova"]], "virtual")
+    assert foreign.refused[0].code == "member_not_found" and not foreign.ordered
+    with session_factory() as s:
+        assert not s.scalars(select(Card).where(Card.person_id == other_id)).all()
+    client = app.test_client()
+    with SmtpServer() as smtp:
+        app.extensions["unioncard"].settings = app.extensions["unioncard"].settings.with_overrides(mail_channel=smtp.url)
+        _sign_in_by_web(client, smtp, session_factory)
+    pdf = client.get("/me/my-data.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF") and pdf.mimetype == "application/pdf"
+    import pypdfium2
+
+    text = "".join(page.get_textpage().get_text_range() for page in pypdfium2.PdfDocument(pdf.data))
+    assert "Иванов" in text and "Сидорова" not in text

@@ -203,6 +203,40 @@ def my_data():
                     headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
 
 
+@bp.route("/my-data.pdf")
+def my_data_pdf():
+    principal, away = _signed_in()
+    if away:
+        return away
+    from unioncard import clock
+    from unioncard.members import export_pdf
+    from unioncard.registry.timezones import MOSCOW, shown
+
+    with _rt().session_factory() as db_session:
+        data = members.my_data(db_session, principal)
+    body = export_pdf.pdf(data, shown(clock.now(), MOSCOW))
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": 'attachment; filename="my-data.pdf"'})
+
+
+@bp.route("/virtual-card", methods=["POST"])
+def order_virtual():
+    principal, away = _signed_in()
+    if away:
+        return away
+    try:
+        with _rt().uow() as uow:
+            result = members.order_virtual_card(uow, principal, _rt().settings.card_issuer_prefix)
+    except UnionCardError as refused:
+        flash(refused.render(), "error")
+    else:
+        if result.refused:
+            flash(result.refused[0].message, "error")
+        else:
+            flash(_("The virtual card is ordered: it appears here once the region approves it"), "info")
+    return redirect(url_for("member.page"))
+
+
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
     session.pop(SESSION_KEY, None)

@@ -236,7 +236,9 @@ def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = 
     others are ordered (and approved at once where the region has switched on auto-approval)."""
     session = uow.session
     kind = CardKind(kind)
-    if not actor.can(rd.Permission.ORDER_CARDS):
+    # A member may order their own virtual card from their page (Actor.member); nothing else.
+    self_service = actor.role == "member"
+    if not actor.can(rd.Permission.ORDER_CARDS) and not (self_service and kind == CardKind.VIRTUAL):
         raise PermissionDenied()
     result = OrderResult()
     ids = list(dict.fromkeys(int(i) for i in membership_ids))
@@ -258,7 +260,7 @@ def order_cards(uow: UnitOfWork, actor: Actor, membership_ids, kind: CardKind = 
     new_rows = []
     for membership_id in ids:
         membership = memberships.get(membership_id)
-        if membership is None or not actor.sees(membership.org_path):
+        if membership is None or not (actor.sees(membership.org_path) or actor.is_member(membership.person_id)):
             # Someone else's member: answer as if they did not exist, and keep a trace of the attempt.
             refused_audit.append(audit.values(actor, "card.order_refused", "membership", membership_id,
                                               actor.organisation_id, code="member_not_found"))

@@ -173,6 +173,19 @@ def withdraw(uow: UnitOfWork, principal: MemberPrincipal, section: str) -> Conse
     return consent
 
 
+def order_virtual_card(uow: UnitOfWork, principal: MemberPrincipal, issuer_prefix: str):
+    """The member orders their own virtual card: the same rules as any order (consent section 1,
+    one active card of a kind), then the region's approval as usual."""
+    from unioncard.issuer import services as issuer
+    from unioncard.registry.actor import Actor
+
+    person = _own_person(uow.session, principal)
+    membership = registry.active_membership(uow.session, person.id)
+    result = issuer.order_cards(uow, Actor.member(person.id), [membership.id], "virtual", issuer_prefix=issuer_prefix)
+    uow.commit()
+    return result
+
+
 @dataclass(frozen=True)
 class Reading:
     at: datetime

@@ -25,6 +25,10 @@ class Actor:
         (the member services check that the data is theirs)."""
         return cls(user_id=None, login=f"member:{person_id}", role="member", scope_path="/member/")
 
+    def is_member(self, person_id: int) -> bool:
+        """This is the member ``person_id`` acting on their own data."""
+        return self.role == "member" and self.login == f"member:{person_id}"
+
     def can(self, permission: Permission) -> bool:
         return has_permission(self.role, permission)
 
