@@ -35,6 +35,7 @@ BENCH_SMALL = {
     "bench/statistics_bench.py": ["--scale", "0.002"],
     "bench/desk_bench.py": ["--roster", "300", "--queries", "200", "--prints", "2"],
     "bench/migration_bench.py": ["--scale", "0.002"],
+    "bench/mailing_bench.py": ["--members", "2000", "--messages", "50"],
 }
 PASSWORD_TWICE = "readme password 2026\nreadme password 2026\n"
 
