@@ -272,9 +272,15 @@ def test_the_members_page_by_web_shows_only_their_own_data(app, make_uow, sessio
 
         assert s.get(Card, issued["ivanov"][0]).status not in ("issued",)
         assert s.get(Card, issued["shchyolokova"][0]).status == "issued"
-    # Signed out, the page is gone.
+    # Signed out, the page is gone, also for a copy of the cookie taken before.
+    copied = app.test_client()
+    copied.set_cookie("unioncard_session", client.get_cookie("unioncard_session").value)
+    assert copied.get("/me/card").status_code == 200
+    held = app.session_interface.get_signing_serializer(app).loads(client.get_cookie("unioncard_session").value)
+    assert EMAIL not in repr(held) and set(held["member"]) == {"sid", "person_id"}  # no address in the cookie
     client.post("/me/sign-out", data={"csrf_token": token})
     assert client.get("/me/card").status_code == 302
+    assert copied.get("/me/card").status_code == 302
 
 
 @pytest.mark.browser

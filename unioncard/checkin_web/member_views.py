@@ -23,19 +23,29 @@ CONTACT_KEY = "member_contact"
 
 
 def _principal() -> members.MemberPrincipal | None:
+    """The signed-in member, checked against their session on the server on every request: the
+    cookie holds only the session's id and the chosen person, no address."""
     held = session.get(SESSION_KEY)
     if not isinstance(held, dict):
         return None
     try:
-        return members.MemberPrincipal(str(held["channel"]), str(held["contact"]),
-                                       int(held["person_id"]) if held.get("person_id") is not None else None)
+        session_id = int(held["sid"])
+        person_id = int(held["person_id"]) if held.get("person_id") is not None else None
     except (KeyError, TypeError, ValueError):
         return None
+    from datetime import timedelta
+
+    max_age = timedelta(hours=_rt().settings.session_max_hours)
+    with _rt().session_factory() as db_session:
+        try:
+            return members.resume(db_session, session_id, person_id, max_age)
+        except NotFound:
+            session.pop(SESSION_KEY, None)
+            return None
 
 
 def _keep(principal: members.MemberPrincipal) -> None:
-    session[SESSION_KEY] = {"channel": principal.channel, "contact": principal.contact,
-                            "person_id": principal.person_id}
+    session[SESSION_KEY] = {"sid": principal.session_id, "person_id": principal.person_id}
 
 
 def _signed_in():
@@ -239,6 +249,10 @@ def order_virtual():
 
 @bp.route("/sign-out", methods=["POST"])
 def sign_out():
+    principal = _principal()
+    if principal is not None:
+        with _rt().uow() as uow:
+            members.sign_out(uow, principal)
     session.pop(SESSION_KEY, None)
     session.pop(CONTACT_KEY, None)
     flash(_("You have signed out"), "info")

@@ -24,6 +24,10 @@ class SignInCode(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A code that signed a member in is their session on the server: the browser's cookie holds
+    # only this row's id, and signing out (or the session's age) ends it for every copy of it.
+    signed_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+    signed_out_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_sign_in_code_contact", "contact", "created_at"),)
 

@@ -32,6 +32,7 @@ class MemberPrincipal:
     channel: str
     contact: str
     person_id: int | None = None
+    session_id: int | None = None
 
 
 def parse_contact(text: str) -> tuple[str, str]:
@@ -99,9 +100,28 @@ def sign_in(uow: UnitOfWork, text: str, code: str, secret: str) -> MemberPrincip
     if not people:
         uow.commit()
         raise refused
+    row.signed_in_at = now
     registry_audit(session, people[0].id, "member.sign_in", channel=channel)
     uow.commit()
-    return MemberPrincipal(channel, contact, people[0].id if len(people) == 1 else None)
+    return MemberPrincipal(channel, contact, people[0].id if len(people) == 1 else None, row.id)
+
+
+def resume(session: Session, session_id: int, person_id: int | None, max_age) -> MemberPrincipal:
+    """The member signed in by the code row ``session_id``, while that session lasts."""
+    row = session.get(SignInCode, session_id) if session_id else None
+    if row is None or row.signed_in_at is None or row.signed_out_at is not None \
+            or row.signed_in_at <= clock.now() - max_age:
+        raise NotFound(N_("Member not found"), code="member_session_ended")
+    channel = msg.Channel.EMAIL if "@" in row.contact else msg.Channel.SMS
+    return MemberPrincipal(channel, row.contact, person_id, row.id)
+
+
+def sign_out(uow: UnitOfWork, principal: MemberPrincipal) -> None:
+    if principal.session_id:
+        row = uow.session.get(SignInCode, principal.session_id)
+        if row is not None and row.signed_out_at is None:
+            row.signed_out_at = clock.now()
+            uow.commit()
 
 
 def registry_audit(session: Session, person_id: int, action: str, **details) -> None:
@@ -121,7 +141,7 @@ def people_of(session: Session, principal: MemberPrincipal) -> list[Person]:
 def choose(session: Session, principal: MemberPrincipal, person_id: int) -> MemberPrincipal:
     if person_id not in {p.id for p in people_of(session, principal)}:
         raise NotFound(N_("Member not found"), code="member_not_found")
-    return MemberPrincipal(principal.channel, principal.contact, person_id)
+    return MemberPrincipal(principal.channel, principal.contact, person_id, principal.session_id)
 
 
 def _own_person(session: Session, principal: MemberPrincipal) -> Person:
@@ -129,7 +149,10 @@ def _own_person(session: Session, principal: MemberPrincipal) -> Person:
     in the registry since sign-in no longer opens the page."""
     if principal.person_id is None:
         raise NotFound(N_("Member not found"), code="member_not_found")
-    return choose(session, principal, principal.person_id) and session.get(Person, principal.person_id)
+    for person in people_of(session, principal):
+        if person.id == principal.person_id:
+            return person
+    raise NotFound(N_("Member not found"), code="member_not_found")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column('expires_at', sa.DateTime(), nullable=False),
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('used_at', sa.DateTime(), nullable=True),
+        sa.Column('signed_in_at', sa.DateTime(), nullable=True),
+        sa.Column('signed_out_at', sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_sign_in_code_contact', 'member_sign_in_code', ['contact', 'created_at'])
