@@ -80,9 +80,10 @@ def test_refusal_needs_a_reason_and_the_applicant_hears_it(make_uow, session_fac
         deliver(session_factory, smtp)
         with make_uow() as uow:
             joining.confirm(uow, application_id, smtp.mailbox.code_for("novikova@school1.example"), SECRET)
-        with make_uow() as uow, pytest.raises(ValidationError) as no_reason:
-            joining.refuse(uow, tree.actors["chair_a"], application_id, "   ")
-        assert no_reason.value.code == "refusal_reason_required"
+        for invisible in ("   ", "\u200b", "\u200b\u2060\ufeff", "\u202e "):
+            with make_uow() as uow, pytest.raises(ValidationError) as no_reason:
+                joining.refuse(uow, tree.actors["chair_a"], application_id, invisible)
+            assert no_reason.value.code == "refusal_reason_required"
         with make_uow() as uow:
             joining.refuse(uow, tree.actors["chair_a"], application_id, "не работает в школе № 1")
         deliver(session_factory, smtp)
@@ -104,12 +105,45 @@ def test_a_person_already_registered_is_a_transfer_question(make_uow, session_fa
             joining.confirm(uow, application_id, smtp.mailbox.code_for("petrov@mail.example"), SECRET)
     with session_factory() as s:
         waiting = joining.list_waiting(s, tree.actors["chair_a"], tree.primary_a)[0]
-        assert joining.where_registered(s, tree.actors["chair_a"], waiting) == "ППО школы № 2 г. Сочи"
+        question = joining.transfer_question(s, tree.actors["chair_a"], waiting)
+        # Petrov's organisation is outside chair_a's part of the union: it is not named to her.
+        assert question.same_full_name and question.organisation is None
+        assert joining.transfer_question(s, tree.actors["region_a"], waiting).organisation == "ППО школы № 2 г. Сочи"
     with make_uow() as uow, pytest.raises(Conflict) as transfer:
         joining.accept(uow, tree.actors["chair_a"], application_id)
     assert transfer.value.code == "application_is_transfer"
+    with make_uow() as uow, pytest.raises(Conflict):
+        joining.accept(uow, tree.actors["chair_a"], application_id, different_person=True)  # same full name
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Person).where(Person.surname == "Петров")) == 1
+
+
+def test_a_namesake_without_the_patronymic_is_a_question_not_a_second_record(make_uow, session_factory, tree):
+    # Shchyolokova Anna Petrovna (1975-01-02) is on school № 1's register; she applies again online
+    # leaving out her patronymic, or spelling it otherwise.
+    ids = []
+    with SmtpServer() as smtp:
+        for patronymic, contact in ((None, "anna1@mail.example"), ("Петр-овна", "anna2@mail.example")):
+            with make_uow() as uow:
+                ids.append(joining.apply(uow, application(tree, organisation_id=tree.primary_a2, surname="ЩЕЛОКОВА",
+                                                          given_name="анна", patronymic=patronymic,
+                                                          birth_date=date(1975, 1, 2), contact=contact), SECRET))
+            deliver(session_factory, smtp)
+            with make_uow() as uow:
+                joining.confirm(uow, ids[-1], smtp.mailbox.code_for(contact), SECRET)
+    with session_factory() as s:
+        for application_id in ids:
+            question = joining.transfer_question(s, tree.actors["region_a"], s.get(MembershipApplication,
+                                                                                   application_id))
+            assert question is not None and not question.same_full_name
+    with make_uow() as uow, pytest.raises(Conflict):
+        joining.accept(uow, tree.actors["chair_a2"], ids[0])
+    # The chairperson says it is someone else: accepted, and the audit keeps that she said so.
+    with make_uow() as uow:
+        joining.accept(uow, tree.actors["chair_a2"], ids[0], different_person=True)
+    with session_factory() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "application.accept")).one()
+        assert entry.details["different_person"] is True
 
 
 def test_bad_applications_are_refused_by_name(make_uow, session_factory, tree):
@@ -122,6 +156,9 @@ def test_bad_applications_are_refused_by_name(make_uow, session_factory, tree):
         (dict(category="boss"), "category_invalid"),
         (dict(surname="Н" * 300), None),
         (dict(birth_date=date(2999, 1, 1)), None),
+        (dict(sex="other"), "sex_invalid"),
+        (dict(contact="novikova@school1.example."), "contact_invalid"),
+        (dict(contact="novikova@school1..example"), "contact_invalid"),
     ]
     for changes, code in cases:
         with make_uow() as uow, pytest.raises((ValidationError, NotFound)) as refused:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.mail_support import SmsGateway, SmtpServer
 from unioncard import clock
 from unioncard.db import UnitOfWork
-from unioncard.errors import NotFound, PermissionDenied
+from unioncard.errors import NotFound, PermissionDenied, ValidationError
 from unioncard.messaging import domain as msg
 from unioncard.messaging import mailings
 from unioncard.messaging import services as outbox
@@ -64,6 +64,9 @@ def test_a_mailing_reaches_exactly_the_consenting_members_in_scope(make_uow, ses
         mailing = mailings.create_mailing(uow, region, mailings.Audience(tree.region_a), "Слёт молодых педагогов",
                                           "Приглашаем на краевой слёт 12 декабря.")
     assert mailing.recipients == 2
+    for subject, body in (("\u200b", "Текст"), ("Тема", "\u200b\u200b"), ("", "Текст"), ("Т" * 201, "Текст")):
+        with make_uow() as uow, pytest.raises(ValidationError):
+            mailings.create_mailing(uow, region, mailings.Audience(tree.region_a), subject, body)
     with SmtpServer() as smtp, SmsGateway() as gateway:
         run = deliver(session_factory, smtp, gateway)
         assert run.sent == 2 and run.failed == 0

@@ -111,7 +111,7 @@ def applications(organisation_id: int):
             waiting = joining.list_waiting(db_session, _actor(), organisation_id)
         except (NotFound, PermissionDenied):
             abort(404)
-        rows = [(a, joining.where_registered(db_session, _actor(), a)) for a in waiting]
+        rows = [(a, joining.transfer_question(db_session, _actor(), a)) for a in waiting]
     return render_template("joining/applications.html", rows=rows, organisation_id=organisation_id,
                            categories=d.CATEGORY_LABELS)
 
@@ -127,7 +127,8 @@ def decide(application_id: int, decision: str):
     try:
         with _rt().uow() as uow:
             if decision == "accept":
-                membership = joining.accept(uow, _actor(), application_id)
+                membership = joining.accept(uow, _actor(), application_id,
+                                            different_person=request.form.get("different_person") == "yes")
                 flash(_("Accepted: %(name)s is on the register", name=membership.person.surname), "info")
             else:
                 joining.refuse(uow, _actor(), application_id, (request.form.get("reason") or "")[:400])

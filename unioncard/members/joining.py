@@ -139,13 +139,33 @@ def confirm(uow: UnitOfWork, application_id: int, code: str, secret: str) -> Mem
         uow.commit()
         raise refused
     application.code_hash, application.status, application.confirmed_at = None, S.WAITING, clock.now()
-    existing = registry.find_person(session, registry.PersonData(application.surname, application.given_name,
-                                                                 application.patronymic, application.birth_date))
-    if existing is not None:
-        current = registry.active_membership(session, existing.id)
-        application.existing_membership_id = current.id if current else None
+    current = _registered_namesake(session, application)
+    application.existing_membership_id = current.id if current else None
     uow.commit()
     return application
+
+
+def _registered_namesake(session, application: MembershipApplication) -> Membership | None:
+    """The active membership of someone with the applicant's surname, given name and birth date
+    (the patronymic may be left out or spelt otherwise online): the one with the same full name
+    first."""
+    exact = registry.PersonData(application.surname, application.given_name, application.patronymic,
+                                application.birth_date).identity_key
+    found = []
+    for person in registry.namesakes(session, application.surname, application.given_name, application.birth_date):
+        membership = registry.active_membership(session, person.id)
+        if membership is not None:
+            found.append((person.identity_key != exact, membership))
+    return min(found, key=lambda pair: pair[0])[1] if found else None
+
+
+def is_same_person(session, application: MembershipApplication) -> bool:
+    """Whether the registered namesake has the applicant's full name too (then it is surely them)."""
+    membership = _registered_namesake(session, application)
+    if membership is None:
+        return False
+    return membership.person.identity_key == registry.PersonData(
+        application.surname, application.given_name, application.patronymic, application.birth_date).identity_key
 
 
 def _reviewer(actor: Actor) -> None:
@@ -169,22 +189,32 @@ def get_application(session, actor: Actor, application_id: int) -> MembershipApp
     return application
 
 
-def where_registered(session, actor: Actor, application: MembershipApplication) -> str | None:
-    """For a transfer question: the organisation the applicant is on the register of now."""
-    if application.existing_membership_id is None:
+@dataclass(frozen=True)
+class TransferQuestion:
+    same_full_name: bool         # False: only surname, given name and birth date are the same
+    organisation: str | None     # named only when it is in the reviewer's own part of the union
+
+
+def transfer_question(session, actor: Actor, application: MembershipApplication) -> TransferQuestion | None:
+    """Whether the applicant may already be on a register. Where, is said only inside the
+    reviewer's scope: a chairperson cannot learn another region's members by applying for them."""
+    membership = _registered_namesake(session, application)
+    if membership is None:
         return None
-    membership = session.get(Membership, application.existing_membership_id)
-    return membership.organisation.name if membership and membership.is_active else None
+    same = is_same_person(session, application)
+    return TransferQuestion(same, membership.organisation.name if actor.sees(membership.org_path) else None)
 
 
-def accept(uow: UnitOfWork, actor: Actor, application_id: int) -> Membership:
+def accept(uow: UnitOfWork, actor: Actor, application_id: int, *, different_person: bool = False) -> Membership:
+    """Register the applicant. Someone with the same full name and birth date on a register is a
+    transfer, never accepted here; a namesake with another (or no) patronymic is accepted only when
+    the reviewer says it is a different person (``different_person``), which the audit keeps."""
     session = uow.session
     application = get_application(session, actor, application_id)
     if application.status != S.WAITING:
         raise Conflict(N_("This application has already been decided"), code="application_decided")
-    existing = registry.find_person(session, registry.PersonData(application.surname, application.given_name,
-                                                                 application.patronymic, application.birth_date))
-    if existing is not None and registry.active_membership(session, existing.id) is not None:
+    if _registered_namesake(session, application) is not None and (
+            is_same_person(session, application) or not different_person):
         raise Conflict(N_("The applicant is already on the register of another organisation: arrange a transfer "
                           "through the regional organisation, or refuse the application with the reason."),
                        code="application_is_transfer")
@@ -205,7 +235,8 @@ def accept(uow: UnitOfWork, actor: Actor, application_id: int) -> Membership:
     application.membership_id = membership.id
     audit.record(session, actor, "application.accept", "membership_application", application.id,
                  application.organisation_id, membership_id=membership.id, consent_version=application.consent_version,
-                 confirmed_at=application.confirmed_at, sections=[str(s) for s in sections])
+                 confirmed_at=application.confirmed_at, sections=[str(s) for s in sections],
+                 different_person=different_person)
     _send(session, application, msg.Kind.APPLICATION_ACCEPTED, ACCEPTED_SUBJECT, ACCEPTED_BODY,
           organisation=membership.organisation.name)
     uow.commit()
@@ -217,7 +248,7 @@ def refuse(uow: UnitOfWork, actor: Actor, application_id: int, reason: str) -> M
     application = get_application(session, actor, application_id)
     if application.status != S.WAITING:
         raise Conflict(N_("This application has already been decided"), code="application_decided")
-    reason = (reason or "").strip()
+    reason = rd.visible_text(reason)
     if not reason or len(reason) > 300:
         raise ValidationError(N_("Give the reason for the refusal (at most 300 characters)"),
                               code="refusal_reason_required", field="reason")

@@ -73,7 +73,8 @@ def count_audience(session: Session, actor: Actor, audience: Audience) -> int:
 def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: str, body: str) -> Mailing:
     _require(actor)
     session = uow.session
-    subject, body = (subject or "").strip(), (body or "").strip()
+    # Only what a reader would see counts: a subject of zero-width spaces is no subject.
+    subject, body = rd.visible_text(subject), rd.visible_text(body)
     if not subject or len(subject) > d.MAILING_SUBJECT_MAX:
         raise ValidationError(N_("Give the mailing a subject of at most %(max)s characters"),
                               code="mailing_subject_invalid", field="subject", max=d.MAILING_SUBJECT_MAX)

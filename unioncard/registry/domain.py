@@ -389,7 +389,8 @@ def validate_email(value: str | None) -> str | None:
     value = (value or "").strip()
     if not value:
         return None
-    if not _EMAIL.match(value) or len(value) > 200:
+    # «a@b.ru.» and «a@b..ru» are the same mailbox as «a@b.ru» to some servers and none to others.
+    if not _EMAIL.match(value) or len(value) > 200 or ".." in value or value.endswith("."):
         raise ValidationError(N_("E-mail “%(value)s” is not valid"), code="email_invalid", field="email", value=value)
     return value.lower()
 
@@ -411,6 +412,13 @@ def validate_phone(value: str | None) -> str | None:
     if len(digits) != 11 or digits[0] != "7":
         raise ValidationError(N_("Phone “%(value)s” is not valid"), code="phone_invalid", field="phone", value=raw)
     return "+" + digits
+
+
+def visible_text(value: str | None) -> str:
+    """The text with invisible characters (zero-width, direction marks, other format and control
+    characters) taken out and spaces trimmed: what a reader would actually see."""
+    return "".join(ch for ch in (value or "") if unicodedata.category(ch) not in ("Cf", "Cc", "Co")
+                   or ch in "\n\t").strip()
 
 
 def check_parent_level(level: Level, parent_level: Level | None) -> None:

@@ -252,7 +252,7 @@ class PersonData:
             given_name=name.given_name,
             patronymic=name.patronymic,
             birth_date=d.validate_birth_date(self.birth_date, today),
-            sex=d.Sex(self.sex).value if self.sex else None,
+            sex=_sex(self.sex),
             phone=d.validate_phone(self.phone),
             email=d.validate_email(self.email),
         )
@@ -262,11 +262,31 @@ class PersonData:
         return d.identity_key(self.surname, self.given_name, self.patronymic, self.birth_date)
 
 
+def _sex(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return d.Sex(value).value
+    except ValueError:
+        raise ValidationError(N_("There is no such sex in the registry"), code="sex_invalid", field="sex") from None
+
+
 PERSON_FIELDS = ("surname", "given_name", "patronymic", "birth_date", "sex", "phone", "email")
 
 
 def find_person(session: Session, data: PersonData) -> Person | None:
     return session.scalars(select(Person).where(Person.identity_key == data.identity_key).order_by(Person.id)).first()
+
+
+def namesakes(session: Session, surname: str, given_name: str, birth_date: date) -> list[Person]:
+    """People with this surname, given name and birth date whatever their patronymic (left out,
+    or spelt otherwise): who an online applicant may already be."""
+    head = f"{d.search_key(surname)} {d.search_key(given_name)}"
+    tail = f"|{birth_date.isoformat()}"
+    rows = session.scalars(select(Person).where(Person.identity_key.startswith(head, autoescape=True),
+                                                Person.identity_key.endswith(tail, autoescape=True))
+                           .order_by(Person.id))
+    return [p for p in rows if p.identity_key in (head + tail,) or p.identity_key.startswith(head + " ")]
 
 
 def active_membership(session: Session, person_id: int) -> Membership | None:
