@@ -198,3 +198,33 @@ def test_a_mailing_composed_on_a_phone_reaches_exactly_the_consenting_members(ap
     page.reload()
     assert page.locator("#sent").inner_text() == "2" and page.locator("#queued").inner_text() == "0"
     context.close()
+
+
+def test_an_event_invites_everyone_on_its_list_and_only_its_organiser_may(make_uow, session_factory, tree, system,
+                                                                          audience):
+    from datetime import timedelta
+
+    from unioncard.checkin import services as checkin
+    from unioncard.checkin.models import RosterEntry
+
+    with make_uow() as uow:
+        event = checkin.create_event(uow, system, code="SLET", name="Слёт молодых педагогов", kind="conference",
+                                     organisation_id=tree.region_a, starts_on=clock.today() + timedelta(days=7),
+                                     ends_on=clock.today() + timedelta(days=8), venue="Сочи", admission="roster")
+        for key, role in (("ivanov", "delegate"), ("petrov", "guest")):  # Petrov has no consent 3: still invited
+            person_id = uow.session.get(Membership, tree.members[key]).person_id
+            uow.session.add(RosterEntry(event_id=event.id, person_id=person_id, role=role))
+        uow.commit()
+        event_id = event.id
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        mailings.invite_roster(uow, tree.actors["chair_a"], event_id)  # no right to manage events
+    with make_uow() as uow, pytest.raises(NotFound):
+        mailings.invite_roster(uow, tree.actors["region_b"], event_id)  # another region's event
+    with make_uow() as uow:
+        assert mailings.invite_roster(uow, tree.actors["region_a"], event_id) == 2
+    with SmtpServer() as smtp, SmsGateway() as gateway:
+        deliver(session_factory, smtp, gateway)
+        got = {m["To"]: m.get_body(("plain",)).get_content() for m in smtp.mailbox.messages}
+    assert set(got) == {"ivanov@school1.example", "petrov@school2.example"}
+    assert "Слёт молодых педагогов" in got["ivanov@school1.example"] and "делегат" in got["ivanov@school1.example"]
+    assert "/u/" not in got["petrov@school2.example"]  # not a mailing: no unsubscribe link

@@ -387,6 +387,25 @@ def edit(event_id: int):
                                badge_modes=checkin.badge_modes(found))
 
 
+@bp.route("/<int:event_id>/invite", methods=["POST"])
+@login_required
+def invite(event_id: int):
+    """Invitations to everyone on the list, by e-mail or SMS (unioncard.messaging.mailings)."""
+    _allowed()
+    _check_event(event_id)
+    from unioncard.messaging import mailings
+
+    try:
+        with _rt().uow() as uow:
+            count = mailings.invite_roster(uow, _actor(), event_id)
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+    else:
+        flash(ngettext("An invitation is queued for %(num)s person", "Invitations are queued for %(num)s people",
+                       count), "ok")
+    return redirect(url_for("events.event", event_id=event_id))
+
+
 @bp.route("/<int:event_id>/cancel", methods=["POST"])
 @login_required
 def cancel(event_id: int):

@@ -15,6 +15,7 @@ from unioncard.db import UnitOfWork
 from unioncard.errors import NotFound, PermissionDenied, ValidationError
 from unioncard.i18n import N_
 from unioncard.messaging import domain as d
+from unioncard.messaging import services as outbox
 from unioncard.messaging.models import Mailing, OutboxMessage, UndeliverableAddress
 from unioncard.registry import audit
 from unioncard.registry import domain as rd
@@ -143,3 +144,45 @@ def unsubscribe(uow: UnitOfWork, secret: str, token: str) -> str:
         return "already"  # no longer a member: nothing is sent to them anyway
     uow.commit()
     return "done"
+
+
+# --- invitations to an event ------------------------------------------------------------------
+
+INVITATION_SUBJECT = N_("Invitation: %(event)s")
+INVITATION_BODY = N_("You are invited to «%(event)s» (%(days)s, %(venue)s). Your part: %(role)s. Bring your union "
+                     "card: at the entrance it is checked by its QR code.")
+
+
+def invite_roster(uow: UnitOfWork, actor: Actor, event_id: int) -> int:
+    """An invitation to everyone on the event's list who has an e-mail address or a phone. It is
+    about their own part in the event, so it goes whatever consent section 3 says (like a card's
+    notices); returns how many were queued."""
+    from unioncard.checkin import services as checkin
+    from unioncard.checkin.models import RosterEntry
+    from unioncard.i18n import translate
+    from unioncard.reader_station.domain import ROLE_LABELS
+
+    session = uow.session
+    event = checkin.get_event(session, actor, event_id)  # scope and the right to manage events
+    if event.cancelled_at is not None:
+        raise ValidationError(N_("The event is cancelled"), code="event_cancelled")
+    days = event.starts_on.strftime("%d.%m.%Y") if event.starts_on == event.ends_on else \
+        f"{event.starts_on:%d.%m.%Y}–{event.ends_on:%d.%m.%Y}"
+    subject = translate(INVITATION_SUBJECT, "ru", event=event.name)
+    count = 0
+    rows = session.execute(select(Person.id, Person.email, Person.phone, RosterEntry.role)
+                           .join(RosterEntry, RosterEntry.person_id == Person.id)
+                           .where(RosterEntry.event_id == event.id)).all()
+    for person_id, email, phone, role in rows:
+        if not (email or phone):
+            continue
+        role_text = translate(ROLE_LABELS.get(role, role), "ru") if role in ROLE_LABELS else role
+        outbox.enqueue(session, channel=d.Channel.EMAIL if email else d.Channel.SMS, address=email or phone,
+                       kind=d.Kind.EVENT_INVITATION, subject=subject, person_id=person_id,
+                       body=translate(INVITATION_BODY, "ru", event=event.name, days=days, venue=event.venue,
+                                      role=role_text.lower()))
+        count += 1
+    audit.record(session, actor, "event.invite", "event", event.id, event.organisation_id, invited=count)
+    uow.commit()
+    return count
+
