@@ -78,7 +78,9 @@ def test_a_mailing_reaches_exactly_the_consenting_members_in_scope(make_uow, ses
         text = mail.get_body(("plain",)).get_content()
         assert "12 декабря" in text and f"{PUBLIC}/u/" in text
         assert mail["List-Unsubscribe"].startswith(f"<{PUBLIC}/u/") and mail["List-Unsubscribe-Post"]
-        assert f"{PUBLIC}/u/" in gateway.received[0]["text"]
+        sms = gateway.received[0]["text"]
+        assert f"{PUBLIC}/u/" in sms and sms.startswith("Слёт молодых педагогов. Приглашаем")
+        assert len(sms.split("\n")[0]) <= msg.SMS_TEXT_MAX
     with session_factory() as s:
         assert mailings.progress(s, region, mailing.id) == {"queued": 0, "sent": 2, "failed": 0, "suppressed": 0}
         with pytest.raises(NotFound):
@@ -145,14 +147,22 @@ def test_mailings_by_web_count_first_then_send_and_show_progress(web, tree, sess
     assert counted.status_code == 200 and "получат 2 члена Профсоюза" in page
     with session_factory() as s:
         assert s.scalar(select(OutboxMessage.id)) is None  # counting sends nothing
+    counted_key = page.split('name="counted" value="')[1].split('"')[0]
+    # Sent under another filter than the one counted (a category chosen after counting): refused.
+    changed = web.client.post("/mailings", data={"csrf_token": token, "subject": "Слёт", "body": "Приглашаем",
+                                                 "organisation_id": str(tree.region_a), "category": "pensioner",
+                                                 "confirm": "send", "counted": counted_key})
+    assert changed.status_code == 200 and "посчитайте" in changed.get_data(as_text=True)
     sent = web.client.post("/mailings", data={"csrf_token": token, "subject": "Слёт", "body": "Приглашаем",
-                                              "organisation_id": str(tree.region_a), "confirm": "send"})
+                                              "organisation_id": str(tree.region_a), "confirm": "send",
+                                              "counted": counted_key})
     assert sent.status_code == 302
     progress = web.client.get(sent.headers["Location"]).get_data(as_text=True)
     assert 'id="queued">2<' in progress
     # Another region's organisation: refused, nothing queued.
     refused = web.client.post("/mailings", data={"csrf_token": token, "subject": "Слёт", "body": "Приглашаем",
-                                                 "organisation_id": str(tree.region_b), "confirm": "send"})
+                                                 "organisation_id": str(tree.region_b), "confirm": "send",
+                                                 "counted": f"{tree.region_b}|||1"})
     assert refused.status_code == 200
     with session_factory() as s:
         assert len(s.scalars(select(OutboxMessage)).all()) == 2

@@ -215,6 +215,13 @@ def test_withdrawing_section_2_turns_the_partner_check_false_at_once(app, make_u
     with session_factory() as s:
         assert not registry.has_consent(s, person_id, "partner_transfer")
         assert registry.has_consent(s, person_id, "processing")
+    # Given again from the page (electronic, today): the partner's check is true again at once.
+    with make_uow() as uow:
+        members.give(uow, principal, "partner_transfer")
+    assert ask(client, bonus, number, "Иванов").get_json()["valid"] is True
+    with make_uow() as uow, pytest.raises(ValidationError) as by_organisation:
+        members.give(uow, principal, "processing")
+    assert by_organisation.value.code == "consent_processing_by_organisation"
     # A principal whose contact is not the person's opens nothing.
     stranger = members.MemberPrincipal("email", "stranger@example.org", person_id)
     with session_factory() as s, pytest.raises(Exception) as refused:

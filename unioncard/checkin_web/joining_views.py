@@ -75,8 +75,10 @@ def form(primary_id: int):
             else:
                 session[APPLICATION_KEY] = application_id
                 return redirect(url_for("joining.confirm"))
+    ticked = {k for k in ("processing", "partner_transfer", "messaging") if request.form.get(k) == "yes"}
     return render_template("joining/form.html", org_name=org_name, organisation_id=organisation_id, values=values,
-                           error=error, consent=consent_text, sexes=d.SEX_LABELS, categories=d.CATEGORY_LABELS), status
+                           error=error, consent=consent_text, sexes=d.SEX_LABELS, categories=d.CATEGORY_LABELS,
+                           ticked=ticked), status
 
 
 @bp.route("/join/confirm", methods=["GET", "POST"])
@@ -128,8 +130,11 @@ def decide(application_id: int, decision: str):
         with _rt().uow() as uow:
             if decision == "accept":
                 membership = joining.accept(uow, _actor(), application_id,
-                                            different_person=request.form.get("different_person") == "yes")
-                flash(_("Accepted: %(name)s is on the register", name=membership.person.surname), "info")
+                                            different_person=request.form.get("different_person") == "yes",
+                                            member_page=f"{_rt().settings.public_url}/me/")
+                person = membership.person
+                flash(_("Accepted: %(name)s is on the register",
+                        name=f"{person.surname} {person.given_name} {person.patronymic or ''}".strip()), "info")
             else:
                 joining.refuse(uow, _actor(), application_id, (request.form.get("reason") or "")[:400])
                 flash(_("The application is refused; the applicant is told the reason"), "info")

@@ -34,6 +34,10 @@ def _audience(form) -> mailings.Audience:
                              category=(form.get("category") or None), event_id=bounded_id(form.get("event_id")))
 
 
+def _filters_key(audience: mailings.Audience) -> str:
+    return f"{audience.organisation_id}|{audience.category or ''}|{audience.event_id or ''}"
+
+
 @bp.route("/mailings", methods=["GET", "POST"])
 @login_required
 def index():
@@ -43,12 +47,18 @@ def index():
     draft = {"subject": (form.get("subject") or "")[:300], "body": (form.get("body") or "")[:6000],
              "organisation_id": form.get("organisation_id") or "", "category": form.get("category") or "",
              "event_id": form.get("event_id") or ""}
-    count = None
+    count, channels, counted = None, {}, ""
     if request.method == "POST" and request.form.get("confirm") == "send":
         try:
+            counted = request.form.get("counted") or ""
+            audience = _audience(request.form)
+            # The count shown, for exactly these filters: anything else (a filter changed after
+            # counting) is refused rather than sent under a number the sender did not see.
+            expected = int(counted.rsplit("|", 1)[1]) if counted.startswith(_filters_key(audience) + "|") \
+                and counted.rsplit("|", 1)[1].isdigit() else -1
             with _rt().uow() as uow:
-                mailing = mailings.create_mailing(uow, _actor(), _audience(request.form), draft["subject"],
-                                                  draft["body"])
+                mailing = mailings.create_mailing(uow, _actor(), audience, draft["subject"], draft["body"],
+                                                  expected=expected)
         except UnionCardError as refused:
             flash(refused.render(), "error")
         else:
@@ -58,7 +68,10 @@ def index():
     with _rt().session_factory() as session:
         if request.method == "POST" and request.form.get("confirm") != "send":
             try:
-                count = mailings.count_audience(session, _actor(), _audience(request.form))
+                audience = _audience(request.form)
+                channels = mailings.count_by_channel(session, _actor(), audience)
+                count = sum(channels.values())
+                counted = f"{_filters_key(audience)}|{count}"
             except UnionCardError as refused:
                 flash(refused.render(), "error")
         sent = mailings.list_mailings(session, _actor())
@@ -70,7 +83,8 @@ def index():
         own = registry.get_organisation(session, _actor(), _actor().organisation_id)
         organisations = [own, *registry.children(session, _actor(), own.id)]
     return render_template("mailings/index.html", mailings=sent, draft=draft, count=count, events=events,
-                           categories=d.CATEGORY_LABELS, organisations=organisations)
+                           categories=d.CATEGORY_LABELS, organisations=organisations, channels=channels,
+                           counted=counted)
 
 
 @bp.route("/mailings/<int:mailing_id>")

@@ -177,13 +177,17 @@ def withdraw(section: str):
     except ValueError:
         return render_template("error.html", title=_("Not found"), text=_("There is no such consent")), 404
     if request.method == "POST":
+        giving = request.form.get("action") == "give"
         try:
             with _rt().uow() as uow:
-                members.withdraw(uow, principal, section)
+                (members.give if giving else members.withdraw)(uow, principal, section)
         except UnionCardError as refused:
             flash(refused.render(), "error")
         else:
-            flash(_("The consent is withdrawn as of today"), "info")
+            from unioncard.checkin_web.formatting import label
+
+            flash((_("Consent given: %(section)s") if giving else _("Consent withdrawn as of today: %(section)s"))
+                  % {"section": label("consent_section", section)}, "info")
         return redirect(url_for("member.page"))
     return render_template("member/withdraw.html", section=section)
 

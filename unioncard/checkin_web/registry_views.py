@@ -18,6 +18,7 @@ from wtforms import BooleanField, DateField, HiddenField, SelectField, StringFie
 from wtforms.validators import DataRequired, Length, Optional
 
 from unioncard import clock
+from unioncard.members import joining
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
@@ -99,6 +100,7 @@ def organisation(organisation_id: int):
             can_hold_members=d.Level(org.level) in services.MEMBER_LEVELS,
             can_view_members=_actor().can(d.Permission.VIEW_MEMBERS),
             can_edit_members=_actor().can(d.Permission.EDIT_MEMBERS),
+            waiting_applications=joining.count_waiting(db_session, _actor(), org.id),
         )
 
 

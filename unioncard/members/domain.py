@@ -38,8 +38,8 @@ def codes_match(expected_hash: str, secret: str, contact: str, code: str) -> boo
 
 # Reads of a member's personal data shown on «Кто видел мои данные» (152-FZ art. 14).
 READ_ACTIONS = {
-    "member.view": N_("opened your registry card"),
-    "member.export": N_("downloaded a member list with you in it"),
+    "member.view": N_("your registry card was opened"),
+    "member.export": N_("a member list with you in it was downloaded"),
 }
 
 

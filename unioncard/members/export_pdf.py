@@ -23,6 +23,19 @@ def _label(mapping, value) -> str:
     return "" if value is None else str(value)
 
 
+def _when(text: str | None) -> str:
+    """A stored moment («2026-12-06T21:56:00Z», UTC) as Moscow time, «07.12.2026 00:56 (МСК)»."""
+    from datetime import datetime
+
+    from unioncard.registry.timezones import MOSCOW, shown
+
+    return shown(datetime.fromisoformat(text.rstrip("Z")), MOSCOW) if text else "—"
+
+
+def _day(text: str | None) -> str:
+    return f"{text[8:10]}.{text[5:7]}.{text[:4]}" if text and len(text) >= 10 else "—"
+
+
 def _escape(value) -> str:
     return str("" if value is None else value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -59,24 +72,27 @@ def pdf(data: dict, generated_at: str) -> bytes:
         story.append(Paragraph(_escape(t(SECTIONS[key])), subheading))
         labels = {"sex": rd.SEX_LABELS, "category": rd.CATEGORY_LABELS}
         rows = [(t(FIELDS.get(k, k)), " › ".join(v) if isinstance(v, list) else
-                 (_label(labels[k], v) if k in labels else v)) for k, v in data[key].items()]
+                 (_label(labels[k], v) if k in labels else _day(v) if k.endswith("_date") else v))
+                for k, v in data[key].items()]
         story.append(table(rows, [usable * 0.35, usable * 0.65]))
     story.append(Paragraph(_escape(t(SECTIONS["cards"])), subheading))
     for card in data["cards"]:
-        history = "; ".join(f"{e['at'][:16].replace('T', ' ')} UTC: {_label(cd.STATUS_LABELS, e['to'])}"
-                            for e in card["history"])
+        history = "; ".join(f"{_when(e['at'])}: {_label(cd.STATUS_LABELS, e['to'])}" for e in card["history"])
+        story.append(table([(t(N_("Card")), t(N_("Number")), t(N_("Status")), t(N_("History")))],
+                           [usable * 0.15, usable * 0.25, usable * 0.15, usable * 0.45]))
         story.append(table([(_label(cd.KIND_LABELS, card["kind"]), card["number"] or "—",
                              _label(cd.STATUS_LABELS, card["status"]), history)],
                            [usable * 0.15, usable * 0.25, usable * 0.15, usable * 0.45]))
     story.append(Paragraph(_escape(t(SECTIONS["consents"])), subheading))
     if data["consents"]:
-        story.append(table([(_label(rd.CONSENT_SECTION_LABELS, c["section"]), c["given_on"],
-                             _label(rd.CONSENT_FORM_LABELS, c["form"]), c["withdrawn_on"] or "—")
-                            for c in data["consents"]],
+        story.append(table([(t(N_("Section")), t(N_("Given")), t(N_("Form")), t(N_("Withdrawn")))]
+                           + [(_label(rd.CONSENT_SECTION_LABELS, c["section"]), _day(c["given_on"]),
+                               _label(rd.CONSENT_FORM_LABELS, c["form"]), _day(c["withdrawn_on"]))
+                              for c in data["consents"]],
                            [usable * 0.35, usable * 0.2, usable * 0.2, usable * 0.25]))
     story.append(Paragraph(_escape(t(SECTIONS["reads"])), subheading))
     if data["reads"]:
-        story.append(table([(r["at"][:16].replace("T", " ") + " UTC", r["organisation"], _label(rd.ROLE_LABELS, r["role"]),
+        story.append(table([(_when(r["at"]), r["organisation"], _label(rd.ROLE_LABELS, r["role"]),
                              _label(READ_ACTIONS, r["action"]))
                             for r in data["reads"]], [usable * 0.2, usable * 0.4, usable * 0.2, usable * 0.2]))
     out = io.BytesIO()

@@ -32,7 +32,8 @@ CODE_SUBJECT = N_("Confirm your application to the union")
 CODE_BODY = N_("Your confirmation code: %(code)s\n\nEnter it on the application page within 10 minutes. If you "
                "did not apply, ignore this message.")
 ACCEPTED_SUBJECT = N_("You are a member of the union")
-ACCEPTED_BODY = N_("Your application is accepted: you are on the register of %(organisation)s. Welcome to the union!")
+ACCEPTED_BODY = N_("Your application is accepted: you are on the register of %(organisation)s. Welcome to the union!\n\n"
+                   "Your own page, where your card will appear: %(link)s")
 REFUSED_SUBJECT = N_("Your application to the union")
 REFUSED_BODY = N_("Your application to %(organisation)s is not accepted. The reason: %(reason)s")
 
@@ -66,8 +67,14 @@ def find_primaries(session, region_id: int, text: str, limit: int = 20) -> list[
     if region is None or region.level != rd.Level.REGIONAL or region.removed_on is not None:
         raise NotFound(N_("There is no such regional organisation"), code="region_not_found")
     public = Actor(user_id=None, login="joining", role="public", scope_path=region.path)
-    found = registry.find_organisations(session, public, text, limit=limit * 5)
-    return [o for o in found if o.level in (rd.Level.PRIMARY, rd.Level.SUBDIVISION)][:limit]
+    # Every word typed must be in the name (any order): «лицей 43», «№43», «школа Сочи».
+    words = [w for w in (text or "").replace("№", " ").split() if w][:5]
+    if not words:
+        return []
+    found = registry.find_organisations(session, public, max(words, key=len), limit=2000)
+    keys = [rd.search_key(w) for w in words]
+    return [o for o in found if o.level in (rd.Level.PRIMARY, rd.Level.SUBDIVISION)
+            and all(k in rd.search_key(o.name) for k in keys)][:limit]
 
 
 def _primary(session, organisation_id: int) -> Organisation:
@@ -100,8 +107,8 @@ def apply(uow: UnitOfWork, data: Application, secret: str) -> int:
         raise ValidationError(N_("There is no such category"), code="category_invalid", field="category")
     found = msg.normalise_contact(data.contact)
     if found is None:
-        raise ValidationError(N_("Enter an e-mail address or a mobile phone number"), code="contact_invalid",
-                              field="contact")
+        raise ValidationError(N_("This does not look like an e-mail address or a mobile phone number"),
+                              code="contact_invalid", field="contact")
     channel, contact = found
     now = clock.now()
     recent = session.scalar(select(func.count()).select_from(MembershipApplication).where(
@@ -181,6 +188,15 @@ def list_waiting(session, actor: Actor, organisation_id: int) -> list[Membership
         .order_by(MembershipApplication.confirmed_at)))
 
 
+def count_waiting(session, actor: Actor, organisation_id: int) -> int:
+    """Applications waiting in the organisation's subtree (0 for someone who may not decide them)."""
+    if not actor.can(rd.Permission.EDIT_MEMBERS):
+        return 0
+    org = registry.get_organisation(session, actor, organisation_id)
+    return session.scalar(select(func.count()).select_from(MembershipApplication).where(
+        MembershipApplication.org_path.like(org.path + "%"), MembershipApplication.status == S.WAITING))
+
+
 def get_application(session, actor: Actor, application_id: int) -> MembershipApplication:
     _reviewer(actor)
     application = session.get(MembershipApplication, application_id)
@@ -205,7 +221,8 @@ def transfer_question(session, actor: Actor, application: MembershipApplication)
     return TransferQuestion(same, membership.organisation.name if actor.sees(membership.org_path) else None)
 
 
-def accept(uow: UnitOfWork, actor: Actor, application_id: int, *, different_person: bool = False) -> Membership:
+def accept(uow: UnitOfWork, actor: Actor, application_id: int, *, different_person: bool = False,
+           member_page: str = "/me/") -> Membership:
     """Register the applicant. Someone with the same full name and birth date on a register is a
     transfer, never accepted here; a namesake with another (or no) patronymic is accepted only when
     the reviewer says it is a different person (``different_person``), which the audit keeps."""
@@ -238,7 +255,7 @@ def accept(uow: UnitOfWork, actor: Actor, application_id: int, *, different_pers
                  confirmed_at=application.confirmed_at, sections=[str(s) for s in sections],
                  different_person=different_person)
     _send(session, application, msg.Kind.APPLICATION_ACCEPTED, ACCEPTED_SUBJECT, ACCEPTED_BODY,
-          organisation=membership.organisation.name)
+          organisation=membership.organisation.name, link=member_page)
     uow.commit()
     return membership
 

@@ -209,6 +209,13 @@ def order_virtual_card(uow: UnitOfWork, principal: MemberPrincipal, issuer_prefi
     return result
 
 
+def give(uow: UnitOfWork, principal: MemberPrincipal, section: str) -> Consent:
+    person = _own_person(uow.session, principal)
+    consent = registry.give_own_consent(uow, person.id, section, channel=principal.channel)
+    uow.commit()
+    return consent
+
+
 @dataclass(frozen=True)
 class Reading:
     at: datetime

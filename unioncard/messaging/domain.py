@@ -146,3 +146,5 @@ def consent_of_token(secret: str, token: str) -> int | None:
 
 MAILING_SUBJECT_MAX = 200
 MAILING_BODY_MAX = 5000
+# A mailing's SMS carries its subject and the start of its text (three SMS parts in Cyrillic).
+SMS_TEXT_MAX = 180

@@ -66,12 +66,21 @@ def _audience_query(session: Session, actor: Actor, audience: Audience):
 
 
 def count_audience(session: Session, actor: Actor, audience: Audience) -> int:
+    return sum(count_by_channel(session, actor, audience).values())
+
+
+def count_by_channel(session: Session, actor: Actor, audience: Audience) -> dict[str, int]:
+    """Recipients by channel: {"email": …, "sms": …} (SMS cost money: the sender sees how many)."""
     _require(actor)
     query = _audience_query(session, actor, audience).subquery()
-    return session.scalar(select(func.count()).select_from(query))
+    counts = dict(session.execute(select(query.c.channel, func.count()).group_by(query.c.channel)).all())
+    return {channel.value: counts.get(channel.value, 0) for channel in d.Channel}
 
 
-def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: str, body: str) -> Mailing:
+def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: str, body: str, *,
+                   expected: int | None = None) -> Mailing:
+    """Queue the mailing. ``expected`` is the count the sender was shown and agreed to: if the
+    audience is another size now (a filter changed since, or the registry did), nothing is sent."""
     _require(actor)
     session = uow.session
     # Only what a reader would see counts: a subject of zero-width spaces is no subject.
@@ -83,6 +92,9 @@ def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: s
         raise ValidationError(N_("Write the message: at most %(max)s characters"), code="mailing_body_invalid",
                               field="body", max=d.MAILING_BODY_MAX)
     query = _audience_query(session, actor, audience)
+    if expected is not None and count_audience(session, actor, audience) != expected:
+        raise ValidationError(N_("The recipients are not the ones counted: count them again before sending"),
+                              code="mailing_audience_changed")
     org = registry.get_organisation(session, actor, audience.organisation_id)
     now = clock.now()
     mailing = Mailing(organisation_id=org.id, org_path=org.path, category=audience.category or None,

@@ -22,7 +22,8 @@ from unioncard.messaging.senders import (ChannelDown, Outgoing, PermanentFailure
 
 log = logging.getLogger(__name__)
 
-UNSUBSCRIBE_LINE = N_("You get this because you agreed to the union's messages. To stop them: %(link)s")
+UNSUBSCRIBE_LINE = N_("You get this message because you agreed to the union's messages. To stop them: %(link)s")
+UNSUBSCRIBE_SMS = N_("Stop: %(link)s")
 
 # A claimed message not recorded as sent or failed by then is free to be tried again.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -79,7 +80,13 @@ def _claim(uow_factory, channel: d.Channel, now: datetime, batch: int, link_for=
                 # The mailing's text, and a link that withdraws consent 3 without signing in.
                 mailing = mailings[r.mailing_id]
                 link = link_for(r.consent_id) if link_for and r.consent_id else None
-                body = mailing.body + (f"\n\n—\n{translate(UNSUBSCRIBE_LINE, 'ru', link=link)}" if link else "")
+                if r.channel == d.Channel.SMS:
+                    # An SMS is paid by the part: the subject and the start of the text, then the link.
+                    text = f"{mailing.subject}. {mailing.body}"
+                    text = text if len(text) <= d.SMS_TEXT_MAX else text[:d.SMS_TEXT_MAX - 1].rstrip() + "…"
+                    body = text + (f"\n{translate(UNSUBSCRIBE_SMS, 'ru', link=link)}" if link else "")
+                else:
+                    body = mailing.body + (f"\n\n—\n{translate(UNSUBSCRIBE_LINE, 'ru', link=link)}" if link else "")
                 claimed.append(Outgoing(r.id, r.channel, r.address, mailing.subject, body, link))
             else:
                 claimed.append(Outgoing(r.id, r.channel, r.address, r.subject, r.body))

@@ -638,6 +638,28 @@ def withdraw_own_consent(uow: UnitOfWork, person_id: int, section: str, *, chann
     return _withdraw(uow, Actor.member(person_id), membership, section, clock.today(), channel=channel)
 
 
+def give_own_consent(uow: UnitOfWork, person_id: int, section: str, *, channel: str) -> Consent:
+    """A member gives consent section 2 or 3 from their own page (electronic, today). Section 1 is
+    given on joining or on paper: it is what the registry holds them by."""
+    section = d.ConsentSection(section)
+    if section == d.ConsentSection.PROCESSING:
+        raise ValidationError(N_("Consent to processing is given at your primary organisation"),
+                              code="consent_processing_by_organisation")
+    membership = active_membership(uow.session, person_id)
+    if membership is None:
+        raise NotFound(N_("Member not found"), code="member_not_found")
+    if section in current_consents(uow.session, person_id):
+        raise Conflict(N_("This consent has already been given"), code="consent_already_given")
+    consent = Consent(person_id=person_id, section=section, given_on=clock.today(), form=d.ConsentForm.ELECTRONIC,
+                      recorded_at=clock.now(), recorded_by=None)
+    uow.session.add(consent)
+    uow.session.flush()
+    audit.record(uow.session, Actor.member(person_id), "consent.give", "consent", consent.id,
+                 membership.organisation_id, person_id=person_id, section=section, form=consent.form,
+                 given_on=consent.given_on, channel=channel)
+    return consent
+
+
 def _withdraw(uow: UnitOfWork, actor: Actor, membership: Membership, section: str, withdrawn_on: date,
               **details) -> Consent:
     session = uow.session
