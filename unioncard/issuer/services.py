@@ -505,7 +505,8 @@ def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer) -> dict[int, 
     for card in missing:
         person = card.person
         made = credential.issue(signer, card.number, person.surname, person.given_name, person.patronymic,
-                                card.region_code, clock.today(approved_at.get(card.id) or clock.now()), card.kind)
+                                # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
+                                card.region_code, (approved_at.get(card.id) or clock.now()).date(), card.kind)
         rows.append({"b_id": card.id, "credential": made.qr_text})
     if rows:
         uow.session.flush()
