@@ -60,11 +60,8 @@ def letters(number: int) -> str:
             return out
 
 
-def one_primary_with_members(sessions, count: int):
-    """Central → region 23 → one primary organisation holding ``count`` consenting members.
-    Returns (region, primary, membership ids)."""
-    from datetime import date
-
+def one_primary(sessions):
+    """Central → region 23 → one primary organisation, empty. Returns (region, primary)."""
     from unioncard.registry import domain as d
     from unioncard.registry import services as registry
     from unioncard.registry.actor import Actor
@@ -77,6 +74,20 @@ def one_primary_with_members(sessions, count: int):
         primary = registry.create_organisation(uow, admin, code="23-1", name="ППО для замера",
                                                level=d.Level.PRIMARY, parent_id=region.id, kind=d.OrgKind.WORKERS)
         uow.commit()
+    return region, primary
+
+
+def one_primary_with_members(sessions, count: int):
+    """Central → region 23 → one primary organisation holding ``count`` consenting members.
+    Returns (region, primary, membership ids)."""
+    from datetime import date
+
+    from unioncard.registry import domain as d
+    from unioncard.registry import services as registry
+    from unioncard.registry.actor import Actor
+
+    admin = Actor.system("bench")
+    region, primary = one_primary(sessions)
     with db.UnitOfWork(sessions) as uow:
         membership_ids = registry.register_new_members(uow, admin, primary.id, [
             registry.NewMember(registry.PersonData("Замеров" + letters(i), "Иван", None,

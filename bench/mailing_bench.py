@@ -12,36 +12,24 @@ import argparse
 import smtplib
 import sys
 import time
-from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 
-from benchkit import add_database_arguments, report, scratch_database
+from benchkit import add_database_arguments, one_primary, report, scratch_database
 from sqlalchemy import text
 
 from unioncard import clock, db
 from unioncard.messaging import mailings
 from unioncard.messaging import services as outbox
 from unioncard.messaging.senders import open_sender
-from unioncard.registry import domain as d
-from unioncard.registry import services as registry
 from unioncard.registry.actor import Actor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def union_of(engine, sessions, members: int) -> tuple[int, str]:
     """Central → region → one primary organisation with ``members`` members, each with an e-mail
     address and consent section 3, written by SQL (the registry's own paths are measured elsewhere)."""
-    admin = Actor.system("bench")
-    with db.UnitOfWork(sessions) as uow:
-        central = registry.create_organisation(uow, admin, code="0", name="Профсоюз", level=d.Level.CENTRAL)
-        region = registry.create_organisation(uow, admin, code="23", name="Краснодарская краевая организация",
-                                              level=d.Level.REGIONAL, parent_id=central.id, region_code="23")
-        primary = registry.create_organisation(uow, admin, code="23-1", name="ППО для замера",
-                                               level=d.Level.PRIMARY, parent_id=region.id, kind=d.OrgKind.WORKERS)
-        uow.commit()
-        region_id, region_path, primary_id, path = region.id, region.path, primary.id, primary.path
+    region, primary = one_primary(sessions)
+    region_id, region_path, primary_id, path = region.id, region.path, primary.id, primary.path
     now = clock.now()
     with engine.begin() as conn:
         conn.execute(text(

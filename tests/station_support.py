@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from unioncard.clock import today as union_today
 
 from sqlalchemy import select
 
 from tests.support import approved_cards
 from unioncard import clock
 from unioncard.checkin import services as checkin
+from unioncard.clock import today as union_today
 from unioncard.hsm import ceremony
 from unioncard.hsm.domain import KeyRole
 from unioncard.issuer import services as cards

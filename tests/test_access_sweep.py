@@ -3,10 +3,10 @@ other organisation's and member's id: all must answer 404, exactly as for ids th
 and nothing may change. Own objects must work, so the sweep cannot pass by accident."""
 
 from datetime import date
-from unioncard.clock import today as union_today
 
 from sqlalchemy import func, select
 
+from unioncard.clock import today as union_today
 from unioncard.registry.models import AuditEntry, Consent, Membership
 from tests.test_web import text_of
 

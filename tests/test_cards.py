@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
-from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import func, select
 from stdnum import luhn
 
+from unioncard.clock import today as union_today
 from unioncard.errors import NotFound, PermissionDenied
 from unioncard.issuer import cardnumber
 from unioncard.issuer import domain as cd

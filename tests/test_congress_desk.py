@@ -7,8 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from datetime import date, datetime, timedelta, timezone
-from unioncard.clock import today as union_today
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from tests.support import union_keys
 from unioncard.checkin import quorum
 from unioncard.checkin import services as checkin
 from unioncard.checkin.models import CheckIn, Event
+from unioncard.clock import today as union_today
 from unioncard.reader_station import bundle as eb
 from unioncard.reader_station import sync
 from unioncard.reader_station.domain import NAME_SEARCH_MIN, Scan, Source, find_by_name

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from unioncard.clock import today as union_today
 
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from unioncard import db
+from unioncard.clock import today as union_today
 from unioncard.issuer import coverage as cov
 from unioncard.issuer import services as cards
 from unioncard.issuer.domain import CardStatus

@@ -126,7 +126,6 @@ _EVENTS: dict = {}
 
 
 def _event(make_uow, tree):
-    from datetime import date
     from unioncard.clock import today as union_today
 
     key = id(tree)

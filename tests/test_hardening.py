@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import threading
 from datetime import timedelta
-from unioncard.clock import today as union_today
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +13,7 @@ from sqlalchemy import select
 
 from tests.support import PASSWORD, WebClient, approved_cards
 from unioncard import clock
+from unioncard.clock import today as union_today
 from unioncard.registry import services
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import Membership, UserSession
@@ -632,7 +632,6 @@ def test_a_desk_sends_the_credential_it_verified_and_the_staff_see_only_its_name
         app, live_server, make_uow, tree, tmp_path, session_factory):
     """Defect 1 end to end: an open event (any member), real HTTP. A QR scan carries its verified
     credential to the server; a typed number carries nothing and stays a number."""
-    from datetime import date
 
     from tests.station_support import enrol, export_trust, issued_cards
     from tests.support import union_keys

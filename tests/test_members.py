@@ -372,7 +372,6 @@ def test_a_card_ready_for_pickup_and_a_blocked_card_tell_the_member(make_uow, se
 
 def test_a_member_orders_their_own_virtual_card_and_downloads_their_data_as_pdf(app, make_uow, session_factory,
                                                                                  tree, system, contacts):
-    from tests.test_partner_api import issue_virtual  # noqa: F401 - the same tree helpers
     from unioncard.issuer import services as cards
     from unioncard.issuer.models import Card
     from unioncard.registry.actor import Actor

@@ -13,7 +13,6 @@ import sys
 import time
 import zipfile
 from datetime import date, timedelta
-from unioncard.clock import today as union_today
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 
 from unioncard import clock, db
 from unioncard.cli import main
+from unioncard.clock import today as union_today
 from unioncard.issuer import cardnumber
 from unioncard.issuer import services as cards
 from unioncard.issuer.coverage import coverage

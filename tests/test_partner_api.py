@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
-from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.support import WebClient, union_keys
 from tests.test_web import text_of
+from unioncard.clock import today as union_today
 from unioncard.issuer import cardnumber
 from unioncard.issuer import services as cards
 from unioncard.issuer.domain import CardStatus

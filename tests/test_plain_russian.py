@@ -4,12 +4,12 @@ writes into a card's history."""
 from __future__ import annotations
 
 import json
-from unioncard.clock import today as union_today
 
 from click.testing import CliRunner
 
 from tests.station_support import export_trust, issued_cards, make_event, publish, root_pem
 from tests.support import union_keys
+from unioncard.clock import today as union_today
 
 
 def test_station_status_speaks_russian_and_json_on_request(make_uow, tree, tmp_path):

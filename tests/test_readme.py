@@ -161,7 +161,6 @@ def _prepare(instance: Instance, argv: list[str]) -> tuple[list[str], str]:
 
 
 def _desk_token(instance: Instance) -> str:
-    from datetime import date
     from unioncard.clock import today as union_today
 
     from unioncard import db

@@ -1,9 +1,9 @@
 from datetime import date, timedelta
-from unioncard.clock import today as union_today
 
 import pytest
 from sqlalchemy import func, select, text
 
+from unioncard.clock import today as union_today
 from unioncard.errors import Conflict, NotFound, ValidationError
 from unioncard.registry import services
 from unioncard.registry.models import AuditEntry, Membership, Organisation, OrganisationParentHistory, Person

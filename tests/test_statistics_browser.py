@@ -4,11 +4,11 @@ a figure with its reason and sends it again, the region accepts it; nothing spil
 
 from __future__ import annotations
 
-from unioncard.clock import today as union_today
 
 import pytest
 
 from tests.test_admin_screens import _phone as _signed_in
+from unioncard.clock import today as union_today
 
 pytestmark = pytest.mark.browser
 

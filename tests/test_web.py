@@ -1,11 +1,11 @@
 import io
 import re
 from datetime import date, timedelta
-from unioncard.clock import today as union_today
 from urllib.parse import unquote
 
 from sqlalchemy import func, select
 
+from unioncard.clock import today as union_today
 from unioncard.registry.models import AuditEntry, Consent, Membership
 from tests.support import PASSWORD
 from tests.test_import_export import ROWS, xlsx

@@ -7,8 +7,6 @@ cards and members answer 404, like things that do not exist.
 
 from __future__ import annotations
 
-import re
-
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -17,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import func, select
 
+from unioncard.checkin_web.formatting import qr_svg
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
@@ -255,26 +254,10 @@ def _virtual_card_or_404(token: str) -> _VirtualCard:
         item = cards.card_by_private_link(uow.session, token)
         if item is None:
             abort(404)
-        if not item.credential:
-            try:
-                cards.ensure_credential(uow, item, rt.signer())
-                uow.commit()
-            except UnionCardError:
-                uow.rollback()  # no keys configured: the card is shown without its QR code
-                item = cards.card_by_private_link(uow.session, token)
+        credential = cards.credential_on_view(uow, item, rt.signer)
+        item = cards.card_by_private_link(uow.session, token)
         person = item.person
-        return _VirtualCard(item.number, item.credential, person.surname, person.given_name, person.patronymic)
-
-
-def _qr_svg(text: str) -> str:
-    import qrcode
-    import qrcode.image.svg
-
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2,
-                        error_correction=qrcode.constants.ERROR_CORRECT_M)
-    # The code fills whatever box it is put in (its viewBox scales), not a fixed 53 mm in a corner.
-    return re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%"',
-                  image.to_string(encoding="unicode").split("?>", 1)[-1].lstrip(), count=1)
+        return _VirtualCard(item.number, credential, person.surname, person.given_name, person.patronymic)
 
 
 @bp.route("/v/<token>")
@@ -282,7 +265,7 @@ def virtual(token: str):
     """A member's virtual card, reached by the private link (no login)."""
     item = _virtual_card_or_404(token)
     return render_template("cards/virtual.html", card=item, person=item, format_number=cardnumber.format,
-                           qr_svg=Markup(_qr_svg(item.credential)) if item.credential else None, token=token)
+                           qr_svg=Markup(qr_svg(item.credential)) if item.credential else None, token=token)
 
 
 @bp.route("/v/<token>/card.svg")
@@ -292,7 +275,7 @@ def virtual_image(token: str):
     if not item.credential:
         abort(404)
     body = render_template("cards/virtual.svg", card=item, person=item, number=cardnumber.format(item.number),
-                           qr=_qr_svg(item.credential))
+                           qr=qr_svg(item.credential))
     return Response(body, mimetype="image/svg+xml",
                     headers={"Content-Disposition": f'inline; filename="card-{item.number}.svg"',
                              "Cache-Control": "no-store"})

@@ -97,6 +97,20 @@ def card_reason(reason: str | None) -> str:
     return reason
 
 
+def qr_svg(text: str) -> str:
+    """A QR code as inline SVG that fills its box (virtual cards, the member's page)."""
+    import re
+
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2,
+                        error_correction=qrcode.constants.ERROR_CORRECT_M)
+    # The code fills whatever box it is put in (its viewBox scales), not a fixed 53 mm in a corner.
+    return re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="100%" height="100%"',
+                  image.to_string(encoding="unicode").split("?>", 1)[-1].lstrip(), count=1)
+
+
 def install(app) -> None:
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["day"] = day

@@ -47,7 +47,7 @@ def form(primary_id: int):
     organisation_id = primary_id
     with _rt().session_factory() as db_session:
         try:
-            org = joining._primary(db_session, organisation_id)
+            org = joining.get_primary(db_session, organisation_id)
         except NotFound:
             abort(404)
         org_name = org.name
@@ -92,15 +92,12 @@ def confirm():
             with _rt().uow() as uow:
                 application = joining.confirm(uow, application_id, (request.form.get("code") or "")[:20],
                                               _rt().settings.secret_key)
-                org_name = application.organisation_id
+            with _rt().session_factory() as db_session:
+                org_name = joining.get_primary(db_session, application.organisation_id).name
         except UnionCardError as refused:
             error, status = refused.render(), 401
         else:
             session.pop(APPLICATION_KEY, None)
-            with _rt().session_factory() as db_session:
-                from unioncard.registry.models import Organisation
-
-                org_name = db_session.get(Organisation, org_name).name
             return render_template("joining/sent.html", org_name=org_name)
     return render_template("joining/confirm.html", error=error), status
 

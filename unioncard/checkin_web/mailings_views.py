@@ -4,7 +4,6 @@ unsubscribe page the messages link to. The rules are in unioncard.messaging.mail
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import login_required
 
@@ -50,12 +49,11 @@ def index():
     count, channels, counted = None, {}, ""
     if request.method == "POST" and request.form.get("confirm") == "send":
         try:
-            counted = request.form.get("counted") or ""
             audience = _audience(request.form)
             # The count shown, for exactly these filters: anything else (a filter changed after
             # counting) is refused rather than sent under a number the sender did not see.
-            expected = int(counted.rsplit("|", 1)[1]) if counted.startswith(_filters_key(audience) + "|") \
-                and counted.rsplit("|", 1)[1].isdigit() else -1
+            filters, _sep, shown = (request.form.get("counted") or "").rpartition("|")
+            expected = int(shown) if filters == _filters_key(audience) and shown.isdigit() else -1
             with _rt().uow() as uow:
                 mailing = mailings.create_mailing(uow, _actor(), audience, draft["subject"], draft["body"],
                                                   expected=expected)

@@ -130,7 +130,7 @@ def page():
     principal, away = _signed_in()
     if away:
         return away
-    from unioncard.checkin_web.cards_views import _qr_svg
+    from unioncard.checkin_web.formatting import qr_svg
 
     with _rt().session_factory() as db_session:
         try:
@@ -143,12 +143,12 @@ def page():
     virtual = next((c for c in mine.cards if c.kind == "virtual" and c.number), None)
     credential = _credential_of(virtual.id) if virtual is not None else None
     return render_template("member/page.html", mine=mine, sections=list(d.ConsentSection),
-                           qr_svg=Markup(_qr_svg(credential)) if credential else None)
+                           qr_svg=Markup(qr_svg(credential)) if credential else None)
 
 
 def _credential_of(card_id: int) -> str | None:
-    """The issued virtual card's signed credential (its QR), signed on first view as on the private link's
-    page; without keys set up the page shows the number alone."""
+    """The issued virtual card's signed credential (its QR), signed on first view as on the private
+    link's page; without keys set up the page shows the number alone."""
     from unioncard.issuer import services as cards
     from unioncard.issuer.models import Card
 
@@ -157,14 +157,7 @@ def _credential_of(card_id: int) -> str | None:
         card = uow.session.get(Card, card_id)
         if card.status != "issued":
             return None  # a blocked or lost card shows no code to be scanned
-        if card.credential:
-            return card.credential
-        try:
-            credential = cards.ensure_credential(uow, card, rt.signer())
-            uow.commit()
-        except UnionCardError:
-            return None
-        return credential
+        return cards.credential_on_view(uow, card, rt.signer)
 
 
 @bp.route("/consents/<section>", methods=["GET", "POST"])

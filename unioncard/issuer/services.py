@@ -488,6 +488,20 @@ def ensure_credential(uow: UnitOfWork, card: Card, signer) -> str:
     return ensure_credentials(uow, [card], signer)[card.id]
 
 
+def credential_on_view(uow: UnitOfWork, card: Card, open_signer) -> str | None:
+    """The card's credential for a page that shows its QR: made (and committed) on first view;
+    None when no keys are set up (``open_signer`` raises), so the page shows the number alone."""
+    if card.credential:
+        return card.credential
+    try:
+        credential = ensure_credential(uow, card, open_signer())
+        uow.commit()
+    except UnionCardError:
+        uow.rollback()
+        return None
+    return credential
+
+
 def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer) -> dict[int, str]:
     """Credentials for many cards at once: one query for the approval dates, one bulk update."""
     missing = [card for card in cards if not card.credential]

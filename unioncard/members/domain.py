@@ -17,6 +17,7 @@ ATTEMPTS_PER_CODE = 5
 CODES_PER_CONTACT = 3
 CODES_WINDOW = timedelta(minutes=15)
 CODES_PER_CONTACT_PER_DAY = 10
+CODES_DAY = timedelta(days=1)
 
 
 def new_code() -> str:
@@ -27,6 +28,12 @@ def code_hash(secret: str, contact: str, code: str) -> str:
     """Keyed by the installation's secret and bound to the contact, so a code copied from one
     row opens nothing else, and a copy of the table alone cannot be searched for codes."""
     return hmac.new(secret.encode(), f"{contact}\x00{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def may_try(expires_at, attempts: int, now) -> bool:
+    """A code may be tried while it is fresh and has tries left (sign-in codes and application
+    codes alike); each try, right or wrong, counts."""
+    return expires_at > now and attempts < ATTEMPTS_PER_CODE
 
 
 def codes_match(expected_hash: str, secret: str, contact: str, code: str) -> bool:

@@ -19,6 +19,7 @@ from unioncard.i18n import N_, translate
 from unioncard.members import consent_text
 from unioncard.members import domain as md
 from unioncard.members.models import MembershipApplication
+from unioncard.members.services import parse_contact
 from unioncard.messaging import domain as msg
 from unioncard.messaging import services as outbox
 from unioncard.registry import audit
@@ -77,7 +78,8 @@ def find_primaries(session, region_id: int, text: str, limit: int = 20) -> list[
             and all(k in rd.search_key(o.name) for k in keys)][:limit]
 
 
-def _primary(session, organisation_id: int) -> Organisation:
+def get_primary(session, organisation_id: int) -> Organisation:
+    """A primary organisation (or subdivision) taking applications: names are public."""
     org = session.get(Organisation, organisation_id) if organisation_id else None
     if org is None or org.removed_on is not None or org.level not in (rd.Level.PRIMARY, rd.Level.SUBDIVISION):
         raise NotFound(N_("There is no such primary organisation"), code="organisation_not_found")
@@ -98,18 +100,14 @@ def apply(uow: UnitOfWork, data: Application, secret: str) -> int:
     if not data.processing:
         raise ValidationError(N_("Without consent to processing (section 1) the union cannot register you"),
                               code="consent_processing_required", field="processing")
-    org = _primary(session, data.organisation_id)
+    org = get_primary(session, data.organisation_id)
     person = registry.PersonData(data.surname, data.given_name, data.patronymic, data.birth_date,
                                  data.sex or None).validated(clock.today())
     try:
         category = rd.Category(data.category)
     except ValueError:
         raise ValidationError(N_("There is no such category"), code="category_invalid", field="category")
-    found = msg.normalise_contact(data.contact)
-    if found is None:
-        raise ValidationError(N_("This does not look like an e-mail address or a mobile phone number"),
-                              code="contact_invalid", field="contact")
-    channel, contact = found
+    channel, contact = parse_contact(data.contact)
     now = clock.now()
     recent = session.scalar(select(func.count()).select_from(MembershipApplication).where(
         MembershipApplication.contact == contact, MembershipApplication.created_at > now - timedelta(days=1)))
@@ -139,7 +137,7 @@ def confirm(uow: UnitOfWork, application_id: int, code: str, secret: str) -> Mem
     application = session.get(MembershipApplication, application_id, with_for_update=True)
     if application is None or application.status != S.UNCONFIRMED or application.code_hash is None:
         raise refused
-    if application.code_expires_at <= clock.now() or application.code_attempts >= md.ATTEMPTS_PER_CODE:
+    if not md.may_try(application.code_expires_at, application.code_attempts, clock.now()):
         raise refused
     application.code_attempts += 1
     if not md.codes_match(application.code_hash, secret, f"application:{application.contact}", code):
@@ -147,32 +145,23 @@ def confirm(uow: UnitOfWork, application_id: int, code: str, secret: str) -> Mem
         raise refused
     application.code_hash, application.status, application.confirmed_at = None, S.WAITING, clock.now()
     current = _registered_namesake(session, application)
-    application.existing_membership_id = current.id if current else None
+    application.existing_membership_id = current[0].id if current else None
     uow.commit()
     return application
 
 
-def _registered_namesake(session, application: MembershipApplication) -> Membership | None:
+def _registered_namesake(session, application: MembershipApplication) -> tuple[Membership, bool] | None:
     """The active membership of someone with the applicant's surname, given name and birth date
-    (the patronymic may be left out or spelt otherwise online): the one with the same full name
-    first."""
+    (the patronymic may be left out or spelt otherwise online), and whether the full name is the
+    same too (then it is surely them); one with the same full name comes first."""
     exact = registry.PersonData(application.surname, application.given_name, application.patronymic,
                                 application.birth_date).identity_key
     found = []
     for person in registry.namesakes(session, application.surname, application.given_name, application.birth_date):
         membership = registry.active_membership(session, person.id)
         if membership is not None:
-            found.append((person.identity_key != exact, membership))
-    return min(found, key=lambda pair: pair[0])[1] if found else None
-
-
-def is_same_person(session, application: MembershipApplication) -> bool:
-    """Whether the registered namesake has the applicant's full name too (then it is surely them)."""
-    membership = _registered_namesake(session, application)
-    if membership is None:
-        return False
-    return membership.person.identity_key == registry.PersonData(
-        application.surname, application.given_name, application.patronymic, application.birth_date).identity_key
+            found.append((membership, person.identity_key == exact))
+    return max(found, key=lambda pair: pair[1]) if found else None
 
 
 def _reviewer(actor: Actor) -> None:
@@ -214,10 +203,10 @@ class TransferQuestion:
 def transfer_question(session, actor: Actor, application: MembershipApplication) -> TransferQuestion | None:
     """Whether the applicant may already be on a register. Where, is said only inside the
     reviewer's scope: a chairperson cannot learn another region's members by applying for them."""
-    membership = _registered_namesake(session, application)
-    if membership is None:
+    found = _registered_namesake(session, application)
+    if found is None:
         return None
-    same = is_same_person(session, application)
+    membership, same = found
     return TransferQuestion(same, membership.organisation.name if actor.sees(membership.org_path) else None)
 
 
@@ -230,8 +219,8 @@ def accept(uow: UnitOfWork, actor: Actor, application_id: int, *, different_pers
     application = get_application(session, actor, application_id)
     if application.status != S.WAITING:
         raise Conflict(N_("This application has already been decided"), code="application_decided")
-    if _registered_namesake(session, application) is not None and (
-            is_same_person(session, application) or not different_person):
+    namesake = _registered_namesake(session, application)
+    if namesake is not None and (namesake[1] or not different_person):
         raise Conflict(N_("The applicant is already on the register of another organisation: arrange a transfer "
                           "through the regional organisation, or refuse the application with the reason."),
                        code="application_is_transfer")

@@ -38,8 +38,8 @@ class MemberPrincipal:
 def parse_contact(text: str) -> tuple[str, str]:
     found = msg.normalise_contact(text)
     if found is None:
-        raise ValidationError(N_("Enter an e-mail address or a mobile phone number"), code="contact_invalid",
-                              field="contact")
+        raise ValidationError(N_("This does not look like an e-mail address or a mobile phone number"),
+                              code="contact_invalid", field="contact")
     return found
 
 
@@ -58,7 +58,7 @@ def request_code(uow: UnitOfWork, text: str, secret: str) -> None:
     recent = session.scalar(select(func.count()).select_from(SignInCode).where(
         SignInCode.contact == contact, SignInCode.created_at > now - md.CODES_WINDOW))
     today = session.scalar(select(func.count()).select_from(SignInCode).where(
-        SignInCode.contact == contact, SignInCode.created_at > now - md.CODES_WINDOW * 96))
+        SignInCode.contact == contact, SignInCode.created_at > now - md.CODES_DAY))
     if recent >= md.CODES_PER_CONTACT or today >= md.CODES_PER_CONTACT_PER_DAY:
         raise RateLimited(N_("Too many codes were asked for this address. Try again in a quarter of an hour."),
                           code="sign_in_codes_exhausted")
@@ -89,7 +89,7 @@ def sign_in(uow: UnitOfWork, text: str, code: str, secret: str) -> MemberPrincip
     row = session.scalar(select(SignInCode).where(SignInCode.contact == contact, SignInCode.used_at.is_(None),
                                                   SignInCode.expires_at > now)
                          .order_by(SignInCode.id.desc()).limit(1).with_for_update())
-    if row is None or row.attempts >= md.ATTEMPTS_PER_CODE:
+    if row is None or not md.may_try(row.expires_at, row.attempts, now):
         raise refused
     row.attempts += 1
     if not md.codes_match(row.code_hash, secret, contact, code):

@@ -37,8 +37,9 @@ def _require(actor: Actor) -> None:
 
 
 def _audience_query(session: Session, actor: Actor, audience: Audience):
-    """(person, consent, channel, address) of every member in scope who agreed to messages and
-    has an address not refused for good: e-mail when they have one, else their phone."""
+    """The organisation, and a query of (person, consent, channel, address) of every member in
+    scope who agreed to messages and has an address not refused for good: e-mail when they have
+    one, else their phone."""
     org = registry.get_organisation(session, actor, audience.organisation_id)  # NotFound outside scope
     conditions = [Membership.is_active, Membership.org_path.like(org.path + "%"),
                   (Person.email.is_not(None)) | (Person.phone.is_not(None))]
@@ -56,13 +57,14 @@ def _audience_query(session: Session, actor: Actor, audience: Audience):
     channel = case((Person.email.is_not(None), literal(d.Channel.EMAIL.value)), else_=literal(d.Channel.SMS.value))
     address = func.coalesce(Person.email, Person.phone)
     refused = exists().where(UndeliverableAddress.channel == channel, UndeliverableAddress.address == address)
-    return (select(Person.id.label("person_id"), Consent.id.label("consent_id"), channel.label("channel"),
-                   address.label("address"))
-            .select_from(Membership)
-            .join(Person, Person.id == Membership.person_id)
-            .join(Consent, and_(Consent.person_id == Person.id, Consent.section == rd.ConsentSection.MESSAGING,
-                                Consent.withdrawn_on.is_(None)))
-            .where(*conditions, ~refused))
+    query = (select(Person.id.label("person_id"), Consent.id.label("consent_id"), channel.label("channel"),
+                    address.label("address"))
+             .select_from(Membership)
+             .join(Person, Person.id == Membership.person_id)
+             .join(Consent, and_(Consent.person_id == Person.id, Consent.section == rd.ConsentSection.MESSAGING,
+                                 Consent.withdrawn_on.is_(None)))
+             .where(*conditions, ~refused))
+    return org, query
 
 
 def count_audience(session: Session, actor: Actor, audience: Audience) -> int:
@@ -72,7 +74,7 @@ def count_audience(session: Session, actor: Actor, audience: Audience) -> int:
 def count_by_channel(session: Session, actor: Actor, audience: Audience) -> dict[str, int]:
     """Recipients by channel: {"email": …, "sms": …} (SMS cost money: the sender sees how many)."""
     _require(actor)
-    query = _audience_query(session, actor, audience).subquery()
+    query = _audience_query(session, actor, audience)[1].subquery()
     counts = dict(session.execute(select(query.c.channel, func.count()).group_by(query.c.channel)).all())
     return {channel.value: counts.get(channel.value, 0) for channel in d.Channel}
 
@@ -91,11 +93,10 @@ def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: s
     if not body or len(body) > d.MAILING_BODY_MAX:
         raise ValidationError(N_("Write the message: at most %(max)s characters"), code="mailing_body_invalid",
                               field="body", max=d.MAILING_BODY_MAX)
-    query = _audience_query(session, actor, audience)
+    org, query = _audience_query(session, actor, audience)
     if expected is not None and count_audience(session, actor, audience) != expected:
         raise ValidationError(N_("The recipients are not the ones counted: count them again before sending"),
                               code="mailing_audience_changed")
-    org = registry.get_organisation(session, actor, audience.organisation_id)
     now = clock.now()
     mailing = Mailing(organisation_id=org.id, org_path=org.path, category=audience.category or None,
                       event_id=audience.event_id, subject=subject, body=body, recipients=0,

@@ -196,8 +196,3 @@ def deliver_due(uow_factory, senders: dict[str, Callable[[], Sender]], *, batch:
                 sender.close()
     return run
 
-
-def outbox_counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
-    return dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
