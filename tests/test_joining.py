@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.mail_support import SmtpServer
-from unioncard import clock
 from unioncard.db import UnitOfWork
 from unioncard.errors import Conflict, NotFound, RateLimited, ValidationError
 from unioncard.members import consent_text
@@ -20,7 +19,7 @@ from unioncard.members.models import MembershipApplication
 from unioncard.messaging import services as outbox
 from unioncard.messaging.senders import open_sender
 from unioncard.registry import services as registry
-from unioncard.registry.models import AuditEntry, Consent, Membership, Person
+from unioncard.registry.models import AuditEntry, Membership, Person
 
 SECRET = "test-secret"
 
@@ -273,3 +272,37 @@ def test_an_applicant_joins_on_a_phone_and_the_chairperson_accepts(app, live_ser
         person = s.scalars(select(Person).where(Person.surname == "Новикова")).one()
         assert registry.has_consent(s, person.id, "messaging") and not registry.has_consent(s, person.id,
                                                                                              "partner_transfer")
+
+
+HOSTILE = ["", " ", "0", "-1", "9" * 40, "١٢٣", "１２３４５６", "<script>alert(1)</script>", "' OR 1=1 --", "ё" * 500,
+           "\u200b", "\u202e", "a@b", "@", "+7", "2026-02-30", "1900-01-01", "9999-12-31", "yes", "other"]
+
+
+def test_the_public_doors_answer_hostile_values_without_a_5xx(app, tree, session_factory):
+    """The join form and its code, the members' sign-in and code, and the unsubscribe link, with
+    values of every odd shape: a named refusal (4xx or the form again), never a 5xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    for limiter in app.extensions["limiter"]:
+        limiter.enabled = False  # the per-address limits would answer 429 before the forms are reached
+    client = app.test_client()
+    token = client.get(f"/join/{tree.primary_a}").get_data(as_text=True).split('name="csrf_token" value="')[1]
+    token = token.split('"')[0]
+    values = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=300).filter(lambda s: "\x00" not in s))
+    fields = ("surname", "given_name", "patronymic", "birth_date", "sex", "category", "contact", "consent_version",
+              "processing", "partner_transfer", "messaging")
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.fixed_dictionaries({f: values for f in fields}), values, values)
+    def probe(form, code, link):
+        answers = [client.post(f"/join/{tree.primary_a}", data={"csrf_token": token, **form}),
+                   client.post("/join/confirm", data={"csrf_token": token, "code": code}),
+                   client.post("/me/", data={"csrf_token": token, "contact": form["contact"]}),
+                   client.post("/me/code", data={"csrf_token": token, "code": code}),
+                   client.get("/join", query_string={"region": form["sex"], "q": form["surname"]}),
+                   client.post(f"/u/{link}"), client.get(f"/u/{link}")]
+        for answer in answers:
+            assert answer.status_code < 500, (answer.request.path, answer.status_code)
+
+    probe()

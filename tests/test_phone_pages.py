@@ -10,13 +10,13 @@ import os
 import re
 from pathlib import Path
 from datetime import date
-from unioncard.clock import today as union_today
 
 import pytest
 
 from tests.station_support import enrol, export_trust, issued_cards, make_event, publish
 from tests.support import PASSWORD, approved_cards, union_keys
 from tests.test_access_sweep import fill, routes
+from unioncard.clock import today as union_today
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
@@ -84,10 +84,28 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
                                       uow.session.get(Membership, tree.members["ivanov"]).person_id, "chairperson",
                                       date(2024, 1, 1), is_paid=True)
         uow.commit()
+    # A mailing (its progress page) and an application waiting in chair_a's queue.
+    from unioncard.members import consent_text, joining
+    from unioncard.members.models import MembershipApplication
+    from unioncard.messaging import mailings
+
+    with make_uow() as uow:
+        mailing_id = mailings.create_mailing(uow, tree.actors["region_a"], mailings.Audience(tree.region_a),
+                                             "Слёт молодых педагогов Кубани", "Приглашаем на краевой слёт.").id
+    with make_uow() as uow:
+        application_id = joining.apply(uow, joining.Application(
+            tree.primary_a, "Константинопольская-Длиннофамильная", "Ольга", "Игоревна", date(1994, 4, 12), "female",
+            "working", "olga.konstantinopolskaya-dlinnofamilnaya@school1.example", consent_text.VERSION, True, True,
+            True), "test-secret")
+    with make_uow() as uow:
+        waiting = uow.session.get(MembershipApplication, application_id)
+        waiting.status, waiting.confirmed_at = "waiting", waiting.created_at
+        uow.commit()
     return {"year": year, "position_id": position.id, "organisation_id": tree.primary_a, "membership_id": tree.members["ivanov"], "card_id": held[0].id,
             "batch_id": batch.id, "event_id": event_id, "station_id": station_id, "key_id": key_id,
             "token": token, "fmt": "pdf", "code": "23-01-001", "filename": "index.html",
-            "user_id": tree.users["chair_a"], "person_id": held[0].person_id}
+            "user_id": tree.users["chair_a"], "person_id": held[0].person_id, "primary_id": tree.primary_a,
+            "mailing_id": mailing_id, "section": "partner_transfer", "application_id": application_id}
 
 
 # What a page must never show a volunteer: a placeholder left unfilled, a Python None, or a code
