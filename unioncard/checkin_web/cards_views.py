@@ -19,7 +19,7 @@ from unioncard.checkin_web.formatting import qr_svg
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
-from unioncard.checkin_web.input_guard import form_ids, page_number
+from unioncard.checkin_web.input_guard import form_ids, page_cursor, page_number
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
@@ -61,7 +61,8 @@ def organisation(organisation_id: int):
         rows, total, card_map = [], 0, {}
         holds_members = d.Level(org.level) in registry.MEMBER_LEVELS
         if holds_members and _actor().can(d.Permission.VIEW_MEMBERS):
-            rows, total = registry.list_members(session, _actor(), org.id, query=query, page=page, per_page=PER_PAGE)
+            rows, total = registry.list_members(session, _actor(), org.id, query=query, page=page, per_page=PER_PAGE,
+                                                **page_cursor())
             card_map = cards.cards_of_members(session, [r.id for r in rows])
         current = {r.id: {kind: cards.current_card(card_map.get(r.id, []), kind) for kind in CardKind} for r in rows}
         consents = registry.current_consents_of(session, [r.person_id for r in rows])

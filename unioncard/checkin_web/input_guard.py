@@ -89,6 +89,12 @@ def page_number(name: str = "page") -> int:
     return MAX_PAGE if len(raw) > len(str(MAX_PAGE)) else min(max(1, int(raw)), MAX_PAGE)
 
 
+def page_cursor() -> dict[str, int | None]:
+    """The keyset cursor of a list paged by its sort key: ``after`` / ``before`` a row's id (see
+    the pager), anything unreadable as no cursor."""
+    return {"after": bounded_id(request.args.get("after")), "before": bounded_id(request.args.get("before"))}
+
+
 def bounded_date(value: date) -> date:
     """``ValueError`` for a date outside what the system can mean (and compute with)."""
     if not EARLIEST_DATE <= value <= LATEST_DATE:

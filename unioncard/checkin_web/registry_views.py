@@ -22,7 +22,7 @@ from unioncard.members import joining
 from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import organisation_or_404 as _org_or_404
 from unioncard.checkin_web.scope import rt as _rt
-from unioncard.checkin_web.input_guard import page_number
+from unioncard.checkin_web.input_guard import page_cursor, page_number
 from unioncard.files import PendingUploads
 from unioncard.checkin_web.scope import search_text
 from unioncard.errors import NotFound, PermissionDenied, UnionCardError
@@ -118,7 +118,7 @@ def members(organisation_id: int):
             return stored
         try:
             rows, total = services.list_members(db_session, _actor(), org.id, query=query, page=page,
-                                                per_page=PER_PAGE, include_former=former)
+                                                per_page=PER_PAGE, include_former=former, **page_cursor())
         except NotFound:
             abort(404)
         orgs = {o.id: o for o in db_session.scalars(
