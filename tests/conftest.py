@@ -119,8 +119,10 @@ def app(database_url, tmp_path, tree):
     from unioncard.checkin_web import create_app
     from unioncard.config import Settings
 
+    # Jobs run at once after the submitting commit, so a page shows their outcome deterministically;
+    # tests/test_jobs.py runs them on the thread and on RQ workers as installations do.
     settings = Settings(instance_dir=tmp_path / "instance", database_url=database_url, secret_key="test-secret",
-                        max_upload_bytes=256 * 1024)
+                        max_upload_bytes=256 * 1024, job_queue="inline:")
     app = create_app(settings)
     yield app
     app.extensions["unioncard"].engine.dispose()

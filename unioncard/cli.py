@@ -366,8 +366,17 @@ def run(host: str, port: int) -> None:
     settings = load_settings()
     db.upgrade(settings.database_url)
     app = create_app(settings)
+    _start_job_thread(app)
     console.print(f"UnionCard: http://{host}:{port}/")
     app.run(host=host, port=port, threaded=True)
+
+
+def _start_job_thread(app) -> None:
+    """With the thread: job queue the server runs jobs itself: its thread starts now, so jobs left
+    waiting by a server stopped in the middle are taken up without waiting for a new one."""
+    queue = app.extensions["unioncard"].jobs
+    if hasattr(queue, "start"):
+        queue.start()
 
 
 @main.command("demo", help=N_('Everything for a demo on this laptop: schema, demo union (first time), logins, web server.'))
@@ -407,6 +416,7 @@ def demo_command(host: str, port: int, scale: float) -> None:
     if not os.environ.get("UNIONCARD_PUBLIC_URL"):
         settings = settings.with_overrides(public_url=f"http://{host}:{port}")
     app = create_app(settings)
+    _start_job_thread(app)
     _start_demo_sender(settings)
     app.run(host=host, port=port, threaded=True)
 
@@ -778,6 +788,10 @@ main.add_command(migrate_group)
 from unioncard.messaging.commands import messages_group  # noqa: E402 - messages to members
 
 main.add_command(messages_group)
+
+from unioncard.jobs.commands import jobs_group  # noqa: E402 - long work on the job queue
+
+main.add_command(jobs_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -64,6 +64,16 @@ class Settings:
     sms_per_second: float = 5.0
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe (0: none).
     proxy_hops: int = 0
+    # Long work (exports, mailings) runs as jobs (unioncard.jobs): rq+redis://host:6379/0 with
+    # `unioncard jobs worker` processes, or thread: (a worker thread of the app, the embedded
+    # demo's default). A job whose worker gave no sign of life for the lease is taken up again.
+    job_queue: str = "thread:"
+    job_lease_seconds: float = 120.0
+    # Rows a job handles per committed step (its checkpoint): smaller means finer progress.
+    job_step_rows: int = 20_000
+    # A pause after each committed step, leaving the database to the web for a moment (SQLite
+    # has one writer at a time; 0 on PostgreSQL).
+    job_step_pause_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -138,5 +148,9 @@ def load_settings(**overrides) -> Settings:
         public_url=(os.environ.get("UNIONCARD_PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/"),
         mail_per_second=float(os.environ.get("UNIONCARD_MAIL_PER_SECOND") or 20),
         sms_per_second=float(os.environ.get("UNIONCARD_SMS_PER_SECOND") or 5),
+        job_queue=os.environ.get("UNIONCARD_JOB_QUEUE") or "thread:",
+        job_lease_seconds=float(os.environ.get("UNIONCARD_JOB_LEASE_SECONDS") or 120),
+        job_step_rows=_env_int("UNIONCARD_JOB_STEP_ROWS", 20_000),
+        job_step_pause_seconds=float(os.environ.get("UNIONCARD_JOB_STEP_PAUSE_SECONDS") or 0),
     )
     return settings.with_overrides(**overrides) if overrides else settings

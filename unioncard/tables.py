@@ -268,6 +268,14 @@ class Table:
 
 def write_tables(*tables: Table) -> bytes:
     """An .xlsx of one sheet per table, every cell through the neutralising writer."""
+    out = io.BytesIO()
+    write_tables_to(out, *tables)
+    return out.getvalue()
+
+
+def write_tables_to(target, *tables: Table) -> None:
+    """The same into a file (a path or a binary file object): rows stream through openpyxl's
+    write-only sheets, so a table of any length is written in bounded memory."""
     book = Workbook(write_only=True)
     for table in tables:
         sheet = book.create_sheet(_sheet_title(table.sheet_title))
@@ -298,9 +306,7 @@ def write_tables(*tables: Table) -> bytes:
             sheet.append([_cell(sheet, v) for v in row])
         if table.total is not None:
             sheet.append([_cell(sheet, v, bold=True) for v in table.total])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    book.save(target)
 
 
 WIDTH_SAMPLE_ROWS = 500

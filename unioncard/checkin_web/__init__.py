@@ -27,6 +27,8 @@ class Runtime:
     engine: Engine
     session_factory: sessionmaker
     subscribers: list
+    # Where submitted jobs go (unioncard.jobs.queues): set by create_app.
+    jobs: object = None
 
     def uow(self) -> db.UnitOfWork:
         return db.UnitOfWork(self.session_factory, self.subscribers)
@@ -90,6 +92,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     PendingUploads(settings.instance_dir / "uploads", settings.upload_ttl_minutes * 60).sweep()
     engine = db.make_engine(settings.database_url)
     runtime = Runtime(settings, engine, db.make_session_factory(engine), [])
+    from unioncard.jobs.queues import open_queue
+
+    runtime.jobs = open_queue(settings, runtime.session_factory)
+    runtime.subscribers.append(runtime.jobs.subscriber)
     app.extensions["unioncard"] = runtime
 
     if settings.proxy_hops:
@@ -117,6 +123,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.register_blueprint(events_views.bp)
     app.register_blueprint(reports_views.bp)
     app.register_blueprint(statistics_views.bp)
+    from unioncard.checkin_web import jobs_views
+
+    app.register_blueprint(jobs_views.bp)
     # Desks authenticate with their token, not a browser session: no CSRF token to carry.
     app.extensions["csrf"].exempt(station_api.bp)
     app.register_blueprint(station_api.bp)

@@ -55,7 +55,7 @@ def index():
             filters, _sep, shown = (request.form.get("counted") or "").rpartition("|")
             expected = int(shown) if filters == _filters_key(audience) and shown.isdigit() else -1
             with _rt().uow() as uow:
-                mailing = mailings.create_mailing(uow, _actor(), audience, draft["subject"], draft["body"],
+                mailing = mailings.start_mailing(uow, _actor(), audience, draft["subject"], draft["body"],
                                                   expected=expected)
         except UnionCardError as refused:
             flash(refused.render(), "error")
@@ -93,10 +93,16 @@ def mailing(mailing_id: int):
         try:
             found = mailings.get_mailing(session, _actor(), mailing_id)
             counts = mailings.progress(session, _actor(), mailing_id)
+            job = mailings.mailing_job(session, found)
         except NotFound:
             abort(404)
+    from unioncard.jobs import domain as jd
+
+    preparing = job is not None and job.status not in jd.FINISHED
     return render_template("mailings/mailing.html", mailing=found, counts=counts,
-                           done=found.recipients - counts["queued"])
+                           done=max(0, found.recipients - counts["queued"]), preparing=preparing,
+                           prepared=jd.percent(job.done, job.total) if preparing else None,
+                           job_failed=job is not None and job.status == jd.Status.FAILED)
 
 
 @bp.route("/u/<token>", methods=["GET", "POST"])

@@ -409,9 +409,16 @@ def import_confirm(organisation_id: int):
 def export_members(organisation_id: int):
     import io
 
+    from unioncard.checkin_web.jobs_views import EXPORT_DIRECT_MAX
+
     with _rt().uow() as uow:
         org = _org_or_404(uow.session, organisation_id)
         try:
+            if importer.count_for_export(uow.session, _actor(), org.id) > EXPORT_DIRECT_MAX:
+                # Too long for one request: the organisation's page starts it as a job instead.
+                flash(_("A list this long is prepared in the background: press «Export to Excel» and wait "
+                        "for the file on its page"), "info")
+                return redirect(url_for(".organisation", organisation_id=org.id))
             content = importer.export_members(uow, _actor(), org.id)
         except NotFound:
             abort(404)

@@ -14,6 +14,8 @@ from unioncard import clock
 from unioncard.db import UnitOfWork
 from unioncard.errors import NotFound, PermissionDenied, ValidationError
 from unioncard.i18n import N_
+from unioncard.jobs import services as jobs
+from unioncard.jobs.services import handler
 from unioncard.messaging import domain as d
 from unioncard.messaging import services as outbox
 from unioncard.messaging.models import Mailing, OutboxMessage, UndeliverableAddress
@@ -79,12 +81,9 @@ def count_by_channel(session: Session, actor: Actor, audience: Audience) -> dict
     return {channel.value: counts.get(channel.value, 0) for channel in d.Channel}
 
 
-def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: str, body: str, *,
-                   expected: int | None = None) -> Mailing:
-    """Queue the mailing. ``expected`` is the count the sender was shown and agreed to: if the
-    audience is another size now (a filter changed since, or the registry did), nothing is sent."""
+def _new_mailing(session: Session, actor: Actor, audience: Audience, subject: str, body: str,
+                 expected: int | None) -> Mailing:
     _require(actor)
-    session = uow.session
     # Only what a reader would see counts: a subject of zero-width spaces is no subject.
     subject, body = rd.visible_text(subject), rd.visible_text(body)
     if not subject or len(subject) > d.MAILING_SUBJECT_MAX:
@@ -93,30 +92,109 @@ def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: s
     if not body or len(body) > d.MAILING_BODY_MAX:
         raise ValidationError(N_("Write the message: at most %(max)s characters"), code="mailing_body_invalid",
                               field="body", max=d.MAILING_BODY_MAX)
-    org, query = _audience_query(session, actor, audience)
-    if expected is not None and count_audience(session, actor, audience) != expected:
+    org, _query = _audience_query(session, actor, audience)
+    counted = count_audience(session, actor, audience)
+    if expected is not None and counted != expected:
         raise ValidationError(N_("The recipients are not the ones counted: count them again before sending"),
                               code="mailing_audience_changed")
-    now = clock.now()
     mailing = Mailing(organisation_id=org.id, org_path=org.path, category=audience.category or None,
-                      event_id=audience.event_id, subject=subject, body=body, recipients=0,
-                      created_by=actor.user_id, created_at=now)
+                      event_id=audience.event_id, subject=subject, body=body, recipients=counted,
+                      created_by=actor.user_id, created_at=clock.now())
     session.add(mailing)
     session.flush()
+    return mailing
+
+
+def _queue_recipients(session: Session, actor: Actor, mailing: Mailing, after: int | None = None,
+                      upto: int | None = None) -> None:
+    """The audience's messages, of people with ids in (after, upto], in one INSERT … SELECT."""
+    audience = Audience(mailing.organisation_id, mailing.category, mailing.event_id)
+    _org, query = _audience_query(session, actor, audience)
+    if after is not None:
+        query = query.where(Person.id > after)
+    if upto is not None:
+        query = query.where(Person.id <= upto)
     audience_rows = query.subquery()
+    now = clock.now()
     session.execute(insert(OutboxMessage).from_select(
         ["channel", "address", "kind", "subject", "body", "person_id", "mailing_id", "consent_id", "status",
          "attempts", "next_attempt_at", "created_at"],
-        select(audience_rows.c.channel, audience_rows.c.address, literal(d.Kind.MAILING.value), literal(subject),
-               literal(""), audience_rows.c.person_id, literal(mailing.id), audience_rows.c.consent_id,
-               literal(d.Status.QUEUED.value), literal(0), literal(now), literal(now))))
+        select(audience_rows.c.channel, audience_rows.c.address, literal(d.Kind.MAILING.value),
+               literal(mailing.subject), literal(""), audience_rows.c.person_id, literal(mailing.id),
+               audience_rows.c.consent_id, literal(d.Status.QUEUED.value), literal(0), literal(now), literal(now))))
+
+
+def _count_queued(session: Session, mailing: Mailing) -> int:
     # Counted, not taken from the statement's rowcount (which psycopg leaves at -1 here).
-    mailing.recipients = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+    return session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.mailing_id == mailing.id))
-    audit.record(session, actor, "mailing.create", "mailing", mailing.id, org.id, recipients=mailing.recipients,
-                 category=audience.category, event_id=audience.event_id)
+
+
+def create_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: str, body: str, *,
+                   expected: int | None = None) -> Mailing:
+    """Queue the mailing now, in this transaction. ``expected`` is the count the sender was shown
+    and agreed to: if the audience is another size now (a filter changed since, or the registry
+    did), nothing is sent."""
+    session = uow.session
+    mailing = _new_mailing(session, actor, audience, subject, body, expected)
+    _queue_recipients(session, actor, mailing)
+    mailing.recipients = _count_queued(session, mailing)
+    audit.record(session, actor, "mailing.create", "mailing", mailing.id, mailing.organisation_id,
+                 recipients=mailing.recipients, category=audience.category, event_id=audience.event_id)
     uow.commit()
     return mailing
+
+
+MAILING_JOB = "mailing_queue"
+
+
+def start_mailing(uow: UnitOfWork, actor: Actor, audience: Audience, subject: str, body: str, *,
+                  expected: int | None = None) -> Mailing:
+    """The same checks, then the messages are queued by a job (a million take seconds to minutes:
+    not in a web request), in steps of people by id, each step committed with its checkpoint."""
+    session = uow.session
+    mailing = _new_mailing(session, actor, audience, subject, body, expected)
+    job = jobs.submit(uow, actor, MAILING_JOB, {"mailing_id": mailing.id}, mailing.org_path)
+    mailing.job_id = job.id
+    audit.record(session, actor, "mailing.create", "mailing", mailing.id, mailing.organisation_id,
+                 recipients=mailing.recipients, category=audience.category, event_id=audience.event_id)
+    uow.commit()
+    return mailing
+
+
+@handler(MAILING_JOB)
+def _queue_mailing_job(context) -> dict:
+    step_rows = max(1, int(context.settings.job_step_rows))
+    with context.uow() as uow:
+        session = uow.session
+        mailing = session.get(Mailing, context.params["mailing_id"])
+        lowest, highest = session.execute(select(func.min(Person.id), func.max(Person.id))).one()
+        lowest, highest = (lowest or 1) - 1, highest or 0
+        after = int(context.checkpoint.get("after", lowest))
+        resumed_at = after if context.checkpoint else None
+        context.step(session, done=after - lowest, total=max(1, highest - lowest))
+        session.commit()
+        while after < highest:
+            upto = min(highest, after + step_rows)
+            _queue_recipients(session, context.actor, mailing, after=after, upto=upto)
+            # The step's messages and its checkpoint commit together: taken up again after a
+            # worker died, the job starts after the last committed step, and nobody gets two.
+            context.step(session, done=upto - lowest, checkpoint={"after": upto})
+            session.commit()
+            context.pause()
+            after = upto
+        mailing = session.get(Mailing, mailing.id)
+        mailing.recipients = _count_queued(session, mailing)
+        context.step(session, done=max(1, highest - lowest), total=max(1, highest - lowest))
+        uow.commit()
+        return {"recipients": mailing.recipients, "resumed_after_person": resumed_at}
+
+
+def mailing_job(session: Session, mailing: Mailing):
+    """The job queueing the mailing's messages, if it was queued by one."""
+    from unioncard.jobs.models import Job
+
+    return session.get(Job, mailing.job_id) if mailing.job_id else None
 
 
 def get_mailing(session: Session, actor: Actor, mailing_id: int) -> Mailing:

@@ -50,6 +50,8 @@ class Mailing(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # The job queueing its messages (None: queued at once, in the transaction that made it).
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id"))
 
 
 class UndeliverableAddress(Base):
