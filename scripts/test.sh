@@ -21,6 +21,17 @@ then
   fi
 fi
 
+# Redis: the rate limits shared by two app servers and the job queue's workers are tested on it.
+if ! .venv/bin/python -c "import redis; redis.Redis.from_url('redis://127.0.0.1:6379/0', socket_timeout=3).ping()" 2>/dev/null; then
+  echo "Redis is not answering on 127.0.0.1:6379; trying to start it"
+  if command -v redis-server >/dev/null; then
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
+    sleep 1
+  else
+    echo "redis-server is not installed: the job-queue and two-server tests will fail"
+  fi
+fi
+
 status=0
 for database in sqlite postgresql; do
   echo "=== tests on $database ==="
