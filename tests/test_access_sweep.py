@@ -12,7 +12,7 @@ from tests.test_web import text_of
 
 KNOWN_PARAMS = {"organisation_id", "membership_id", "card_id", "batch_id", "fmt", "code", "filename", "token",
                 "event_id", "station_id", "session_id", "key_id", "user_id", "person_id", "year", "position_id",
-                "section", "mailing_id", "application_id", "decision", "primary_id"}
+                "section", "mailing_id", "application_id", "decision", "primary_id", "job_id"}
 # Pages a chairperson may not use at all (they answer 404 even for their own organisation).
 PERMISSION_GATED = {"cards.approvals", "users.chairperson"}
 FOREIGN_NAMES = ("Петров Пётр", "Сидорова", "ППО школы № 2", "ППО Чувашского")
