@@ -387,6 +387,9 @@ def test_desk_finds_a_delegate_by_name_checks_her_in_by_document_and_prints_her_
         page.goto(f"http://127.0.0.1:{server.server_port}/")
         page.fill("#operator", "Смирнова Ольга")
         page.click("#operatorform button")
+        # The saved operator hands the focus back to the scan box: wait for that answer, or the
+        # letters typed next may land there instead of in the name search.
+        expect(page.locator("#scan")).to_be_focused()
         page.fill("#find", "ел")
         expect(page.locator("#findnote")).to_contain_text("3 букв")
         page.fill("#find", "елкин")
