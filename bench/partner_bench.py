@@ -98,10 +98,42 @@ def parse_wrk(text: str) -> dict:
     return figures
 
 
+def serve_and_load(app_spec: list[str], env: dict, cwd: Path, args, work: Path, ready_path: str,
+                   after_warm_up=None) -> dict:
+    """gunicorn with the bench's settings serving ``app_spec``; a 5 s warm-up, then the timed wrk run."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "--threads", str(args.threads),
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning", *app_spec], env=env, cwd=cwd, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("gunicorn did not start")
+                time.sleep(0.3)
+        base = f"http://127.0.0.1:{port}"
+        subprocess.run(["wrk", "-t2", f"-c{args.connections}", "-d5s", "-s", str(work / "verify.lua"), base],
+                       check=True, capture_output=True)  # warm-up: connections, caches, plans
+        if after_warm_up:
+            after_warm_up()
+        run = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
+                              "-s", str(work / "verify.lua"), base], check=True, capture_output=True, text=True)
+        return parse_wrk(run.stdout)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="gunicorn threads per worker (more than 1: the gthread worker), for both apps")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--limiter", choices=["memory", "redis"], default="redis")
@@ -124,46 +156,34 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="unioncard-partner-bench-"))
         bodies = request_bodies(sessions, 20_000)
         lua_script(work / "verify.lua", key, bodies)
-        port = free_port()
         env = dict(os.environ, UNIONCARD_DATABASE_URL=url, UNIONCARD_INSTANCE_DIR=str(work / "instance"),
                    UNIONCARD_SECRET_KEY="bench",
                    UNIONCARD_RATE_LIMIT_STORAGE="redis://127.0.0.1:6379/14" if args.limiter == "redis" else "memory://")
-        server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-             "--log-level", "warning",
-             "unioncard.checkin_web:create_app()"], env=env, cwd=ROOT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=2).read()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("gunicorn did not start")
-                    time.sleep(0.3)
+        # The peer first, in the same run with the same gunicorn settings and the same wrk load.
+        bare = serve_and_load(["bare_flask_app:app"], env, Path(__file__).parent, args, work, "/")
+        with sessions() as session:
+            before = session.scalar(select(func.count()).select_from(PartnerQuery))
+        warm_counted = []
+
+        def after_warm_up():
             with sessions() as session:
-                before = session.scalar(select(func.count()).select_from(PartnerQuery))
-            base = f"http://127.0.0.1:{port}"
-            subprocess.run(["wrk", "-t2", f"-c{args.connections}", "-d5s", "-s", str(work / "verify.lua"), base],
-                           check=True, capture_output=True)  # warm-up: connections, caches, plans
-            with sessions() as session:
-                warm = session.scalar(select(func.count()).select_from(PartnerQuery)) - before
-            run = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.seconds}s", "--latency",
-                                  "-s", str(work / "verify.lua"), base], check=True, capture_output=True, text=True)
-            figures = parse_wrk(run.stdout)
-            with sessions() as session:
-                logged = session.scalar(select(func.count()).select_from(PartnerQuery)) - before - warm
-                outcomes = dict(session.execute(select(PartnerQuery.outcome, func.count())
-                                                .group_by(PartnerQuery.outcome)).all())
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(20)
-        report(f"gunicorn workers / wrk connections / limiter", f"{args.workers} / {args.connections} / {args.limiter}")
+                warm_counted.append(session.scalar(select(func.count()).select_from(PartnerQuery)) - before)
+
+        figures = serve_and_load(["unioncard.checkin_web:create_app()"], env, ROOT, args, work, "/api/v1/openapi.json",
+                                 after_warm_up=after_warm_up)
+        with sessions() as session:
+            logged = session.scalar(select(func.count()).select_from(PartnerQuery)) - before - warm_counted[0]
+            outcomes = dict(session.execute(select(PartnerQuery.outcome, func.count())
+                                            .group_by(PartnerQuery.outcome)).all())
+        report("gunicorn workers × threads / wrk connections / limiter",
+               f"{args.workers} × {args.threads} / {args.connections} / {args.limiter}")
         report("requests in the timed run", f"{figures['requests']:,}", f"{args.seconds} s")
-        report("throughput", f"{figures['rps']:,.0f} req/s", "goal ≥ 1 000")
-        report("latency p50 / p90", f"{figures['p50'] * 1000:.1f} / {figures['p90'] * 1000:.1f} ms")
-        report("latency p99", f"{figures['p99'] * 1000:.1f} ms", "goal ≤ 50 ms")
+        report("throughput", f"{figures['rps']:,.0f} req/s",
+               f"bare Flask endpoint, same gunicorn, same run: {bare['rps']:,.0f} req/s")
+        report("ratio to the bare Flask endpoint", f"{figures['rps'] / bare['rps']:.2f}", "goal ≥ 0.50")
+        report("latency p50 / p90", f"{figures['p50'] * 1000:.1f} / {figures['p90'] * 1000:.1f} ms",
+               f"bare: {bare['p50'] * 1000:.1f} / {bare['p90'] * 1000:.1f} ms")
+        report("latency p99", f"{figures['p99'] * 1000:.1f} ms", f"goal ≤ 20 ms; bare: {bare['p99'] * 1000:.1f} ms")
         report("non-200 answers / socket errors", f"{figures['non_2xx']} / {figures['socket_errors']}")
         report("log rows written in the timed run", f"{logged:,}", "= requests answered")
         report("outcomes (all runs)", ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))

@@ -102,6 +102,11 @@ class VerifyCredentialIn(Schema):
                        "Text that is not such a record is refused with 422."})
 
 
+# One instance each, made once: a schema class given to webargs is instantiated per request.
+VERIFY_NUMBER_IN = VerifyNumberIn()
+VERIFY_CREDENTIAL_IN = VerifyCredentialIn()
+
+
 class VerifyOut(Schema):
     valid = fields.Boolean(required=True, metadata={
         "description": "True only for a valid current card of this person (and, for a bonus-programme partner, "
@@ -325,7 +330,7 @@ def _answer(answer: partners.Answer) -> dict:
 
 
 @bp.route("/verify", methods=["POST"])
-@bp.arguments(VerifyNumberIn, location="json")
+@bp.arguments(VERIFY_NUMBER_IN, location="json")
 @bp.response(200, VerifyOut, description="The answer: valid or not, nothing else.")
 @_document_errors({400: "The body is not JSON (`malformed_json`)."})
 @bp.doc(security=[{"partnerKey": []}], operationId="verifyCardNumber")
@@ -349,7 +354,7 @@ def verify(args):
 
 
 @bp.route("/verify-credential", methods=["POST"])
-@bp.arguments(VerifyCredentialIn, location="json")
+@bp.arguments(VERIFY_CREDENTIAL_IN, location="json")
 @bp.response(200, VerifyOut, description="The answer: valid or not, nothing else.")
 @_document_errors({400: "The body is not JSON (`malformed_json`).",
                    503: "The union's trust bundle is not available, so no signature can be checked "
@@ -424,9 +429,9 @@ def init_app(app: Flask, settings, csrf) -> Limiter:
                   exempt_when=lambda: current_partner() is not None)(bp)
     # The pattern states this installation's issuer prefix, and the earlier registry's prefixes
     # whose cards stay valid (docs/migration.md).
-    number_field = VerifyNumberIn._declared_fields["card_number"]
-    number_field.metadata["pattern"] = cardnumber.pattern(settings.card_prefixes)
-    number_field.metadata["description"] = CARD_NUMBER_RULE % ", ".join(settings.card_prefixes)
+    for number_field in (VerifyNumberIn._declared_fields["card_number"], VERIFY_NUMBER_IN.fields["card_number"]):
+        number_field.metadata["pattern"] = cardnumber.pattern(settings.card_prefixes)
+        number_field.metadata["description"] = CARD_NUMBER_RULE % ", ".join(settings.card_prefixes)
     csrf.exempt(bp)
     api.register_blueprint(bp)
     app.register_blueprint(docs_bp)
