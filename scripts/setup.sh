@@ -14,9 +14,10 @@ APT_BUILD_PACKAGES=(gcc libpcsclite-dev libcups2-dev swig)
 # System packages the tests drive for real: the browser for the web UI, SoftHSM2 for PKCS#11,
 # pcscd + the vpcd virtual reader for chip encoding, CUPS with a PDF queue for printing, poppler
 # and zbar as independent checkers of printed cards; wrk for bench/partner_bench.py; LibreOffice
-# (Calc, headless) to open every export as the users' office programs do.
+# (Calc, headless) to open every export as the users' office programs do; gLabels, the peer
+# bench/bureau_bench.py measures card faces against.
 APT_TEST_PACKAGES=(chromium fonts-dejavu-core softhsm2 pcscd vsmartcard-vpcd cups printer-driver-cups-pdf
-                   poppler-utils zbar-tools socat wrk libreoffice-calc-nogui)
+                   poppler-utils zbar-tools socat wrk libreoffice-calc-nogui glabels)
 
 wanted=()
 [ "$mode" != demo ] && wanted+=("${APT_BUILD_PACKAGES[@]}")

@@ -43,3 +43,29 @@ def test_the_printed_date_is_called_the_making_date():
     layout = builtin()
     labels = [e.get("text") for e in layout.faces["front"].elements if e.get("name") == "issued label"]
     assert labels == ["изготовлен"]
+
+
+@pytest.mark.parametrize("credential_text", [
+    "UC1:" + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" * 4,   # alphanumeric, as every credential
+    "https://epb.example.org/c/Ab12-é",                              # anything else: byte mode
+])
+def test_an_independent_reader_scans_what_the_face_prints(tmp_path, credential_text):
+    """zbar reads the printed QR code and barcode back as the card's values (the encoder and the
+    drawing of modules and bars are the product's own; a reader is the judge)."""
+    import subprocess
+
+    from unioncard.card_layouts.render import CardFace, CardRenderer
+    from unioncard.issuer import cardnumber
+
+    number = cardnumber.build("964301", "23", 4711)
+    face = CardFace({"surname": "Иванова", "given_names": "Мария Петровна", "number": cardnumber.format(number),
+                     "credential": credential_text, "region_name": "Краснодарская краевая организация",
+                     "issued_on": "22.11.2026", "union_name": "Профсоюз"})
+    pdf = tmp_path / "card.pdf"
+    pdf.write_bytes(CardRenderer(builtin()).pdf([face]))
+    subprocess.run(["pdftoppm", "-r", "300", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "face")],
+                   check=True)
+    png = next(tmp_path.glob("face*.png"))
+    scanned = subprocess.run(["zbarimg", "-q", "--raw", "-Sbinary=0", str(png)], capture_output=True,
+                             text=True).stdout.splitlines()
+    assert credential_text in scanned and number in scanned, scanned

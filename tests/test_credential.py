@@ -111,3 +111,41 @@ def test_the_verifier_printed_in_formats_md_works(keys):
 
     with pytest.raises(InvalidSignature):
         namespace["verify_card"](forged, keys_by_id)
+
+
+def test_our_base45_is_the_rfc_9285_encoding_of_the_base45_package():
+    import os
+
+    import base45
+
+    from unioncard.issuer.credential import b45encode
+
+    assert b45encode(b"AB") == "BB8" and b45encode(b"Hello!!") == "%69 VD92EX0" and b45encode(b"") == ""  # RFC 9285 §4.3
+    for length in list(range(0, 40)) + [150, 151, 255]:
+        data = os.urandom(length)
+        assert b45encode(data) == base45.b45encode(data).decode("ascii"), data.hex()
+
+
+def test_a_bureau_batch_signs_on_two_cores_and_stores_every_credential(make_uow, tree, session_factory, tmp_path):
+    """ensure_credentials(workers=2): forked signers, one bulk store (COPY on PostgreSQL); every
+    stored credential verifies and names its own card and holder."""
+    from sqlalchemy import select
+
+    from unioncard.issuer import services as cards
+    from unioncard.issuer.models import Card
+    from tests.support import approved_cards
+
+    signer, bundle = signing_keys(tmp_path)
+    ids = approved_cards(make_uow, tree, 2100, prefix="Подписанова")
+    with make_uow() as uow:
+        loaded = cards._load_cards(uow.session, ids)
+        made = cards.ensure_credentials(uow, loaded, signer, workers=2)
+        uow.commit()
+    with session_factory() as s:
+        stored = {card.id: card for card in s.scalars(select(Card).where(Card.id.in_(ids)))}
+        assert len(stored) == 2100
+        for card_id, text in made.items():
+            card = stored[card_id]
+            assert card.credential == text
+            checked = credential.verify(text, bundle)
+            assert checked.number == card.number and checked.full_name.startswith(card.person.surname)

@@ -24,6 +24,10 @@ class KeyStore(ABC):
     directory or token), so the operational store never holds it and vice versa.
     """
 
+    # Whether a forked process may sign with this store's keys (they are in its memory); a
+    # PKCS#11 session must not be used across a fork.
+    fork_safe = False
+
     kind = "abstract"
 
     def __init__(self, roles=OPERATIONAL_ROLES):

@@ -43,6 +43,8 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 16, 8, 1
 
 
 class SoftwareKeyStore(KeyStore):
+    fork_safe = True
+
     kind = "software"
 
     def __init__(self, directory, passphrase: str, roles=OPERATIONAL_ROLES, *, create: bool = False):

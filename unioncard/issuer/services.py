@@ -26,7 +26,7 @@ from unioncard.registry import audit
 from unioncard.registry import domain as rd
 from unioncard.registry import services as registry
 from unioncard.registry.actor import Actor
-from unioncard.registry.models import Membership, Organisation
+from unioncard.registry.models import Membership, Organisation, Person
 from unioncard.tokens import new_token, token_hash
 
 
@@ -502,33 +502,87 @@ def credential_on_view(uow: UnitOfWork, card: Card, open_signer) -> str | None:
     return credential
 
 
-def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer) -> dict[int, str]:
-    """Credentials for many cards at once: one query for the approval dates, one bulk update."""
+def _sign_credentials(signer, inputs: list[tuple]) -> list[str]:
+    return [credential.issue(signer, *row).qr_text for row in inputs]
+
+
+_FORKED_SIGNER = None
+
+
+def _sign_in_child(inputs: list[tuple]) -> list[str]:
+    return _sign_credentials(_FORKED_SIGNER, inputs)
+
+
+def _signed_in_parallel(signer, inputs: list[tuple], workers: int) -> list[str]:
+    """Sign on ``workers`` cores: forked processes inherit the software store's keys in memory
+    (nothing secret is sent anywhere). A PKCS#11 session is not to be shared across a fork: such
+    stores sign in this process."""
+    global _FORKED_SIGNER
+    import multiprocessing
+
+    if workers <= 1 or not getattr(signer, "fork_safe", False) or len(inputs) < 2000:
+        return _sign_credentials(signer, inputs)
+    size = -(-len(inputs) // (workers * 4))
+    chunks = [inputs[i:i + size] for i in range(0, len(inputs), size)]
+    _FORKED_SIGNER = signer
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return [text for part in pool.map(_sign_in_child, chunks) for text in part]
+    finally:
+        _FORKED_SIGNER = None
+
+
+def _store_credentials(session: Session, rows: list[tuple[int, str]]) -> None:
+    """One UPDATE from a table COPY filled (PostgreSQL), or one executemany (SQLite)."""
+    table = Card.__table__
+    if session.get_bind().dialect.name != "postgresql":
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id")).values(credential=bindparam("credential")),
+            [{"b_id": card_id, "credential": text} for card_id, text in rows])
+        return
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS new_credential (id integer, credential text) "
+                       "ON COMMIT DELETE ROWS")
+        with cursor.copy("COPY new_credential (id, credential) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute("UPDATE card SET credential = new_credential.credential FROM new_credential "
+                       "WHERE card.id = new_credential.id")
+        cursor.execute("DELETE FROM new_credential")
+
+
+def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer, *, workers: int = 1) -> dict[int, str]:
+    """Credentials for many cards at once: one query for the approval dates and one for the holders
+    per thousand cards, the signing on ``workers`` cores (a bureau run in a worker process; a web
+    request signs in its own thread), and one bulk store."""
     missing = [card for card in cards if not card.credential]
     for card in missing:
         if not card.number:
             raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
     approved_at: dict[int, object] = {}
-    for chunk in chunked([card.id for card in missing]):
+    people: dict[int, Person] = {}
+    for chunk in chunked(missing):
         for card_id, at in uow.session.execute(
                 select(CardEvent.card_id, func.min(CardEvent.at)).where(
-                    CardEvent.card_id.in_(chunk), CardEvent.to_status == CardStatus.APPROVED.value)
+                    CardEvent.card_id.in_([card.id for card in chunk]),
+                    CardEvent.to_status == CardStatus.APPROVED.value)
                 .group_by(CardEvent.card_id)):
             approved_at[card_id] = at
-    rows = []
+        for person in uow.session.scalars(select(Person).where(Person.id.in_({card.person_id for card in chunk}))):
+            people[person.id] = person
+    inputs = []
     for card in missing:
-        person = card.person
-        made = credential.issue(signer, card.number, person.surname, person.given_name, person.patronymic,
-                                # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
-                                card.region_code, (approved_at.get(card.id) or clock.now()).date(), card.kind)
-        rows.append({"b_id": card.id, "credential": made.qr_text})
-    if rows:
+        person = people[card.person_id]
+        # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
+        inputs.append((card.number, person.surname, person.given_name, person.patronymic, card.region_code,
+                       (approved_at.get(card.id) or clock.now()).date(), card.kind))
+    texts = _signed_in_parallel(signer, inputs, workers)
+    if texts:
         uow.session.flush()
-        table = Card.__table__
-        uow.session.connection().execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(credential=bindparam("credential")), rows)
-        for card, row in zip(missing, rows):
-            set_committed_value(card, "credential", row["credential"])
+        _store_credentials(uow.session, [(card.id, text) for card, text in zip(missing, texts)])
+        for card, text in zip(missing, texts):
+            set_committed_value(card, "credential", text)
     return {card.id: card.credential for card in cards}
 
 
