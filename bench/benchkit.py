@@ -88,12 +88,16 @@ def one_primary_with_members(sessions, count: int):
 
     admin = Actor.system("bench")
     region, primary = one_primary(sessions)
-    with db.UnitOfWork(sessions) as uow:
-        membership_ids = registry.register_new_members(uow, admin, primary.id, [
-            registry.NewMember(registry.PersonData("Замеров" + letters(i), "Иван", None,
-                                                   date(1960 + i % 40, 1 + i % 12, 1 + i % 28)),
-                               d.Category.WORKING, date(2015, 9, 1),
-                               ((d.ConsentSection.PROCESSING, date(2015, 9, 1), d.ConsentForm.PAPER),))
-            for i in range(count)])
-        uow.commit()
+    membership_ids = []
+    # 10 000 a transaction: each registration takes an advisory lock per identity, and PostgreSQL
+    # holds a transaction's locks in a table of limited size.
+    for first in range(0, count, 10_000):
+        with db.UnitOfWork(sessions) as uow:
+            membership_ids += registry.register_new_members(uow, admin, primary.id, [
+                registry.NewMember(registry.PersonData("Замеров" + letters(i), "Иван", None,
+                                                       date(1960 + i % 40, 1 + i % 12, 1 + i % 28)),
+                                   d.Category.WORKING, date(2015, 9, 1),
+                                   ((d.ConsentSection.PROCESSING, date(2015, 9, 1), d.ConsentForm.PAPER),))
+                for i in range(first, min(count, first + 10_000))])
+            uow.commit()
     return region, primary, membership_ids

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Integer, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -552,37 +552,52 @@ def _store_credentials(session: Session, rows: list[tuple[int, str]]) -> None:
         cursor.execute("DELETE FROM new_credential")
 
 
-def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer, *, workers: int = 1) -> dict[int, str]:
-    """Credentials for many cards at once: one query for the approval dates and one for the holders
-    per thousand cards, the signing on ``workers`` cores (a bureau run in a worker process; a web
-    request signs in its own thread), and one bulk store."""
-    missing = [card for card in cards if not card.credential]
-    for card in missing:
-        if not card.number:
+def make_credentials(session: Session, card_ids, signer, *, workers: int = 1) -> dict[int, str]:
+    """Signed credentials for the cards among ``card_ids`` that have none yet, made and stored
+    in bulk: what each needs is read with plain queries (no ORM objects), signed on ``workers``
+    cores, stored by COPY and one UPDATE (PostgreSQL). A bureau run makes its whole batch's this
+    way before printing. Returns {card id: credential} of the ones made."""
+    approved = (select(CardEvent.card_id, func.min(CardEvent.at).label("at"))
+                .where(CardEvent.to_status == CardStatus.APPROVED.value).group_by(CardEvent.card_id))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    rows = []
+    for chunk in chunked(card_ids, 5000):
+        # PostgreSQL takes the ids as one array parameter: 5 000 placeholders of an IN list cost
+        # more on the client than the query does on the server.
+        if postgres:
+            ids = bindparam("ids", list(chunk), type_=postgresql.ARRAY(Integer))
+            card_in, event_in = Card.id == any_(ids), CardEvent.card_id == any_(ids)
+        else:
+            card_in, event_in = Card.id.in_(chunk), CardEvent.card_id.in_(chunk)
+        approved_chunk = approved.where(event_in).subquery()
+        rows += session.execute(
+            select(Card.id, Card.number, Person.surname, Person.given_name, Person.patronymic, Card.region_code,
+                   approved_chunk.c.at, Card.kind)
+            .join(Person, Person.id == Card.person_id)
+            .outerjoin(approved_chunk, approved_chunk.c.card_id == Card.id)
+            .where(card_in, Card.credential.is_(None))).all()
+    for row in rows:
+        if not row.number:
             raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
-    approved_at: dict[int, object] = {}
-    people: dict[int, Person] = {}
-    for chunk in chunked(missing):
-        for card_id, at in uow.session.execute(
-                select(CardEvent.card_id, func.min(CardEvent.at)).where(
-                    CardEvent.card_id.in_([card.id for card in chunk]),
-                    CardEvent.to_status == CardStatus.APPROVED.value)
-                .group_by(CardEvent.card_id)):
-            approved_at[card_id] = at
-        for person in uow.session.scalars(select(Person).where(Person.id.in_({card.person_id for card in chunk}))):
-            people[person.id] = person
-    inputs = []
-    for card in missing:
-        person = people[card.person_id]
-        # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
-        inputs.append((card.number, person.surname, person.given_name, person.patronymic, card.region_code,
-                       (approved_at.get(card.id) or clock.now()).date(), card.kind))
+    now = clock.now()
+    # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
+    inputs = [(row.number, row.surname, row.given_name, row.patronymic, row.region_code, (row.at or now).date(),
+               row.kind) for row in rows]
     texts = _signed_in_parallel(signer, inputs, workers)
-    if texts:
-        uow.session.flush()
-        _store_credentials(uow.session, [(card.id, text) for card, text in zip(missing, texts)])
-        for card, text in zip(missing, texts):
-            set_committed_value(card, "credential", text)
+    made = {row.id: text for row, text in zip(rows, texts)}
+    if made:
+        session.flush()
+        _store_credentials(session, list(made.items()))
+    return made
+
+
+def ensure_credentials(uow: UnitOfWork, cards: list[Card], signer, *, workers: int = 1) -> dict[int, str]:
+    """Credentials of loaded cards, made (by :func:`make_credentials`) for those without one."""
+    missing = [card for card in cards if not card.credential]
+    if missing:
+        made = make_credentials(uow.session, [card.id for card in missing], signer, workers=workers)
+        for card in missing:
+            set_committed_value(card, "credential", made.get(card.id, card.credential))
     return {card.id: card.credential for card in cards}
 
 
