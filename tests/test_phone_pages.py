@@ -92,6 +92,16 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
     with make_uow() as uow:
         mailing_id = mailings.create_mailing(uow, tree.actors["region_a"], mailings.Audience(tree.region_a),
                                              "Слёт молодых педагогов Кубани", "Приглашаем на краевой слёт.").id
+    # A job of region_a's, still waiting (its page: the state, the progress bar, the way back).
+    from unioncard.jobs import services as jobs
+    from unioncard.registry import jobs as registry_jobs
+    from unioncard.registry.models import Organisation
+
+    with make_uow() as uow:
+        region_path = uow.session.get(Organisation, tree.region_a).path
+        job_id = jobs.submit(uow, tree.actors["region_a"], registry_jobs.MEMBERS_EXPORT,
+                             {"organisation_id": tree.region_a}, region_path).id
+        uow.commit()
     with make_uow() as uow:
         application_id = joining.apply(uow, joining.Application(
             tree.primary_a, "Константинопольская-Длиннофамильная", "Ольга", "Игоревна", date(1994, 4, 12), "female",
@@ -105,7 +115,8 @@ def full_union(app, make_uow, tree, tmp_path, session_factory):
             "batch_id": batch.id, "event_id": event_id, "station_id": station_id, "key_id": key_id,
             "token": token, "fmt": "pdf", "code": "23-01-001", "filename": "index.html",
             "user_id": tree.users["chair_a"], "person_id": held[0].person_id, "primary_id": tree.primary_a,
-            "mailing_id": mailing_id, "section": "partner_transfer", "application_id": application_id}
+            "mailing_id": mailing_id, "section": "partner_transfer", "application_id": application_id,
+            "job_id": job_id}
 
 
 # What a page must never show a volunteer: a placeholder left unfilled, a Python None, or a code
