@@ -86,6 +86,9 @@ class Membership(Base):
         Index("uq_membership_active_person", "person_id", unique=True,
               sqlite_where=text("is_active"), postgresql_where=text("is_active")),
         Index("ix_membership_scope_name", "org_path", "sort_name"),
+        # Counting a subtree's current members (every list's total) from the index alone.
+        Index("ix_membership_active_path", "org_path", postgresql_where=text("is_active"),
+              sqlite_where=text("is_active")),
         Index("ix_membership_sort_name", "sort_name"),
         Index("ix_membership_person", "person_id"),
     )
