@@ -260,3 +260,23 @@ def test_the_worker_command_names_a_wrong_setting(tmp_path):
     done = subprocess.run([sys.executable, "-m", "unioncard", "jobs", "worker"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 1 and "Redis" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_failing_job_is_recorded_in_plain_russian(tree, make_uow, session_factory, app):
+    """A job whose work breaks ends as «failed» with a Russian reason for its page; the worker
+    goes on (the traceback is in its log, not on a volunteer's screen)."""
+    from unioncard.jobs import services as jobs
+    from unioncard.registry.models import Organisation
+
+    @jobs.handler("test_breaks")
+    def _breaks(context):
+        raise RuntimeError("disk full")
+
+    with make_uow() as uow:
+        path = uow.session.get(Organisation, tree.region_a).path
+        job_id = jobs.submit(uow, tree.actors["region_a"], "test_breaks", {}, path).id
+        uow.commit()
+    settings = app.extensions["unioncard"].settings
+    assert jobs.run(job_id, settings=settings, session_factory=session_factory) == "failed"
+    job = _job(session_factory, job_id)
+    assert job.status == "failed" and "внутренняя ошибка" in job.error and "disk" not in job.error

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from unioncard import clock
 from unioncard.db import UnitOfWork
 from unioncard.errors import NotFound, UnionCardError
-from unioncard.i18n import N_
+from unioncard.i18n import N_, translate
 from unioncard.jobs import domain as d
 from unioncard.jobs.models import Job
 from unioncard.registry.actor import Actor
@@ -28,6 +28,9 @@ from unioncard.registry.actor import Actor
 log = logging.getLogger(__name__)
 
 _HANDLERS: dict[str, Callable] = {}
+
+INTERNAL_ERROR = N_("an internal error; the administrator finds its details in the worker's log")
+GAVE_UP = N_("it was taken up %(attempts)s times and never finished; the administrator finds why in the workers' logs")
 
 
 def handler(kind: str):
@@ -128,7 +131,7 @@ class JobContext:
             session.commit()
 
 
-def claim(session_factory, job_id: int, worker: str, lease_seconds: float) -> Job | None:
+def claim(session_factory, job_id: int, worker: str, lease_seconds: float, settings=None) -> Job | None:
     """Take the job if it waits, or if its worker has not been heard of for the lease. One
     UPDATE decides: of two workers, exactly one gets it."""
     now = clock.now()
@@ -146,7 +149,8 @@ def claim(session_factory, job_id: int, worker: str, lease_seconds: float) -> Jo
         if job.started_at is None:
             job.started_at = now
         if job.attempts > d.MAX_ATTEMPTS:
-            _finish(job, d.Status.FAILED, error="gave up after %s attempts" % d.MAX_ATTEMPTS)
+            _finish(job, d.Status.FAILED, error=translate(GAVE_UP, getattr(settings, "default_locale", "ru"),
+                                                          attempts=d.MAX_ATTEMPTS))
             session.commit()
             return None
         session.commit()
@@ -166,7 +170,7 @@ def run(job_id: int, *, settings, session_factory, lease_seconds: float | None =
     """Run one job if it can be claimed; answers its final status (None: not ours to run)."""
     worker = worker or worker_name()
     lease = lease_seconds if lease_seconds is not None else settings.job_lease_seconds
-    job = claim(session_factory, job_id, worker, lease)
+    job = claim(session_factory, job_id, worker, lease, settings)
     if job is None:
         return None
     context = JobContext(job_id=job.id, kind=job.kind, params=json.loads(job.params),
@@ -184,7 +188,7 @@ def run(job_id: int, *, settings, session_factory, lease_seconds: float | None =
     except Exception:  # noqa: BLE001 - a job's failure is recorded, never lost with the worker
         log.exception("job %s (%s) failed", job_id, job.kind)
         result, status = None, d.Status.FAILED
-        error = "internal error (see the worker's log)"
+        error = translate(INTERNAL_ERROR, settings.default_locale)
     with session_factory() as session:
         row = session.get(Job, job_id)
         if row.worker != worker or row.status != d.Status.RUNNING:
