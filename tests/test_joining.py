@@ -233,8 +233,11 @@ def test_an_applicant_joins_on_a_phone_and_the_chairperson_accepts(app, live_ser
         page.select_option("#region", label="Краснодарская краевая организация")
         page.fill("#q", "школы № 1")
         page.get_by_role("button", name="Найти").click()
+        # The search answers with a new page: measure it once it is there, not mid-navigation.
+        found = page.get_by_role("link", name="ППО школы № 1 г. Сочи")
+        found.wait_for()
         assert page.evaluate(fits)
-        page.get_by_role("link", name="ППО школы № 1 г. Сочи").click()
+        found.click()
         page.fill("#surname", "Новикова")
         page.fill("#given_name", "Ольга")
         page.fill("#birth_date", "1994-04-12")
