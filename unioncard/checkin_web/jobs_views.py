@@ -15,6 +15,7 @@ from unioncard.jobs import domain as jd
 from unioncard.jobs import services as jobs
 from unioncard.registry import importer
 from unioncard.registry import jobs as registry_jobs
+from unioncard.registry import services as registry
 
 bp = Blueprint("jobs", __name__)
 
@@ -53,8 +54,8 @@ def job(job_id: int):
         params = jobs.params_of(found)
         if "organisation_id" in params:
             try:
-                organisation = _org_or_404(session, params["organisation_id"])
-            except Exception:  # noqa: BLE001 - out of scope since: the job's page still shows
+                organisation = registry.get_organisation(session, _actor(), params["organisation_id"])
+            except NotFound:  # out of the user's scope since: the job's page still shows
                 organisation = None
     return render_template("jobs/job.html", job=found, result=jobs.result_of(found), organisation=organisation,
                            percent=jd.percent(found.done, found.total), finished=found.status in jd.FINISHED,

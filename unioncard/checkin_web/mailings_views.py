@@ -12,6 +12,7 @@ from unioncard.checkin_web.scope import actor as _actor
 from unioncard.checkin_web.scope import rt as _rt
 from unioncard.checkin_web.scope import user_can
 from unioncard.errors import NotFound, UnionCardError
+from unioncard.jobs import domain as jd
 from unioncard.messaging import mailings
 from unioncard.registry import domain as d
 
@@ -96,8 +97,6 @@ def mailing(mailing_id: int):
             job = mailings.mailing_job(session, found)
         except NotFound:
             abort(404)
-    from unioncard.jobs import domain as jd
-
     preparing = job is not None and job.status not in jd.FINISHED
     return render_template("mailings/mailing.html", mailing=found, counts=counts,
                            done=max(0, found.recipients - counts["queued"]), preparing=preparing,

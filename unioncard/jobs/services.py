@@ -124,11 +124,6 @@ class JobContext:
 
             time.sleep(seconds)
 
-    def progress(self, *, done: int, total: int | None = None, checkpoint: dict | None = None) -> None:
-        """Progress in a short transaction of its own (work that has nothing to commit with it)."""
-        with self.session_factory() as session:
-            self.step(session, done=done, total=total, checkpoint=checkpoint)
-            session.commit()
 
 
 def claim(session_factory, job_id: int, worker: str, lease_seconds: float, settings=None) -> Job | None:

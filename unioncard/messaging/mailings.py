@@ -15,6 +15,7 @@ from unioncard.db import UnitOfWork
 from unioncard.errors import NotFound, PermissionDenied, ValidationError
 from unioncard.i18n import N_
 from unioncard.jobs import services as jobs
+from unioncard.jobs.models import Job
 from unioncard.jobs.services import handler
 from unioncard.messaging import domain as d
 from unioncard.messaging import services as outbox
@@ -192,8 +193,6 @@ def _queue_mailing_job(context) -> dict:
 
 def mailing_job(session: Session, mailing: Mailing):
     """The job queueing the mailing's messages, if it was queued by one."""
-    from unioncard.jobs.models import Job
-
     return session.get(Job, mailing.job_id) if mailing.job_id else None
 
 

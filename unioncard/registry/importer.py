@@ -365,12 +365,12 @@ def export_rows(session: Session, org: Organisation, chunk: int = EXPORT_CHUNK, 
     region of 400 000 members streams in the memory of one chunk. ``on_chunk(rows_so_far)``
     after each chunk (progress)."""
     conditions = [Membership.org_path.like(org.path + "%"), Membership.is_active]
-    key = tuple_(Membership.sort_name, Membership.id)
+    key = tuple_(*services.MEMBER_ORDER)
     last, written = None, 0
     while True:
         statement = (select(Membership, Person).join(Person, Person.id == Membership.person_id)
                      .where(*conditions, *([key > tuple_(*last)] if last else []))
-                     .order_by(Membership.sort_name, Membership.id).limit(chunk))
+                     .order_by(*services.MEMBER_ORDER).limit(chunk))
         batch = session.execute(statement).all()
         if not batch:
             return

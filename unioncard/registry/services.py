@@ -560,6 +560,10 @@ def name_starts_with(query: str):
     return Membership.sort_name.like(escaped + "%", escape="\\")
 
 
+# The order of every member list (and of its keyset pages): by name, then by id among namesakes.
+MEMBER_ORDER = (Membership.sort_name, Membership.id)
+
+
 def list_members(
     session: Session, actor: Actor, organisation_id: int, *, query: str = "", page: int = 1, per_page: int = 50,
     include_former: bool = False, after: int | None = None, before: int | None = None,
@@ -580,21 +584,20 @@ def list_members(
     if d.search_key(query):
         conditions.append(name_starts_with(query))
     total = session.scalar(select(func.count()).select_from(Membership).where(*conditions))
-    key = tuple_(Membership.sort_name, Membership.id)
+    key = tuple_(*MEMBER_ORDER)
     cursor_id = after if after is not None else before
-    cursor = session.execute(select(Membership.sort_name, Membership.id).where(Membership.id == cursor_id)).first() \
+    cursor = session.execute(select(*MEMBER_ORDER).where(Membership.id == cursor_id)).first() \
         if cursor_id is not None else None
     if cursor is not None and after is not None:
-        statement = select(Membership).where(*conditions, key > tuple_(*cursor)) \
-            .order_by(Membership.sort_name, Membership.id).limit(per_page)
+        statement = select(Membership).where(*conditions, key > tuple_(*cursor)).order_by(*MEMBER_ORDER).limit(per_page)
         return list(session.scalars(statement)), total
     if cursor is not None:
         statement = select(Membership).where(*conditions, key < tuple_(*cursor)) \
-            .order_by(Membership.sort_name.desc(), Membership.id.desc()).limit(per_page)
+            .order_by(*(column.desc() for column in MEMBER_ORDER)).limit(per_page)
         return list(reversed(session.scalars(statement).all())), total
     page = max(1, page)
     rows = list(session.scalars(
-        select(Membership).where(*conditions).order_by(Membership.sort_name, Membership.id)
+        select(Membership).where(*conditions).order_by(*MEMBER_ORDER)
         .offset((page - 1) * per_page).limit(per_page)
     ))
     return rows, total
