@@ -14,7 +14,7 @@ import time
 from datetime import date
 from importlib import resources
 
-from benchkit import add_database_arguments, report, scratch_database
+from benchkit import add_database_arguments, demo_union, report, scratch_database
 
 from unioncard import clock, db
 from unioncard.issuer import coverage as cov
@@ -29,11 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database(args) as url:
         engine = db.make_engine(url)
-        started = time.perf_counter()
-        result = demo.generate(engine, scale=args.scale)
-        report(f"demo union at scale {args.scale:g}: members / plastic / virtual",
-               f"{result.members:,} / {result.plastic_cards:,} / {result.virtual_cards:,}",
-               f"{time.perf_counter() - started:.0f} s")
+        demo_union(engine, args)
         sessions = db.make_session_factory(engine)
         admin = Actor.system("bench")
         for label, on in (("19.05.2020", date(2020, 5, 19)), ("today", clock.today())):

@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchkit import add_database_arguments, report, scratch_database
+from benchkit import add_database_arguments, demo_union, report, scratch_database
 from sqlalchemy import func, select
 
 from unioncard import db
@@ -35,7 +35,6 @@ from unioncard.issuer import cardnumber
 from unioncard.issuer.models import Card
 from unioncard.partner import services as partners
 from unioncard.partner.models import PartnerQuery
-from unioncard.registry import demo
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import Person
 
@@ -143,11 +142,7 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with scratch_database(args) as url:
         engine = db.make_engine(url)
-        started = time.perf_counter()
-        result = demo.generate(engine, scale=args.scale)
-        report(f"demo union at scale {args.scale:g}: members / issued cards",
-               f"{result.members:,} / {result.plastic_cards + result.virtual_cards:,}",
-               f"{time.perf_counter() - started:.0f} s")
+        demo_union(engine, args)
         sessions = db.make_session_factory(engine)
         with db.UnitOfWork(sessions) as uow:
             _key, key = partners.create_key(uow.session, Actor.system("bench"), "Нагрузочный партнёр", "general",

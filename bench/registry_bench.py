@@ -22,7 +22,7 @@ import time
 import uuid
 from datetime import date
 
-from benchkit import add_database_arguments, letters, report, scratch_database
+from benchkit import add_database_arguments, demo_union, letters, report, scratch_database
 from openpyxl import Workbook  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
@@ -116,7 +116,10 @@ def main() -> int:
         rss_before = peak_rss_mib()
 
         started = time.perf_counter()
-        result = demo.generate(engine, scale=args.scale, seed=2020)
+        if args.existing:
+            result = demo_union(engine, args)
+        else:
+            result = demo.generate(engine, scale=args.scale, seed=2020)
         elapsed = time.perf_counter() - started
         report("generate: members", f"{result.members:,}".replace(",", " "))
         report("generate: organisations (regional/territorial/primary)",

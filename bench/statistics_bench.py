@@ -14,11 +14,10 @@ import argparse
 import time
 from datetime import date, datetime
 
-from benchkit import add_database_arguments, report, scratch_database
+from benchkit import add_database_arguments, demo_union, report, scratch_database
 from sqlalchemy import func, insert, select, text
 
 from unioncard import clock, db
-from unioncard.registry import demo
 from unioncard.registry import domain as d
 from unioncard.registry.actor import Actor
 from unioncard.registry.models import Membership, Organisation
@@ -34,10 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database(args) as url:
         engine = db.make_engine(url)
-        started = time.perf_counter()
-        result = demo.generate(engine, scale=args.scale)
-        report(f"demo union at scale {args.scale:g}: members", f"{result.members:,}",
-               f"{time.perf_counter() - started:.0f} s")
+        result = demo_union(engine, args)
         sessions = db.make_session_factory(engine)
         admin = Actor.system("bench")
         today = clock.today()

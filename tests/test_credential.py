@@ -126,15 +126,30 @@ def test_our_base45_is_the_rfc_9285_encoding_of_the_base45_package():
         assert b45encode(data) == base45.b45encode(data).decode("ascii"), data.hex()
 
 
-def test_a_bureau_batch_signs_on_two_cores_and_stores_every_credential(make_uow, tree, session_factory, tmp_path):
-    """ensure_credentials(workers=2): forked signers, one bulk store (COPY on PostgreSQL); every
-    stored credential verifies and names its own card and holder."""
+def test_a_batch_signed_at_once_gives_the_records_of_single_issues(tmp_path):
+    """issue_many looks the key up once and skips the decode: the texts must still be exactly
+    issue()'s (Ed25519 is deterministic), for short, hyphenated, cut and virtual cases."""
+    signer, bundle = signing_keys(tmp_path)
+    rows = [(NUMBER, "Иванова", "Мария", "Петровна", "23", date(2026, 11, 22), "plastic"),
+            (NUMBER, "Римский-Корсаков", "Анна-Мария", None, "77", date(2000, 1, 1), "virtual"),
+            (NUMBER, "Я" * 70, "Ёж", "Й", "01", date(2031, 5, 6), "plastic")]
+    assert credential.issue_many(signer, rows) == [credential.issue(signer, *row).qr_text for row in rows]
+    assert credential.issue_many(signer, []) == []
+    assert credential.verify(credential.issue_many(signer, rows[1:2])[0], bundle).full_name == "Римский-Корсаков А.-М."
+
+
+def test_a_bureau_batch_signs_on_two_cores_and_stores_every_credential(make_uow, tree, session_factory, tmp_path,
+                                                                       monkeypatch):
+    """ensure_credentials(workers=2): forked signers working while the next chunk is read and the
+    last one stored (COPY on PostgreSQL; chunks of 500 here, so five overlap); every stored
+    credential verifies and names its own card and holder."""
     from sqlalchemy import select
 
     from unioncard.issuer import services as cards
     from unioncard.issuer.models import Card
     from tests.support import approved_cards
 
+    monkeypatch.setattr(cards, "CREDENTIAL_CHUNK", 500)
     signer, bundle = signing_keys(tmp_path)
     ids = approved_cards(make_uow, tree, 2100, prefix="Подписанова")
     with make_uow() as uow:

@@ -161,6 +161,15 @@ class KeyStore(ABC):
             raise WrongRole(key_id=info.key_id, key_role=info.role.value, role=KeyRole(role).value)
         return Signature(info.key_id, info.algorithm, self._sign_raw(info, signing_input(info.role, payload)))
 
+    def sign_many(self, role: KeyRole, payloads, key_id: str) -> list[bytes]:
+        """Raw signatures of many payloads with one active key of ``role``, checked once: a bureau
+        batch signs 100 000 credentials, and looking the key up per payload cost more than Ed25519."""
+        info = self._signing_key(role, key_id)
+        if info.role in SYMMETRIC_ROLES:
+            raise WrongRole(key_id=info.key_id, key_role=info.role.value, role=KeyRole(role).value)
+        prefix = signing_input(info.role, b"")
+        return [self._sign_raw(info, prefix + payload) for payload in payloads]
+
     def derive_card_key(self, uid: bytes, application_id: bytes, system_identifier: bytes,
                         key_id: str | None = None) -> tuple[str, bytes]:
         """Per-card AES-128 key, AN10922 style, from the active card master; returns (master id, key)."""

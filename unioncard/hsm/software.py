@@ -32,7 +32,7 @@ from unioncard.files import write_private_atomically
 from unioncard.hsm.base import OPERATIONAL_ROLES, KeyStore
 from unioncard.hsm.domain import (
     Algorithm, KeyInfo, KeyRole, KeyStatus, KeyStoreError, KeyStoreUnavailable, WrongSecret, b64, key_id_for,
-    public_key_der, unb64,
+    public_key_der, signing_input, unb64,
 )
 from unioncard.i18n import N_
 
@@ -194,6 +194,13 @@ class SoftwareKeyStore(KeyStore):
         if info.algorithm == Algorithm.ED25519:
             return key.sign(message)
         return key.sign(message, ec.ECDSA(hashes.SHA256()))
+
+    def sign_many(self, role: KeyRole, payloads, key_id: str) -> list[bytes]:
+        info = self._signing_key(role, key_id)
+        if info.algorithm != Algorithm.ED25519:
+            return super().sign_many(role, payloads, key_id)
+        sign, prefix = self._private(info).sign, signing_input(info.role, b"")
+        return [sign(prefix + payload) for payload in payloads]
 
     def _cmac(self, info: KeyInfo, data: bytes) -> bytes:
         mac = CMAC(algorithms.AES(self._private(info)))

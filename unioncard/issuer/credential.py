@@ -117,6 +117,20 @@ def issue(signer, number: str, surname: str, given_name: str, patronymic: str | 
     return decode_record(payload + signature.value)
 
 
+def issue_many(signer, rows) -> list[str]:
+    """QR texts of many credentials, each the same as ``issue(signer, *row).qr_text``: the key is
+    looked up once and each record is built once (a bureau run signs its whole batch so). Each row is
+    (number, surname, given_name, patronymic, region_code, issued_on, kind)."""
+    key_id = signer.active_key(KeyRole.CARD_CREDENTIAL).key_id
+    payloads = []
+    # The numbers are the registry's own, checked when they were made (cardnumber.build, or the
+    # migration's import): unlike issue, no decode_record after signing.
+    for number, surname, given_name, patronymic, region_code, issued_on, kind in rows:
+        payloads.append(payload_for(number, surname, given_name, patronymic, region_code, issued_on, key_id, kind))
+    signatures = signer.sign_many(KeyRole.CARD_CREDENTIAL, payloads, key_id)
+    return [QR_PREFIX + b45encode(payload + signature) for payload, signature in zip(payloads, signatures)]
+
+
 _BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
 

@@ -7,6 +7,7 @@ in scope? reason given?) → change in the unit of work's transaction → card e
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Integer, any_, bindparam, func, insert, select, update
@@ -502,38 +503,54 @@ def credential_on_view(uow: UnitOfWork, card: Card, open_signer) -> str | None:
     return credential
 
 
-def _sign_credentials(signer, inputs: list[tuple]) -> list[str]:
-    return [credential.issue(signer, *row).qr_text for row in inputs]
-
-
+# Cards read, signed and stored together: big enough that a query's cost is spread, small enough
+# that the cores have the next chunk to sign while this one is stored.
+CREDENTIAL_CHUNK = 5000
 _FORKED_SIGNER = None
 
 
 def _sign_in_child(inputs: list[tuple]) -> list[str]:
-    return _sign_credentials(_FORKED_SIGNER, inputs)
+    return credential.issue_many(_FORKED_SIGNER, inputs)
 
 
-def _signed_in_parallel(signer, inputs: list[tuple], workers: int) -> list[str]:
-    """Sign on ``workers`` cores: forked processes inherit the software store's keys in memory
-    (nothing secret is sent anywhere). A PKCS#11 session is not to be shared across a fork: such
-    stores sign in this process."""
+class _Done:
+    """A result already at hand, shaped like multiprocessing's AsyncResult."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+@contextmanager
+def _signing(signer, workers: int, total: int):
+    """A function that takes a chunk of credential inputs and gives back something whose
+    ``get()`` is their QR texts. On ``workers`` forked cores when the store allows it: the children
+    inherit the software store's keys in memory (nothing secret is sent anywhere) and sign while this
+    process reads the next chunk and stores the last. A PKCS#11 session is not to be shared across a
+    fork: such stores, and small batches, sign in this process."""
     global _FORKED_SIGNER
+    if workers <= 1 or not getattr(signer, "fork_safe", False) or total < 2000:
+        yield lambda inputs: _Done(credential.issue_many(signer, inputs))
+        return
     import multiprocessing
 
-    if workers <= 1 or not getattr(signer, "fork_safe", False) or len(inputs) < 2000:
-        return _sign_credentials(signer, inputs)
-    size = -(-len(inputs) // (workers * 4))
-    chunks = [inputs[i:i + size] for i in range(0, len(inputs), size)]
     _FORKED_SIGNER = signer
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            return [text for part in pool.map(_sign_in_child, chunks) for text in part]
+            yield lambda inputs: pool.apply_async(_sign_in_child, (inputs,))
     finally:
         _FORKED_SIGNER = None
 
 
-def _store_credentials(session: Session, rows: list[tuple[int, str]]) -> None:
-    """One UPDATE from a table COPY filled (PostgreSQL), or one executemany (SQLite)."""
+def _store_credentials(session: Session, made: dict[int, str], card_ids: list[int], texts: list[str]) -> None:
+    """Into ``made`` and the card table: one UPDATE from a table COPY filled (PostgreSQL), or one
+    executemany (SQLite)."""
+    rows = list(zip(card_ids, texts))
+    made.update(rows)
+    if not rows:
+        return
     table = Card.__table__
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(
@@ -555,39 +572,45 @@ def _store_credentials(session: Session, rows: list[tuple[int, str]]) -> None:
 def make_credentials(session: Session, card_ids, signer, *, workers: int = 1) -> dict[int, str]:
     """Signed credentials for the cards among ``card_ids`` that have none yet, made and stored
     in bulk: what each needs is read with plain queries (no ORM objects), signed on ``workers``
-    cores, stored by COPY and one UPDATE (PostgreSQL). A bureau run makes its whole batch's this
-    way before printing. Returns {card id: credential} of the ones made."""
+    cores, stored by COPY and an UPDATE per chunk (PostgreSQL). Reading, signing and storing
+    overlap: the children sign one chunk while this process reads the next. A bureau run makes its
+    whole batch's this way before printing. Returns {card id: credential} of the ones made."""
     approved = (select(CardEvent.card_id, func.min(CardEvent.at).label("at"))
                 .where(CardEvent.to_status == CardStatus.APPROVED.value).group_by(CardEvent.card_id))
     postgres = session.get_bind().dialect.name == "postgresql"
-    rows = []
-    for chunk in chunked(card_ids, 5000):
-        # PostgreSQL takes the ids as one array parameter: 5 000 placeholders of an IN list cost
-        # more on the client than the query does on the server.
-        if postgres:
-            ids = bindparam("ids", list(chunk), type_=postgresql.ARRAY(Integer))
-            card_in, event_in = Card.id == any_(ids), CardEvent.card_id == any_(ids)
-        else:
-            card_in, event_in = Card.id.in_(chunk), CardEvent.card_id.in_(chunk)
-        approved_chunk = approved.where(event_in).subquery()
-        rows += session.execute(
-            select(Card.id, Card.number, Person.surname, Person.given_name, Person.patronymic, Card.region_code,
-                   approved_chunk.c.at, Card.kind)
-            .join(Person, Person.id == Card.person_id)
-            .outerjoin(approved_chunk, approved_chunk.c.card_id == Card.id)
-            .where(card_in, Card.credential.is_(None))).all()
-    for row in rows:
-        if not row.number:
-            raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
+    card_ids = list(card_ids)
     now = clock.now()
-    # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
-    inputs = [(row.number, row.surname, row.given_name, row.patronymic, row.region_code, (row.at or now).date(),
-               row.kind) for row in rows]
-    texts = _signed_in_parallel(signer, inputs, workers)
-    made = {row.id: text for row, text in zip(rows, texts)}
-    if made:
-        session.flush()
-        _store_credentials(session, list(made.items()))
+    made: dict[int, str] = {}
+    pending = []
+    session.flush()
+    with _signing(signer, workers, len(card_ids)) as sign:
+        for chunk in chunked(card_ids, CREDENTIAL_CHUNK):
+            # PostgreSQL takes the ids as one array parameter: 5 000 placeholders of an IN list cost
+            # more on the client than the query does on the server.
+            if postgres:
+                ids = bindparam("ids", list(chunk), type_=postgresql.ARRAY(Integer))
+                card_in, event_in = Card.id == any_(ids), CardEvent.card_id == any_(ids)
+            else:
+                card_in, event_in = Card.id.in_(chunk), CardEvent.card_id.in_(chunk)
+            approved_chunk = approved.where(event_in).subquery()
+            rows = session.execute(
+                select(Card.id, Card.number, Person.surname, Person.given_name, Person.patronymic, Card.region_code,
+                       approved_chunk.c.at, Card.kind)
+                .join(Person, Person.id == Card.person_id)
+                .outerjoin(approved_chunk, approved_chunk.c.card_id == Card.id)
+                .where(card_in, Card.credential.is_(None))).all()
+            if any(not row.number for row in rows):
+                raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
+            # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
+            inputs = [(row.number, row.surname, row.given_name, row.patronymic, row.region_code,
+                       (row.at or now).date(), row.kind) for row in rows]
+            pending.append(([row.id for row in rows], sign(inputs)))
+            # Store what is signed by now while later chunks are still being signed.
+            while len(pending) > workers:
+                ids_done, texts = pending.pop(0)
+                _store_credentials(session, made, ids_done, texts.get())
+        for ids_done, texts in pending:
+            _store_credentials(session, made, ids_done, texts.get())
     return made
 
 
