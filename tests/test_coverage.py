@@ -93,3 +93,55 @@ def test_coverage_page_and_excel(engine, database_url, tmp_path):
     names = [r[1] for r in only.iter_rows(values_only=True)][2:-1]
     assert names == ["Чувашская республиканская организация Профсоюза"]
     app.extensions["unioncard"].engine.dispose()
+
+
+def test_a_holder_of_two_cards_counts_once_and_a_past_day_agrees_with_today(engine, session_factory):
+    """The report counts in the database: a member holding a plastic and a virtual card, issued
+    in two primary organisations of one region, is one member with a card there (two cards); the
+    day's figures from the card history equal today's from the cards' statuses; a chairperson's
+    one row is their organisation's subtree."""
+    from datetime import datetime, timedelta
+
+    from unioncard.issuer.models import CardEvent
+    from unioncard.registry import domain as d
+    from unioncard.registry.models import Organisation
+
+    demo.generate(engine, scale=0.005)
+    admin = Actor.system("test")
+    with session_factory() as s:
+        primaries = [o for o in s.scalars(select(Organisation).where(Organisation.level == d.Level.PRIMARY))]
+        paths = ["/".join(o.path.split("/")[:3]) + "/" for o in primaries]
+        region_path = max(set(paths), key=paths.count)
+        holder = s.scalar(select(Card).where(Card.kind == "plastic", Card.status == "issued",
+                                             Card.org_path.startswith(region_path)).order_by(Card.id).limit(1))
+        other = s.scalar(select(Organisation).where(Organisation.level == d.Level.PRIMARY,
+                                                    Organisation.path.startswith(region_path),
+                                                    Organisation.id != holder.organisation_id).limit(1))
+        handed = datetime.combine(union_today() - timedelta(days=3), datetime.min.time())
+        second = Card(kind="virtual", status="issued", membership_id=holder.membership_id, person_id=holder.person_id,
+                      organisation_id=other.id, org_path=other.path, region_code=holder.region_code,
+                      ordered_at=handed, status_changed_at=handed)
+        s.add(second)
+        s.flush()
+        s.add(CardEvent(card_id=second.id, from_status="approved", to_status="issued", at=handed, actor="test"))
+        s.commit()
+        region_id = int(region_path.split("/")[2])
+    with session_factory() as s:
+        before, _ = cov.coverage(s, admin, union_today() - timedelta(days=4))
+        yesterday, yesterday_totals = cov.coverage(s, admin, union_today() - timedelta(days=1))
+        today, today_totals = cov.coverage(s, admin, union_today())
+    assert [(r.name, r.members, r.plastic, r.virtual, r.with_card) for r in yesterday] == \
+        [(r.name, r.members, r.plastic, r.virtual, r.with_card) for r in today]
+    row_before = next(r for r in before if r.organisation_id == region_id)
+    row_after = next(r for r in today if r.organisation_id == region_id)
+    assert (row_after.virtual, row_after.with_card) == (row_before.virtual + 1, row_before.with_card)
+    with session_factory() as s:
+        # Counted the plain way: every issued card of the region, holders as a set.
+        region_cards = s.execute(select(Card.kind, Card.person_id).where(
+            Card.status == "issued", Card.org_path.startswith(region_path))).all()
+    assert row_after.plastic == sum(1 for kind, _ in region_cards if kind == "plastic")
+    assert row_after.with_card == len({person for _, person in region_cards})
+    chair = Actor(user_id=None, login="chair", role=d.Role.CHAIRPERSON, scope_path=other.path, organisation_id=other.id)
+    with session_factory() as s:
+        own, own_totals = cov.coverage(s, chair, union_today())
+    assert [r.organisation_id for r in own] == [other.id] and own_totals.virtual >= 1
