@@ -152,3 +152,37 @@ def test_cli_demo_data_and_import(database_url, tmp_path, monkeypatch):
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "unioncard", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and "demo-data" in result.stdout
+
+
+def test_card_credentials_move_to_their_own_table_and_back(database_url, engine, make_uow, tmp_path):
+    """Migration 0018 carries every stored credential from the card row into card_credential,
+    and its downgrade carries them back, on both databases."""
+    from unioncard.hsm.base import open_keystore
+    from unioncard.hsm.domain import KeyRole
+    from unioncard.issuer import services as cards
+    from unioncard.registry import demo
+
+    demo.generate(engine, scale=0.0005)
+    signer = open_keystore(f"software:{tmp_path / 'keys'}", "t", create=True)
+    signer.generate(KeyRole.CARD_CREDENTIAL)
+    with engine.connect() as conn:
+        ids = list(conn.scalars(text("SELECT id FROM card WHERE number IS NOT NULL ORDER BY id")))[:25]
+    with make_uow() as uow:
+        made = cards.make_credentials(uow.session, ids, signer)
+        uow.commit()
+    assert len(made) == 25
+    engine.dispose()
+    config = db.alembic_config(database_url)
+    command.downgrade(config, "0017")
+    check = db.make_engine(database_url)
+    with check.connect() as conn:
+        back = dict(conn.execute(text("SELECT id, credential FROM card WHERE credential IS NOT NULL")).all())
+    check.dispose()
+    assert back == made and "card_credential" not in inspect(db.make_engine(database_url)).get_table_names()
+    command.upgrade(config, "head")
+    check = db.make_engine(database_url)
+    with check.connect() as conn:
+        moved = dict(conn.execute(text("SELECT card_id, credential FROM card_credential")).all())
+        assert "credential" not in {c["name"] for c in inspect(conn).get_columns("card")}
+    check.dispose()
+    assert moved == made

@@ -99,13 +99,17 @@ def short_name(surname: str, given_name: str, patronymic: str | None) -> str:
 
 def payload_for(number: str, surname: str, given_name: str, patronymic: str | None, region_code: str,
                 issued_on: date, key_id: str, kind: str = "plastic") -> bytes:
+    return _payload(number, surname, given_name, patronymic, region_code, issued_on, bytes.fromhex(key_id), kind)
+
+
+def _payload(number: str, surname: str, given_name: str, patronymic: str | None, region_code: str,
+             issued_on: date, key: bytes, kind: str) -> bytes:
     name = short_name(surname, given_name, patronymic).encode("utf-8")
     region = region_code.encode("ascii")
     if len(region) != 2:
         raise ValueError(f"region code must be two ASCII characters: {region_code!r}")
-    days = (issued_on - EPOCH).days
-    return _HEAD.pack(FORMAT_VERSION, KINDS[kind], int(cardnumber.compact(number)), days, region,
-                      bytes.fromhex(key_id), len(name)) + name
+    return _HEAD.pack(FORMAT_VERSION, KINDS[kind], int(cardnumber.compact(number)), (issued_on - EPOCH).days,
+                      region, key, len(name)) + name
 
 
 def issue(signer, number: str, surname: str, given_name: str, patronymic: str | None, region_code: str,
@@ -122,11 +126,10 @@ def issue_many(signer, rows) -> list[str]:
     looked up once and each record is built once (a bureau run signs its whole batch so). Each row is
     (number, surname, given_name, patronymic, region_code, issued_on, kind)."""
     key_id = signer.active_key(KeyRole.CARD_CREDENTIAL).key_id
-    payloads = []
+    key = bytes.fromhex(key_id)
     # The numbers are the registry's own, checked when they were made (cardnumber.build, or the
     # migration's import): unlike issue, no decode_record after signing.
-    for number, surname, given_name, patronymic, region_code, issued_on, kind in rows:
-        payloads.append(payload_for(number, surname, given_name, patronymic, region_code, issued_on, key_id, kind))
+    payloads = [_payload(*row[:6], key, row[6]) for row in rows]
     signatures = signer.sign_many(KeyRole.CARD_CREDENTIAL, payloads, key_id)
     return [QR_PREFIX + b45encode(payload + signature) for payload, signature in zip(payloads, signatures)]
 

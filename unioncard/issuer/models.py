@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, select, text
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from unioncard.issuer.domain import ACTIVE
 from unioncard.orm import Base, byte_ordered_string
@@ -34,8 +34,6 @@ class Card(Base):
     replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("card.id"))
     # SHA-256 of the private link's token for a virtual card; None = no link (or revoked).
     link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # The signed credential (QR / chip / virtual card), made once the card has its number.
-    credential: Mapped[str | None] = mapped_column(Text)
     # The chip: the UID (plain UID cards are bound to the number by it) and the fingerprint of the
     # card's own public key (chip application cards).
     chip_uid: Mapped[str | None] = mapped_column(String(32), unique=True)
@@ -57,6 +55,24 @@ class Card(Base):
         Index("ix_card_scope_status", "org_path", "status"),
         Index("ix_card_person", "person_id"),
     )
+
+
+class CardCredential(Base):
+    """A card's signed credential (QR / chip / virtual card), made once the card has its number.
+    A table of its own: a bureau batch stores 100 000 of them by COPY, where updating as many rows
+    of the card table (nine indexes, pages without room for a new version) took longer than
+    reading and signing them together."""
+
+    __tablename__ = "card_credential"
+
+    card_id: Mapped[int] = mapped_column(ForeignKey("card.id"), primary_key=True)
+    credential: Mapped[str] = mapped_column(Text)
+
+
+# Read with the card as before (card.credential); written only by issuer.services.make_credentials.
+Card.credential = column_property(
+    select(CardCredential.credential).where(CardCredential.card_id == Card.id).correlate_except(CardCredential)
+    .scalar_subquery())
 
 
 class CardEvent(Base):

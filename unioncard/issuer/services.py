@@ -7,10 +7,11 @@ in scope? reason given?) → change in the unit of work's transaction → card e
 
 from __future__ import annotations
 
+import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, any_, bindparam, func, insert, select, update
+from sqlalchemy import Integer, any_, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -22,7 +23,7 @@ from unioncard.i18n import N_, translate
 from unioncard.issuer import cardnumber, credential
 from unioncard.issuer import domain as cd
 from unioncard.issuer.domain import CardKind, CardStatus
-from unioncard.issuer.models import Card, CardEvent, CardNumberCounter, RegionCardSettings, Revocation
+from unioncard.issuer.models import Card, CardCredential, CardEvent, CardNumberCounter, RegionCardSettings, Revocation
 from unioncard.registry import audit
 from unioncard.registry import domain as rd
 from unioncard.registry import services as registry
@@ -537,46 +538,50 @@ def _signing(signer, workers: int, total: int):
     import multiprocessing
 
     _FORKED_SIGNER = signer
+    # What the process holds now (a run's 100 000 loaded cards) is left out of garbage collection
+    # while the children live: collecting it touched every object, a quarter of the batch's time
+    # here and copying the children's inherited pages.
+    gc.freeze()
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             yield lambda inputs: pool.apply_async(_sign_in_child, (inputs,))
     finally:
         _FORKED_SIGNER = None
+        gc.unfreeze()
 
 
 def _store_credentials(session: Session, made: dict[int, str], card_ids: list[int], texts: list[str]) -> None:
-    """Into ``made`` and the card table: one UPDATE from a table COPY filled (PostgreSQL), or one
-    executemany (SQLite)."""
+    """Into ``made`` and the card_credential table: a bureau batch's chunk by COPY (PostgreSQL);
+    a few (a virtual card's page opened twice at once) by an insert that leaves a credential made
+    meanwhile as it is: signing is deterministic, so both texts are the same."""
     rows = list(zip(card_ids, texts))
     made.update(rows)
     if not rows:
         return
-    table = Card.__table__
-    if session.get_bind().dialect.name != "postgresql":
-        session.connection().execute(
-            update(table).where(table.c.id == bindparam("b_id")).values(credential=bindparam("credential")),
-            [{"b_id": card_id, "credential": text} for card_id, text in rows])
+    dialect = session.get_bind().dialect.name
+    if dialect != "postgresql" or len(rows) < 1000:
+        statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CardCredential)
+        session.connection().execute(statement.on_conflict_do_nothing(),
+                                     [{"card_id": i, "credential": t} for i, t in rows])
         return
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cursor:
-        cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS new_credential (id integer, credential text) "
-                       "ON COMMIT DELETE ROWS")
-        with cursor.copy("COPY new_credential (id, credential) FROM STDIN") as copy:
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        with cursor.copy("COPY card_credential (card_id, credential) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute("UPDATE card SET credential = new_credential.credential FROM new_credential "
-                       "WHERE card.id = new_credential.id")
-        cursor.execute("DELETE FROM new_credential")
 
 
 def make_credentials(session: Session, card_ids, signer, *, workers: int = 1) -> dict[int, str]:
     """Signed credentials for the cards among ``card_ids`` that have none yet, made and stored
     in bulk: what each needs is read with plain queries (no ORM objects), signed on ``workers``
-    cores, stored by COPY and an UPDATE per chunk (PostgreSQL). Reading, signing and storing
+    cores, stored by COPY into card_credential (PostgreSQL). Reading, signing and storing
     overlap: the children sign one chunk while this process reads the next. A bureau run makes its
     whole batch's this way before printing. Returns {card id: credential} of the ones made."""
-    approved = (select(CardEvent.card_id, func.min(CardEvent.at).label("at"))
-                .where(CardEvent.to_status == CardStatus.APPROVED.value).group_by(CardEvent.card_id))
+    made_already = exists().where(CardCredential.card_id == Card.id)
+    # Per card by its index: a join against the chunk's events was planned, once card_credential's
+    # statistics changed, as a scan of every event testing each against the 5 000 ids (5 s a chunk).
+    approved_at = (select(func.min(CardEvent.at)).where(CardEvent.card_id == Card.id,
+                                                        CardEvent.to_status == CardStatus.APPROVED.value)
+                   .scalar_subquery())
     postgres = session.get_bind().dialect.name == "postgresql"
     card_ids = list(card_ids)
     now = clock.now()
@@ -588,23 +593,23 @@ def make_credentials(session: Session, card_ids, signer, *, workers: int = 1) ->
             # PostgreSQL takes the ids as one array parameter: 5 000 placeholders of an IN list cost
             # more on the client than the query does on the server.
             if postgres:
-                ids = bindparam("ids", list(chunk), type_=postgresql.ARRAY(Integer))
-                card_in, event_in = Card.id == any_(ids), CardEvent.card_id == any_(ids)
+                card_in = Card.id == any_(bindparam("ids", list(chunk), type_=postgresql.ARRAY(Integer)))
             else:
-                card_in, event_in = Card.id.in_(chunk), CardEvent.card_id.in_(chunk)
-            approved_chunk = approved.where(event_in).subquery()
+                card_in = Card.id.in_(chunk)
             rows = session.execute(
                 select(Card.id, Card.number, Person.surname, Person.given_name, Person.patronymic, Card.region_code,
-                       approved_chunk.c.at, Card.kind)
+                       approved_at.label("at"), Card.kind)
                 .join(Person, Person.id == Card.person_id)
-                .outerjoin(approved_chunk, approved_chunk.c.card_id == Card.id)
-                .where(card_in, Card.credential.is_(None))).all()
-            if any(not row.number for row in rows):
-                raise Conflict(N_("The card has no number yet: it is given on approval"), code="card_not_numbered")
-            # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
-            inputs = [(row.number, row.surname, row.given_name, row.patronymic, row.region_code,
-                       (row.at or now).date(), row.kind) for row in rows]
-            pending.append(([row.id for row in rows], sign(inputs)))
+                .where(card_in, ~made_already)).all()
+            ids_read, inputs = [], []
+            for card_id, number, surname, given_name, patronymic, region_code, approved, kind in rows:
+                if not number:
+                    raise Conflict(N_("The card has no number yet: it is given on approval"),
+                                   code="card_not_numbered")
+                ids_read.append(card_id)
+                # The issue day is the UTC date (docs/formats.md: a verifier reads it so).
+                inputs.append((number, surname, given_name, patronymic, region_code, (approved or now).date(), kind))
+            pending.append((ids_read, sign(inputs)))
             # Store what is signed by now while later chunks are still being signed.
             while len(pending) > workers:
                 ids_done, texts = pending.pop(0)

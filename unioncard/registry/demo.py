@@ -316,7 +316,7 @@ def _card(writer, rng, ids, serials, code, primary, person_id, membership_id, jo
         number=cardnumber.build(cardnumber.DEFAULT_ISSUER_PREFIX, code, serial), membership_id=membership_id,
         person_id=person_id, organisation_id=primary[0], org_path=primary[1], region_code=code, ordered_by=None,
         ordered_at=handed - timedelta(days=30), status_changed_at=handed, status_reason=None, replaces_card_id=None,
-        link_token_hash=None, credential=None, chip_uid=None, chip_key=None, lock_version=1))
+        link_token_hash=None, chip_uid=None, chip_key=None, lock_version=1))
     ids["card_event"] = ids.get("card_event", 0) + 1
     writer.add(CardEvent.__table__, dict(
         id=ids["card_event"], card_id=ids["card"], from_status=None, to_status="issued", at=handed, user_id=None,
