@@ -260,7 +260,8 @@ def pcscd():
         names = None
     if names is None:
         started = subprocess.Popen(["pcscd", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        names = _wait_until(readers, 10, "pcscd with the vpcd readers")
+        # 10 s was once not enough on a machine starting pcscd for the first time since boot.
+        names = _wait_until(readers, 30, "pcscd with the vpcd readers")
     yield names
     if started is not None:
         started.terminate()
