@@ -66,3 +66,79 @@ def test_the_bureau_journey_on_the_web(database_url, tree, tmp_path, monkeypatch
              token_from=f"/bureau/batches/{batch_id}")
     assert "Отмечены полученными 4 карты" in web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
     app.extensions["unioncard"].engine.dispose()
+
+
+def test_a_run_started_on_the_web_waits_for_the_bureau_s_worker_and_only_that_worker_runs_it(
+        database_url, tree, tmp_path, monkeypatch, make_uow):
+    """With a real queue (RQ on Redis) the web only queues the run, on the «bureau» lane: a general
+    worker leaves it, the bureau workstation's worker (its own printer and reader settings) makes
+    the cards; the page says it waits meanwhile, and a second start is refused."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from redis import Redis
+
+    from unioncard.checkin_web import create_app
+    from unioncard.config import Settings
+    from unioncard.jobs.models import Job
+    from unioncard.personalization.models import Batch
+
+    redis_url = os.environ.get("UNIONCARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    Redis.from_url(redis_url).ping()
+    queue_name = f"test-{uuid.uuid4().hex[:10]}"
+    queue = f"rq+{redis_url}?queue={queue_name}"
+    monkeypatch.setenv("UNIONCARD_KEYSTORE_SECRET", "web bureau")
+    store = open_keystore(f"software:{tmp_path / 'keys'}", "web bureau", create=True)
+    store.generate(KeyRole.CARD_CREDENTIAL)
+    store.generate(KeyRole.CARD_CERTIFICATE)
+    app = create_app(Settings(instance_dir=tmp_path / "web", database_url=database_url, secret_key="t",
+                              keystore_url=f"software:{tmp_path / 'keys'}", job_queue=queue,
+                              bureau_reader="sim:", bureau_printer=f"file:{tmp_path / 'not-the-web'}"))
+    web = WebClient(app)
+    approved_cards(make_uow, tree, 3)
+    web.login("bureau")
+    web.post("/bureau/batches", {"region": "23", "size": "10", "encoding": "chip"}, token_from="/bureau/")
+    with app.extensions["unioncard"].session_factory() as s:
+        batch_id = s.query(Batch).one().id
+    web.post(f"/bureau/batches/{batch_id}/run", {}, token_from=f"/bureau/batches/{batch_id}")
+    page = web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+    assert "Ждёт, когда рабочее место бюро возьмёт её в работу" in page
+    web.post(f"/bureau/batches/{batch_id}/run", {}, token_from=f"/bureau/batches/{batch_id}")
+    assert "Изготовление этой партии уже ждёт рабочее место бюро" in web.get(
+        f"/bureau/batches/{batch_id}").get_data(as_text=True)
+
+    def worker(*lane, printed):
+        env = {**os.environ, "UNIONCARD_DATABASE_URL": database_url, "UNIONCARD_JOB_QUEUE": queue,
+               "UNIONCARD_INSTANCE_DIR": str(tmp_path / "station"), "UNIONCARD_SECRET_KEY": "t",
+               "UNIONCARD_KEYSTORE": f"software:{tmp_path / 'keys'}", "UNIONCARD_KEYSTORE_SECRET": "web bureau",
+               "UNIONCARD_BUREAU_READER": "sim:", "UNIONCARD_BUREAU_PRINTER": f"file:{printed}"}
+        done = subprocess.run([sys.executable, "-m", "unioncard", "jobs", "worker", "--burst", *lane], env=env,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    try:
+        worker(printed=tmp_path / "general")
+        with app.extensions["unioncard"].session_factory() as s:
+            assert s.query(Job).one().status == "queued"
+        worker("--lane", "bureau", printed=tmp_path / "bureau-desk")
+        with app.extensions["unioncard"].session_factory() as s:
+            job = s.query(Job).one()
+            assert job.status == "done" and (job.done, job.total) == (3, 3)
+        state = web.get(f"/bureau/batches/{batch_id}/progress.json").get_json()
+        assert (state["status"], state["done"], state["running"]) == ("produced", 3, False)
+        assert len(list((tmp_path / "bureau-desk").glob("*.pdf"))) == 1
+        assert not (tmp_path / "general").exists() and not (tmp_path / "not-the-web").exists()
+        wrong = subprocess.run([sys.executable, "-m", "unioncard", "jobs", "worker", "--lane", "nowhere"],
+                               env={**os.environ, "UNIONCARD_DATABASE_URL": database_url,
+                                    "UNIONCARD_JOB_QUEUE": queue, "UNIONCARD_INSTANCE_DIR": str(tmp_path / "x")},
+                               capture_output=True, text=True, timeout=60)
+        assert wrong.returncode != 0 and "Нет очереди «nowhere»; есть очереди: bureau" in wrong.stderr
+        assert "Traceback" not in wrong.stderr
+    finally:
+        connection = Redis.from_url(redis_url)
+        for key in connection.scan_iter(f"rq:*{queue_name}*"):
+            connection.delete(key)
+        app.extensions["unioncard"].engine.dispose()

@@ -824,12 +824,9 @@ def _bureau(fn):
 
 
 def load_layout(settings):
-    from pathlib import Path
-
     from unioncard.card_layouts import model
 
-    value = settings.bureau_layout
-    return model.load(value) if value.endswith(".json") or Path(value).is_file() else model.builtin(value)
+    return model.from_setting(settings.bureau_layout)
 
 
 @bureau_group.command("waiting", help=N_('Approved plastic cards not yet in a batch, per region.'))

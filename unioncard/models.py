@@ -18,3 +18,4 @@ from unioncard.issuer import handlers as issuer_handlers  # noqa: F401,E402
 from unioncard.messaging import handlers as messaging_handlers  # noqa: F401,E402
 from unioncard.registry import jobs as registry_jobs  # noqa: F401,E402
 from unioncard.messaging import mailings as messaging_jobs  # noqa: F401,E402
+from unioncard.personalization import jobs as personalization_jobs  # noqa: F401,E402

@@ -94,6 +94,11 @@ def builtin(name: str = "union") -> Layout:
     return load(BUILTIN_DIR / f"{name}.json")
 
 
+def from_setting(value: str) -> Layout:
+    """The layout UNIONCARD_BUREAU_LAYOUT names: a JSON file, or a built-in layout's name."""
+    return load(value) if value.endswith(".json") or Path(value).is_file() else builtin(value)
+
+
 def load(path: str | Path) -> Layout:
     path = Path(path)
     try:

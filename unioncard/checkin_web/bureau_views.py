@@ -4,9 +4,6 @@ parcel per organisation. Batches outside the user's scope answer 404."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -21,7 +18,9 @@ from unioncard.checkin_web.scope import user_can
 from unioncard.errors import NotFound, UnionCardError
 from unioncard.issuer import cardnumber
 from unioncard.issuer.models import Card
+from unioncard.jobs import domain as jd
 from unioncard.personalization import domain as pd
+from unioncard.personalization import jobs as bureau_jobs
 from unioncard.personalization import manifest as manifests
 from unioncard.personalization import services as bureau
 from unioncard.personalization.models import BatchItem, PrintJob
@@ -91,12 +90,14 @@ def batch(batch_id: int):
             BatchItem.batch_id == batch_id, BatchItem.stage == pd.Stage.SPOILED.value)
             .order_by(BatchItem.position)).all()
         jobs = list(session.scalars(select(PrintJob).where(PrintJob.batch_id == batch_id).order_by(PrintJob.id)))
+        run_job = bureau_jobs.last_run(session, batch_id)
         deliveries = session.execute(
             select(Organisation.id, Organisation.name, Card.status, func.count())
             .join(Card, Card.organisation_id == Organisation.id).join(BatchItem, BatchItem.card_id == Card.id)
             .where(BatchItem.batch_id == batch_id, BatchItem.stage == pd.Stage.DONE.value)
             .group_by(Organisation.id, Organisation.name, Card.status).order_by(Organisation.name)).all()
     return render_template("bureau/batch.html", batch=the_batch, state=state, spoiled=spoiled, jobs=jobs,
+                           run_job=run_job, job_statuses=jd.Status,
                            deliveries=deliveries, is_bureau=_is_bureau(), labels=pd.BATCH_LABELS,
                            stage_labels=pd.STAGE_LABELS, encoding_labels=pd.ENCODING_LABELS, job_labels=pd.JOB_LABELS,
                            can_deliver=_actor().can(d.Permission.APPROVE_CARDS), fmt=cardnumber.format)
@@ -115,26 +116,20 @@ def progress(batch_id: int):
 @bp.route("/batches/<int:batch_id>/run", methods=["POST"])
 @login_required
 def run(batch_id: int):
-    """Start the run as its own process (it outlives the request and survives a web restart);
-    the page follows its progress."""
+    """Queue the run for the bureau's workstation (its worker has the printer and the reader; in
+    the demo the app's own job thread runs it); the page follows its progress."""
     if not _is_bureau():
         abort(404)
-    rt = _rt()
-    with rt.session_factory() as session:
-        the_batch = _batch_or_404(session, batch_id)
-        if the_batch.run_owner:
-            flash(_("This batch is already running"), "error")
-            return redirect(url_for("bureau.batch", batch_id=batch_id))
-    log = rt.settings.instance_dir / "bureau" / f"batch-{batch_id}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, UNIONCARD_INSTANCE_DIR=str(rt.settings.instance_dir),
-               UNIONCARD_DATABASE_URL=rt.settings.database_url, UNIONCARD_KEYSTORE=rt.settings.keystore_url,
-               UNIONCARD_BUREAU_PRINTER=rt.settings.bureau_printer, UNIONCARD_BUREAU_READER=rt.settings.bureau_reader,
-               UNIONCARD_BUREAU_LAYOUT=rt.settings.bureau_layout)
-    with open(log, "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "unioncard", "bureau", "run", str(batch_id)], env=env, stdout=out,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    flash(_("The batch is being made; this page shows the progress"), "ok")
+    try:
+        with _rt().uow() as uow:
+            bureau_jobs.start_run(uow, _actor(), batch_id)
+            uow.commit()
+    except NotFound:
+        abort(404)
+    except UnionCardError as exc:
+        flash(exc.render(), "error")
+        return redirect(url_for("bureau.batch", batch_id=batch_id))
+    flash(_("The batch is queued for the bureau's workstation; this page shows the progress"), "ok")
     return redirect(url_for("bureau.batch", batch_id=batch_id))
 
 
@@ -217,11 +212,11 @@ def layout_preview():
     if not _is_bureau():
         abort(404)
     from unioncard.card_layouts.render import CardFace, CardRenderer, png_previews
-    from unioncard.cli import load_layout
+    from unioncard.card_layouts.model import from_setting
 
     side = 1 if request.args.get("side") == "back" else 0
     sample = CardFace({"surname": "Иванова", "given_names": "Мария Петровна", "number": "9643 0123 0000 0014",
                        "credential": _SAMPLE_QR, "region_name": "Краснодарская краевая организация",
                        "issued_on": "22.11.2026", "union_name": "Общероссийский профессиональный союз"})
-    pdf = CardRenderer(load_layout(_rt().settings)).pdf([sample])
+    pdf = CardRenderer(from_setting(_rt().settings.bureau_layout)).pdf([sample])
     return Response(png_previews(pdf, dpi=150)[side], mimetype="image/png")

@@ -21,14 +21,20 @@ def jobs_group() -> None:
 @jobs_group.command("worker", help=N_("Run jobs from the queue named by UNIONCARD_JOB_QUEUE (rq+redis://…); "
                                       "start as many as there are cores to spare, on any machine."))
 @click.option("--burst", is_flag=True, help=N_("Stop when the queue is empty instead of waiting for more."))
-def worker(burst: bool) -> None:
+@click.option("--lane", default=None, help=N_("Run only the jobs of this lane: «bureau» on the bureau's "
+                                               "workstation, whose printer and reader the runs need."))
+def worker(burst: bool, lane: str | None) -> None:
     from sqlalchemy.pool import NullPool
 
+    import unioncard.models  # noqa: F401 - every part's job handlers, to know each lane's kinds
     from unioncard import db
     from unioncard.config import load_settings
     from unioncard.jobs import services
 
     settings = load_settings()
+    if lane and not services.kinds_on(lane):
+        raise click.UsageError(translate(N_("There is no lane «%(lane)s»; lanes: %(lanes)s"), lane=lane,
+                                         lanes=", ".join(sorted(services.lanes())) or "—"))
     try:
         address = d.parse_queue(settings.job_queue)
     except d.QueueAddressInvalid as exc:
@@ -52,8 +58,9 @@ def worker(burst: bool) -> None:
     def requeue_abandoned() -> None:
         """Jobs whose worker died (killed, machine lost) or whose queue entry was lost: again to
         the queue, where one worker claims each and carries on from its checkpoint."""
-        for job_id in services.waiting_or_abandoned(session_factory, settings.job_lease_seconds):
-            job_queue.enqueue(job_id)
+        for job_id in services.waiting_or_abandoned(session_factory, settings.job_lease_seconds,
+                                                     kinds=services.kinds_on(lane)):
+            job_queue.enqueue(job_id, lane)
 
     class UnionCardWorker(Worker):
         def run_maintenance_tasks(self):
@@ -64,7 +71,7 @@ def worker(burst: bool) -> None:
         connection = Redis.from_url(address.redis_url)
         connection.ping()
         requeue_abandoned()
-        rq_worker = UnionCardWorker([address.name], connection=connection,
+        rq_worker = UnionCardWorker([job_queue.queue_name(lane)], connection=connection,
                                     maintenance_interval=max(5, int(settings.job_lease_seconds / 2)))
         rq_worker.work(burst=burst, with_scheduler=False)
     except RedisConnectionError as exc:

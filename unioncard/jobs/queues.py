@@ -21,20 +21,22 @@ class JobQueue:
         self.settings = settings
         self.session_factory = session_factory
 
-    def enqueue(self, job_id: int) -> None:
+    def enqueue(self, job_id: int, lane: str | None = None) -> None:
         raise NotImplementedError
 
     def subscriber(self, event) -> None:
         """An after-commit subscriber of the unit of work: queue what was just submitted."""
         if isinstance(event, services.JobSubmitted):
             try:
-                self.enqueue(event.job_id)
+                self.enqueue(event.job_id, event.lane)
             except Exception:  # noqa: BLE001 - the job stays queued in the database for recovery
                 log.exception("job %s could not be queued now; a worker will take it up later", event.job_id)
 
 
 class InlineJobQueue(JobQueue):
-    def enqueue(self, job_id: int) -> None:
+    """Every lane in the submitting process (tests): the app's own devices and keys."""
+
+    def enqueue(self, job_id: int, lane: str | None = None) -> None:
         services.run(job_id, settings=self.settings, session_factory=self.session_factory)
 
 
@@ -54,7 +56,8 @@ class ThreadJobQueue(JobQueue):
                 self._thread = threading.Thread(target=self._work, name="unioncard-jobs", daemon=True)
                 self._thread.start()
 
-    def enqueue(self, job_id: int) -> None:
+    def enqueue(self, job_id: int, lane: str | None = None) -> None:
+        # The demo's one thread runs every lane: its bureau is the same laptop (file:, sim:).
         self._ensure_thread()
         self._queue.put(job_id)
 
@@ -83,20 +86,25 @@ class RqJobQueue(JobQueue):
     def __init__(self, settings, session_factory, address: d.RqQueue):
         super().__init__(settings, session_factory)
         self.address = address
-        self._rq_queue = None
+        self._rq_queues: dict = {}
 
-    def rq_queue(self):
-        if self._rq_queue is None:
+    def queue_name(self, lane: str | None = None) -> str:
+        """The RQ queue of a lane: «unioncard» for the general workers, «unioncard-bureau» for the
+        bureau's."""
+        return f"{self.address.name}-{lane}" if lane else self.address.name
+
+    def rq_queue(self, lane: str | None = None):
+        if lane not in self._rq_queues:
             from redis import Redis
             from rq import Queue
 
-            self._rq_queue = Queue(self.address.name, connection=Redis.from_url(self.address.redis_url))
-        return self._rq_queue
+            self._rq_queues[lane] = Queue(self.queue_name(lane), connection=Redis.from_url(self.address.redis_url))
+        return self._rq_queues[lane]
 
-    def enqueue(self, job_id: int) -> None:
+    def enqueue(self, job_id: int, lane: str | None = None) -> None:
         # The job's row is the truth: RQ only carries its id. No RQ timeout: a 4 M-member job
         # takes what it takes, and a dead worker is found by the row's lease instead.
-        self.rq_queue().enqueue(RQ_FUNCTION, job_id, job_timeout=-1, result_ttl=3600, failure_ttl=7 * 86400,
+        self.rq_queue(lane).enqueue(RQ_FUNCTION, job_id, job_timeout=-1, result_ttl=3600, failure_ttl=7 * 86400,
                                 description=f"unioncard job {job_id}")
 
 

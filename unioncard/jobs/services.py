@@ -14,7 +14,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, true, update
 from sqlalchemy.orm import Session
 
 from unioncard import clock
@@ -28,23 +28,43 @@ from unioncard.registry.actor import Actor
 log = logging.getLogger(__name__)
 
 _HANDLERS: dict[str, Callable] = {}
+# Kinds that run only on workers of a lane: a bureau run needs the bureau's printer and reader,
+# so only a worker started on that workstation (unioncard jobs worker --lane bureau) takes it.
+_LANES: dict[str, str] = {}
 
 INTERNAL_ERROR = N_("an internal error; the administrator finds its details in the worker's log")
 GAVE_UP = N_("it was taken up %(attempts)s times and never finished; the administrator finds why in the workers' logs")
 
 
-def handler(kind: str):
-    """Register ``fn(context) -> dict`` as what a job of ``kind`` does."""
+def handler(kind: str, lane: str | None = None):
+    """Register ``fn(context) -> dict`` as what a job of ``kind`` does; with ``lane``, only the
+    workers of that lane run it (and the other workers never see it)."""
     def register(fn):
         _HANDLERS[kind] = fn
+        if lane:
+            _LANES[kind] = lane
         return fn
     return register
 
 
+def lane_of(kind: str) -> str | None:
+    return _LANES.get(kind)
+
+
+def lanes() -> set[str]:
+    return set(_LANES.values())
+
+
+def kinds_on(lane: str | None) -> list[str]:
+    """The kinds a worker of ``lane`` runs (None: the general workers)."""
+    return sorted(kind for kind in _HANDLERS if _LANES.get(kind) == lane)
+
+
 @dataclass(frozen=True)
 class JobSubmitted:
-    """After commit: a job waits to be queued."""
+    """After commit: a job waits to be queued (on its lane's queue, if its kind has one)."""
     job_id: int
+    lane: str | None = None
 
 
 class JobLost(Exception):
@@ -60,7 +80,7 @@ def submit(uow: UnitOfWork, actor: Actor, kind: str, params: dict, org_path: str
               org_path=org_path, created_by=actor.user_id, created_at=clock.now(), attempts=0, done=0)
     uow.session.add(job)
     uow.session.flush()
-    uow.announce(JobSubmitted(job.id))
+    uow.announce(JobSubmitted(job.id, lane_of(kind)))
     return job
 
 
@@ -193,12 +213,14 @@ def run(job_id: int, *, settings, session_factory, lease_seconds: float | None =
     return status
 
 
-def waiting_or_abandoned(session_factory, lease_seconds: float) -> list[int]:
+def waiting_or_abandoned(session_factory, lease_seconds: float, kinds: list[str] | None = None) -> list[int]:
     """Jobs to (re)queue: ones waiting for longer than the lease (their queue entry was lost with a
-    queue or a process), and running ones whose worker has been silent for the lease."""
+    queue or a process), and running ones whose worker has been silent for the lease; only of
+    ``kinds`` if given (a worker requeues only what its own lane runs)."""
     now = clock.now()
+    only = Job.kind.in_(kinds) if kinds is not None else true()
     with session_factory() as session:
-        return list(session.scalars(select(Job.id).where(or_(
+        return list(session.scalars(select(Job.id).where(only, or_(
             (Job.status == d.Status.QUEUED) & (Job.created_at < d.abandoned_before(now, lease_seconds)),
             (Job.status == d.Status.RUNNING) & (Job.heartbeat_at < d.abandoned_before(now, lease_seconds))))
             .order_by(Job.id)))

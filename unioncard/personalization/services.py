@@ -251,7 +251,10 @@ class BatchRun:
 
     def _progress(self) -> None:
         with self.uow_factory() as uow:
-            self.on_progress(progress(uow.session, self.batch_id))
+            state = progress(uow.session, self.batch_id)
+        # Outside the read: a listener may write (a job records its progress), and SQLite has one
+        # writer at a time.
+        self.on_progress(state)
 
     def run(self) -> RunReport:
         with self.uow_factory() as uow:
