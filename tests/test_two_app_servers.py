@@ -66,9 +66,11 @@ def two_servers(database_url, tree, tmp_path, make_uow):
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    urllib.request.urlopen(server + "/login", timeout=2).read()
+                    urllib.request.urlopen(server + "/login", timeout=10).read()
                     break
-                except (urllib.error.URLError, ConnectionError):
+                # The socket is open before the worker has imported the app (two seconds here): a
+                # read that times out meanwhile means "not yet", as a refused connection does.
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
                     assert process.poll() is None, process.stdout.read().decode()
                     assert time.monotonic() < deadline, "the app server did not start"
                     time.sleep(0.2)
@@ -186,3 +188,61 @@ def test_desks_syncing_to_either_server_give_one_journal(two_servers, make_uow, 
     assert sorted(rows) == before
     primaries = [number for number, duplicate in rows if not duplicate]
     assert len(primaries) == len(set(primaries)) == len(scanned)
+
+
+def _gunicorn_worker_of(server: str) -> int:
+    """The worker process (not the master) of the gunicorn serving ``server``."""
+    port = server.rsplit(":", 1)[1]
+    pids = [int(pid) for pid in subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True,
+                                                text=True).stdout.split()]
+    parents = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in pids}
+    workers = [pid for pid, parent in parents.items() if parent in parents]
+    assert len(workers) == 1, parents
+    return workers[0]
+
+
+def test_every_answered_partner_query_is_in_the_log_when_a_server_s_worker_is_killed(two_servers, make_uow,
+                                                                                     session_factory, system):
+    """Partners query both servers from eight threads; one server's worker is killed with SIGKILL
+    in the middle. Every answer a partner got names a reference that is in the query log: the log
+    row is committed before the answer leaves."""
+    import signal
+    import threading
+
+    from stdnum import luhn
+
+    from unioncard.partner.models import PartnerQuery
+
+    (a, b), _stores = two_servers
+    with make_uow() as uow:
+        _key, text = partners.create_key(uow.session, system, "Касса", "general", per_minute=partners.MAX_PER_MINUTE)
+        uow.commit()
+    body = "964301000000123"
+    payload = json.dumps({"card_number": body + luhn.calc_check_digit(body), "surname": "Иванов"}).encode()
+    answered, failures, stop = [], [], threading.Event()
+
+    def partner(index: int) -> None:
+        while not stop.is_set():
+            request = urllib.request.Request((a, b)[index % 2] + "/api/v1/partner/verify", method="POST",
+                                             data=payload, headers={"Authorization": f"Bearer {text}",
+                                                                    "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=20) as response:
+                    answered.append(json.loads(response.read())["reference"])
+            except (urllib.error.URLError, ConnectionError, OSError) as error:  # the killed worker's
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=partner, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    os.kill(_gunicorn_worker_of(a), signal.SIGKILL)
+    time.sleep(2.5)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert len(answered) > 50, (len(answered), failures[:3])
+    with session_factory() as session:
+        logged = set(session.scalars(select(PartnerQuery.reference)))
+    assert set(answered) <= logged, len(set(answered) - logged)
+    assert len(logged) >= len(answered)
