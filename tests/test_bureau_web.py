@@ -105,6 +105,7 @@ def test_a_run_started_on_the_web_waits_for_the_bureau_s_worker_and_only_that_wo
     web.post(f"/bureau/batches/{batch_id}/run", {}, token_from=f"/bureau/batches/{batch_id}")
     page = web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
     assert "Ждёт, когда рабочее место бюро возьмёт её в работу" in page
+    assert f"/bureau/batches/{batch_id}/run" not in page  # no second start offered while it waits
     web.post(f"/bureau/batches/{batch_id}/run", {}, token_from=f"/bureau/batches/{batch_id}")
     assert "Изготовление этой партии уже ждёт рабочее место бюро" in web.get(
         f"/bureau/batches/{batch_id}").get_data(as_text=True)
@@ -131,6 +132,8 @@ def test_a_run_started_on_the_web_waits_for_the_bureau_s_worker_and_only_that_wo
         assert (state["status"], state["done"], state["running"]) == ("produced", 3, False)
         assert len(list((tmp_path / "bureau-desk").glob("*.pdf"))) == 1
         assert not (tmp_path / "general").exists() and not (tmp_path / "not-the-web").exists()
+        page = web.get(f"/bureau/batches/{batch_id}").get_data(as_text=True)
+        assert 'data-confirm="Отметить партию отправленной в регион? Отменить это будет нельзя."' in page
         wrong = subprocess.run([sys.executable, "-m", "unioncard", "jobs", "worker", "--lane", "nowhere"],
                                env={**os.environ, "UNIONCARD_DATABASE_URL": database_url,
                                     "UNIONCARD_JOB_QUEUE": queue, "UNIONCARD_INSTANCE_DIR": str(tmp_path / "x")},

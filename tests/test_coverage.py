@@ -87,6 +87,10 @@ def test_coverage_page_and_excel(engine, database_url, tmp_path):
     assert len(rows) == 2 + 37 + 1
     assert rows[-1][2] == sum(r[2] for r in rows[2:-1])
     assert "дату" in web.get("/reports/coverage?on=19-05-2020").get_data(as_text=True)
+    # The Russian way of writing the date, as the error message asks for it, is taken too.
+    typed = web.get("/reports/coverage?on=19.05.2020").get_data(as_text=True)
+    assert "Укажите дату" not in typed and 'value="2020-05-19"' in typed
+    assert typed.count("<strong>100</strong>") == page.count("<strong>100</strong>")
     region = WebClient(app)
     region.login("cheb")
     only = load_workbook(io.BytesIO(region.get("/reports/coverage.xlsx?on=2020-05-19").data)).active

@@ -98,6 +98,8 @@ def batch(batch_id: int):
             .group_by(Organisation.id, Organisation.name, Card.status).order_by(Organisation.name)).all()
     return render_template("bureau/batch.html", batch=the_batch, state=state, spoiled=spoiled, jobs=jobs,
                            run_job=run_job, job_statuses=jd.Status,
+                           run_pending=bool(the_batch.run_owner) or (run_job is not None
+                                                                    and run_job.status not in jd.FINISHED),
                            deliveries=deliveries, is_bureau=_is_bureau(), labels=pd.BATCH_LABELS,
                            stage_labels=pd.STAGE_LABELS, encoding_labels=pd.ENCODING_LABELS, job_labels=pd.JOB_LABELS,
                            can_deliver=_actor().can(d.Permission.APPROVE_CARDS), fmt=cardnumber.format)

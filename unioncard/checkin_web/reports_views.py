@@ -3,7 +3,7 @@ and as Excel, for any date."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import gettext as _
@@ -29,10 +29,13 @@ def _date() -> tuple[date, str | None]:
     raw = request.args.get("on", "").strip()
     if not raw:
         return clock.today(), None
-    try:
-        return bounded_date(date.fromisoformat(raw)), None
-    except ValueError:
-        return clock.today(), _("Give the date as day.month.year")
+    # The date field sends 2020-05-19; a date typed into the address the Russian way is 19.05.2020.
+    for shape in ("%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            return bounded_date(datetime.strptime(raw, shape).date()), None
+        except ValueError:
+            continue
+    return clock.today(), _("Give the date as day.month.year")
 
 
 def _figures():

@@ -34,7 +34,8 @@ def start_run(uow, actor, batch_id: int):
         raise Conflict(N_("This batch has already been produced"), code="batch_not_open")
     waiting = last_run(uow.session, batch_id)
     if batch.run_owner:
-        raise bureau.BatchBusy(owner=batch.run_owner)
+        # Not BatchBusy: its message names the running process, which the page's reader needs not.
+        raise Conflict(N_("This batch is being made right now; this page shows the progress"), code="batch_busy")
     if waiting is not None and waiting.status not in jd.FINISHED:
         raise Conflict(N_("A run of this batch is already waiting for the bureau's workstation"),
                        code="batch_run_waiting")
