@@ -105,7 +105,7 @@ class RqJobQueue(JobQueue):
         # The job's row is the truth: RQ only carries its id. No RQ timeout: a 4 M-member job
         # takes what it takes, and a dead worker is found by the row's lease instead.
         self.rq_queue(lane).enqueue(RQ_FUNCTION, job_id, job_timeout=-1, result_ttl=3600, failure_ttl=7 * 86400,
-                                description=f"unioncard job {job_id}")
+                                    description=f"unioncard job {job_id}")
 
 
 def open_queue(settings, session_factory) -> JobQueue:
