@@ -16,22 +16,20 @@ from unioncard.jobs import domain as jd
 from unioncard.jobs.models import Job
 from unioncard.jobs.services import handler, submit
 from unioncard.personalization import services as bureau
-from unioncard.personalization.domain import BatchStatus
 
 BUREAU_RUN = "bureau_run"
 LANE = "bureau"
 
 
-def _params(batch_id: int) -> str:
-    return json.dumps({"batch_id": batch_id})
+def _params(batch_id: int) -> dict:
+    return {"batch_id": batch_id}
 
 
 def start_run(uow, actor, batch_id: int):
     """A run of the batch, queued for the bureau's workstation (committed by the caller). A batch
     whose run is running or waiting for a workstation is refused."""
     batch = bureau.get_batch(uow.session, actor, batch_id, for_update=True)
-    if batch.status != BatchStatus.OPEN.value:
-        raise Conflict(N_("This batch has already been produced"), code="batch_not_open")
+    bureau.require_open(batch)
     waiting = last_run(uow.session, batch_id)
     if batch.run_owner:
         # Not BatchBusy: its message names the running process, which the page's reader needs not.
@@ -39,13 +37,14 @@ def start_run(uow, actor, batch_id: int):
     if waiting is not None and waiting.status not in jd.FINISHED:
         raise Conflict(N_("A run of this batch is already waiting for the bureau's workstation"),
                        code="batch_run_waiting")
-    return submit(uow, actor, BUREAU_RUN, {"batch_id": batch_id}, batch.region_path)
+    return submit(uow, actor, BUREAU_RUN, _params(batch_id), batch.region_path)
 
 
 def last_run(session, batch_id: int) -> Job | None:
     """The batch's latest run job, whoever started it: its page says whether it waits for a
     workstation or why it stopped."""
-    return session.scalar(select(Job).where(Job.kind == BUREAU_RUN, Job.params == _params(batch_id))
+    # submit stores the parameters as json.dumps of the dict: the same text finds them.
+    return session.scalar(select(Job).where(Job.kind == BUREAU_RUN, Job.params == json.dumps(_params(batch_id)))
                           .order_by(Job.id.desc()).limit(1))
 
 

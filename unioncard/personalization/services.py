@@ -203,6 +203,12 @@ def print_job_title(batch_id: int, job_id: int) -> str:
     return f"unioncard-b{batch_id}-j{job_id}-{secrets.token_hex(4)}"
 
 
+def require_open(batch: Batch) -> None:
+    """Only an open batch is run (a finished one again is refused, not made twice)."""
+    if batch.status != BatchStatus.OPEN.value:
+        raise Conflict(N_("This batch has already been produced"), code="batch_not_open")
+
+
 class BatchRun:
     """Runs one batch to the end, or until a device needs a person; safe to kill at any moment
     and start again. Each step is committed before the next device action."""
@@ -259,8 +265,7 @@ class BatchRun:
     def run(self) -> RunReport:
         with self.uow_factory() as uow:
             batch = self._take(uow)
-            if batch.status != BatchStatus.OPEN.value:
-                raise Conflict(N_("This batch has already been produced"), code="batch_not_open")
+            require_open(batch)
             self.encoding = Encoding(batch.encoding)
             if self.encoding != Encoding.NONE and self.reader is None:
                 raise ValidationError(N_("This batch needs a card reader for the chips"), code="reader_required")
